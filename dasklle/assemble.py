@@ -1,0 +1,33 @@
+"""Stage 3: the sparse weight matrix W and the embedding cost matrix M = (I - W)^T (I - W)."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def weight_matrix(
+    indices: np.ndarray, weights: np.ndarray, n_samples: int | None = None
+) -> sp.csr_array:
+    """W with W[i, indices[i, j]] = weights[i, j] (duplicate entries are summed)."""
+    n, k = indices.shape
+    n_cols = n if n_samples is None else n_samples
+    indptr = np.arange(0, n * k + 1, k, dtype=np.int64)
+    W = sp.csr_array((weights.ravel(), indices.ravel(), indptr), shape=(n, n_cols))
+    W.sum_duplicates()
+    return W
+
+
+def cost_matrix(W: sp.csr_array) -> sp.csr_array:
+    """M = (I - W)^T (I - W), the quadratic form whose bottom eigenvectors give the embedding."""
+    n = W.shape[0]
+    I_minus_W = sp.eye_array(n, format="csr", dtype=W.dtype) - W
+    M = (I_minus_W.T @ I_minus_W).tocsr()
+    M.sum_duplicates()
+    return M
+
+
+def cost_matrix_reference(W: np.ndarray) -> np.ndarray:
+    """Dense M, for checking the sparse one."""
+    I_minus_W = np.eye(W.shape[0]) - W
+    return I_minus_W.T @ I_minus_W

@@ -1,0 +1,168 @@
+"""Stage 4: the bottom eigenvectors of M, skipping the constant one.
+
+``dense`` (LAPACK ``eigh``) is the reference. ``arpack`` is shift-invert Lanczos about 0 (what
+scikit-learn uses). ``lobpcg`` and ``amg`` run LOBPCG with the constant vector deflated, ``amg``
+preconditioned by smoothed-aggregation multigrid (pyamg). Every run reports the largest residual
+|M v - lambda v| of the returned vectors and which solver actually ran.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+
+# Extra LOBPCG block vectors beyond the wanted ones: the bottom of LLE's spectrum is bunched
+# (eigenvalues 1e-13..1e-5), and a wider block converges in far fewer iterations.
+LOBPCG_EXTRA_VECTORS = 8
+# scipy's LOBPCG falls back to a dense solve (which refuses a deflation block) when
+# n < 5 * block size; below that we run the dense reference instead.
+LOBPCG_MIN_ROWS_PER_VECTOR = 5
+# Shift that makes M positive definite for building the multigrid hierarchy.
+AMG_SHIFT = 1e-5
+
+
+@dataclass
+class NullSpace:
+    """The result of the eigen stage."""
+
+    vectors: np.ndarray  # (n, n_components), the embedding before any rescaling
+    values: np.ndarray  # (n_components,), the kept eigenvalues, ascending
+    solver: str  # the solver that actually ran
+    residual: float  # max_j |M v_j - lambda_j v_j| over the kept vectors
+    n_iter: int | None = None
+
+
+def choose_solver(solver: str, n_samples: int, n_wanted: int) -> str:
+    """Resolve ``"auto"`` as scikit-learn does: ARPACK for n > 200 and few vectors, else dense."""
+    if solver != "auto":
+        return solver
+    if n_samples > 200 and n_wanted < 10:
+        return "arpack"
+    return "dense"
+
+
+def residual_norms(M, vectors: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """|M v_j - lambda_j v_j| for unit-norm columns v_j."""
+    norms = np.linalg.norm(vectors, axis=0)
+    unit = vectors / np.where(norms > 0, norms, 1.0)
+    return np.linalg.norm(M @ unit - unit * values[None, :], axis=0)
+
+
+def _dense(M, n_components: int, k_skip: int) -> tuple[np.ndarray, np.ndarray]:
+    dense = M.toarray() if sp.issparse(M) else np.array(M, dtype=np.float64)
+    values, vectors = scipy.linalg.eigh(
+        dense, subset_by_index=(k_skip, n_components + k_skip - 1), overwrite_a=True
+    )
+    order = np.argsort(np.abs(values))
+    return values[order], vectors[:, order]
+
+
+def _arpack(M, n_components, k_skip, tol, max_iter, rng) -> tuple[np.ndarray, np.ndarray]:
+    v0 = rng.uniform(-1, 1, M.shape[0])
+    try:
+        values, vectors = spla.eigsh(
+            M, n_components + k_skip, sigma=0.0, tol=tol, maxiter=max_iter, v0=v0
+        )
+    except RuntimeError as exc:  # ArpackError, ArpackNoConvergence and singular factorisations
+        raise ValueError(
+            "Error in determining null-space with ARPACK. Error message: "
+            f"'{exc}'. Note that eigen_solver='arpack' can fail when the weight matrix is "
+            "singular or otherwise ill-behaved. In that case, eigen_solver='dense' is "
+            "recommended, or eigen_solver='amg' for large problems."
+        ) from exc
+    order = np.argsort(values)
+    return values[order][k_skip:], vectors[:, order][:, k_skip:]
+
+
+def _amg_preconditioner(M):
+    import pyamg
+
+    shifted = (M + AMG_SHIFT * sp.eye_array(M.shape[0], format="csr")).tocsr()
+    hierarchy = pyamg.smoothed_aggregation_solver(shifted, max_coarse=500)
+    return hierarchy.aspreconditioner(cycle="V")
+
+
+def _lobpcg(M, n_components, tol, max_iter, rng, precondition: bool):
+    n = M.shape[0]
+    block = n_components + LOBPCG_EXTRA_VECTORS
+    constant = np.full((n, 1), 1.0 / np.sqrt(n))
+    X0 = rng.standard_normal((n, block))
+    preconditioner = _amg_preconditioner(M) if precondition else None
+    with warnings.catch_warnings():
+        # Non-convergence is reported below from the measured residual, not from scipy's warning.
+        warnings.simplefilter("ignore", UserWarning)
+        values, vectors, history = spla.lobpcg(
+            M,
+            X0,
+            M=preconditioner,
+            Y=constant,
+            tol=tol,
+            maxiter=max_iter,
+            largest=False,
+            retResidualNormsHistory=True,
+        )
+    order = np.argsort(values)[:n_components]
+    return values[order], vectors[:, order], len(history)
+
+
+def null_space(
+    M: sp.csr_array | np.ndarray,
+    n_components: int,
+    *,
+    solver: str = "auto",
+    tol: float = 1e-6,
+    max_iter: int = 100,
+    random_state=None,
+    k_skip: int = 1,
+) -> NullSpace:
+    """The n_components eigenvectors of M above its k_skip smallest ones.
+
+    Parameters
+    ----------
+    M : symmetric positive semi-definite matrix, sparse or dense
+    n_components : number of eigenvectors to keep
+    solver : "auto", "dense", "arpack", "lobpcg" or "amg"
+    tol, max_iter : passed to the iterative solvers
+    random_state : seed for the solvers' starting vectors
+    k_skip : number of bottom eigenvectors to discard (1: the constant vector)
+
+    Returns
+    -------
+    NullSpace
+    """
+    n = M.shape[0]
+    rng = check_random_state(random_state)
+    solver = choose_solver(solver, n, n_components + k_skip)
+    n_iter = None
+    if solver in ("lobpcg", "amg") and (
+        k_skip != 1 or n < LOBPCG_MIN_ROWS_PER_VECTOR * (n_components + LOBPCG_EXTRA_VECTORS) + 2
+    ):
+        solver = "dense"
+    if solver == "dense":
+        values, vectors = _dense(M, n_components, k_skip)
+    elif solver == "arpack":
+        values, vectors = _arpack(M, n_components, k_skip, tol, max_iter, rng)
+    else:
+        values, vectors, n_iter = _lobpcg(M, n_components, tol, max_iter, rng, solver == "amg")
+    residual = float(residual_norms(M, vectors, values).max())
+    if not np.all(np.isfinite(vectors)):
+        raise ValueError(
+            f"eigen_solver={solver!r} returned non-finite eigenvectors; try eigen_solver='dense' "
+            "or a larger reg."
+        )
+    if solver in ("lobpcg", "amg") and residual > max(tol, 1e-12) * 10:
+        warnings.warn(
+            f"eigen_solver={solver!r} did not converge in max_iter={max_iter} iterations: largest "
+            f"residual |Mv - lambda v| = {residual:.2e} > 10 * tol = {10 * tol:.1e}. Increase "
+            "max_iter, or use eigen_solver='arpack' or 'dense'.",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    return NullSpace(vectors, values, solver, residual, n_iter)
