@@ -186,8 +186,8 @@ def as_dask_input(X: Any, chunk_rows: int | None = None, name: str = "X") -> tup
             raise ValueError(f"{name} must be 2-D (n_samples, n_features); got shape {X.shape}.")
         if any(np.isnan(c) for c in X.shape) or any(np.isnan(c) for cs in X.chunks for c in cs):
             raise ValueError(
-                f"{name} is a dask array with unknown chunk sizes; call {name}.compute_chunk_sizes() "
-                "first."
+                f"{name} is a dask array with unknown chunk sizes; call "
+                f"{name}.compute_chunk_sizes() first."
             )
         dtype = working_dtype(X.dtype, name)
         array = X

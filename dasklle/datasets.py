@@ -149,7 +149,7 @@ def _digits_block(rng: np.random.Generator, rows: int):
 def digits_784(
     n_samples: int, *, random_state: int = 0, chunks: int | None = None
 ) -> tuple[da.Array, da.Array]:
-    """ "digits-784": real 8x8 digits upsampled to 28x28 and randomly deformed (infinite-MNIST style).
+    """Real 8x8 digits upsampled to 28x28 and randomly deformed (infinite-MNIST style).
 
     Returns X (n, 784) float32 in [0, 1] and the digit labels.
     """
@@ -171,15 +171,24 @@ def make(name: str, n_samples: int, *, random_state: int = 0, chunks: int | None
 def write_zarr(
     path: str | os.PathLike, X: da.Array, labels: da.Array | None = None, *, chunk_rows: int = 16384
 ) -> None:
-    """Stream a generated data set into a zarr group: arrays ``X`` and ``labels``."""
+    """Stream a generated data set into a zarr group: arrays ``X`` and ``labels``.
+
+    Each dask block is aligned with one zarr chunk, so blocks are written in parallel without locks.
+    """
     import zarr
 
     group = zarr.open_group(store=os.fspath(path), mode="w")
     X = X.rechunk({0: chunk_rows, 1: -1})
-    da.to_zarr(X, group.create_array("X", shape=X.shape, dtype=X.dtype, chunks=X.chunksize))
+    sources, targets = (
+        [X],
+        [group.create_array("X", shape=X.shape, dtype=X.dtype, chunks=X.chunksize)],
+    )
     if labels is not None:
         labels = labels.rechunk(chunk_rows)
-        target = group.create_array(
-            "labels", shape=labels.shape, dtype=labels.dtype, chunks=labels.chunksize
+        sources.append(labels)
+        targets.append(
+            group.create_array(
+                "labels", shape=labels.shape, dtype=labels.dtype, chunks=labels.chunksize
+            )
         )
-        da.to_zarr(labels, target)
+    da.store(sources, targets, lock=False)

@@ -176,6 +176,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             n_jobs=self.n_jobs,
         )
         self.embedding_ = result.embedding
+        self._n_features_out = result.embedding.shape[1]
         self.eigenvalues_ = result.eigenvalues
         self.reconstruction_error_ = result.reconstruction_error
         self.neighbor_indices_ = result.neighbor_indices

@@ -1,0 +1,83 @@
+import dask.array as da
+import numpy as np
+import pytest
+from sklearn.neighbors import NearestNeighbors
+
+from dasklle import datasets
+from dasklle.neighbors import choose_algorithm, drop_self, nearest_neighbors
+
+from .conftest import manifold
+
+# pynndescent is approximate; at k=10 on digits-784 its recall is typically ~0.99 (measured).
+MIN_NNDESCENT_RECALL = 0.95
+
+
+def sklearn_neighbors(X: np.ndarray, k: int) -> np.ndarray:
+    return NearestNeighbors(n_neighbors=k + 1).fit(X).kneighbors(X, return_distance=False)[:, 1:]
+
+
+def recall(found: np.ndarray, exact: np.ndarray) -> float:
+    hits = sum(len(np.intersect1d(a, b)) for a, b in zip(found, exact, strict=True))
+    return hits / exact.size
+
+
+@pytest.mark.parametrize("name", ["swiss_roll", "digits"])
+@pytest.mark.parametrize("algorithm", ["brute", "kd_tree", "ball_tree"])
+@pytest.mark.parametrize("chunk_rows", [97, 800])
+def test_exact_algorithms_match_sklearn(name, algorithm, chunk_rows):
+    X = manifold(name, 800)
+    indices, _ = nearest_neighbors(
+        da.from_array(X, chunks=(chunk_rows, -1)), 7, algorithm=algorithm
+    )
+    np.testing.assert_array_equal(indices.compute(), sklearn_neighbors(X, 7))
+
+
+def test_brute_on_cluster(client):
+    X = manifold("s_curve", 600)
+    indices, _ = nearest_neighbors(da.from_array(X, chunks=(100, -1)), 5, algorithm="brute")
+    np.testing.assert_array_equal(indices.compute(), sklearn_neighbors(X, 5))
+
+
+def test_nndescent_recall_on_digits_784():
+    X, _ = datasets.digits_784(3000, random_state=1)
+    X = X.compute()
+    indices, _ = nearest_neighbors(
+        da.from_array(X, chunks=(1000, -1)), 10, algorithm="nndescent", random_state=0
+    )
+    measured = recall(indices.compute(), sklearn_neighbors(X, 10))
+    assert measured >= MIN_NNDESCENT_RECALL, measured
+
+
+def test_drop_self_by_index_not_position():
+    # Rows 0 and 1 are duplicates: row 1's own index may come second among the candidates.
+    candidates = np.array([[0, 1, 2], [0, 1, 2], [2, 3, 1]])
+    np.testing.assert_array_equal(
+        drop_self(candidates, np.array([0, 1, 2]), 2), [[1, 2], [0, 2], [3, 1]]
+    )
+    # A point absent from its own candidates (more than k duplicates): drop the farthest.
+    np.testing.assert_array_equal(drop_self(np.array([[4, 5, 6]]), np.array([0]), 2), [[4, 5]])
+
+
+def test_duplicated_points_never_list_themselves():
+    X = np.repeat(np.random.default_rng(0).random((50, 3)), 3, axis=0)
+    for algorithm in ("brute", "kd_tree"):
+        indices, _ = nearest_neighbors(da.from_array(X, chunks=(40, -1)), 4, algorithm=algorithm)
+        indices = indices.compute()
+        assert not (indices == np.arange(len(X))[:, None]).any()
+
+
+def test_query_new_points_matches_sklearn():
+    X = manifold("swiss_roll", 500)
+    Y = X[:50] + 0.01
+    exact = NearestNeighbors(n_neighbors=6).fit(X).kneighbors(Y, return_distance=False)
+    for algorithm in ("brute", "kd_tree"):
+        _, index = nearest_neighbors(da.from_array(X, chunks=(100, -1)), 6, algorithm=algorithm)
+        found = index.query(da.from_array(Y, chunks=(20, -1)), 6).compute()
+        np.testing.assert_array_equal(found, exact)
+
+
+def test_auto_choice():
+    assert choose_algorithm("auto", 10**6, 3) == "kd_tree"
+    assert choose_algorithm("auto", 5000, 784) == "brute"
+    assert choose_algorithm("auto", 10**6, 784) == "nndescent"
+    assert choose_algorithm("ball_tree", 10, 3) == "ball_tree"
