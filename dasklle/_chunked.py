@@ -8,11 +8,45 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
+from dask.delayed import Delayed
 
 
 def row_offsets(row_chunks: Sequence[int]) -> np.ndarray:
     """Global index of the first row of every block."""
     return np.concatenate([[0], np.cumsum(row_chunks)[:-1]]).astype(np.int64)
+
+
+def row_block_tasks(
+    func: Callable[..., Any],
+    arrays: Sequence[da.Array],
+    *,
+    per_block: Sequence[Sequence[Any]] | None = None,
+    **kwargs: Any,
+) -> list[Delayed]:
+    """One delayed ``func(*blocks, *per_block[i], row_offset=..., **kwargs)`` per row block.
+
+    All ``arrays`` are rechunked to the row chunks of the first one (and to a single chunk in
+    their other dimensions), so block ``i`` of every array covers the same rows. ``per_block``
+    holds extra arguments for each block (numpy arrays, dask arrays or delayed objects), which is
+    what the stages need when a block reads rows that live in other blocks.
+    """
+    row_chunks = arrays[0].chunks[0]
+    offsets = row_offsets(row_chunks)
+    blocks = []
+    for array in arrays:
+        single = {axis: -1 for axis in range(1, array.ndim)}
+        aligned = array.rechunk({0: row_chunks, **single})
+        blocks.append(aligned.to_delayed().reshape(len(row_chunks)))
+    task = dask.delayed(func, pure=True)
+    return [
+        task(
+            *(b[i] for b in blocks),
+            *(tuple(per_block[i]) if per_block is not None else ()),
+            row_offset=int(offsets[i]),
+            **kwargs,
+        )
+        for i in range(len(row_chunks))
+    ]
 
 
 def map_row_blocks(
@@ -24,32 +58,23 @@ def map_row_blocks(
     per_block: Sequence[Sequence[Any]] | None = None,
     **kwargs: Any,
 ) -> da.Array:
-    """Apply ``func(*blocks, *per_block[i], row_offset=..., **kwargs)`` to every row block.
+    """``row_block_tasks`` assembled into a lazy dask array with the same row chunks.
 
-    All ``arrays`` are rechunked to the row chunks of the first one (and to a single chunk in
-    their other dimensions), so block ``i`` of every array covers the same rows. ``per_block``
-    holds extra arguments for each block (numpy arrays, dask arrays or delayed objects), which is
-    what the stages need when a block reads rows that live in other blocks. The result is a lazy
-    dask array with the same row chunks and ``out_cols`` columns (1-D when ``out_cols`` is None).
+    The result has ``out_cols`` columns (1-D when ``out_cols`` is None).
     """
-    row_chunks = arrays[0].chunks[0]
-    offsets = row_offsets(row_chunks)
-    blocks = []
-    for array in arrays:
-        single = {axis: -1 for axis in range(1, array.ndim)}
-        aligned = array.rechunk({0: row_chunks, **single})
-        blocks.append(aligned.to_delayed().reshape(len(row_chunks)))
-    task = dask.delayed(func, pure=True)
+    tasks = row_block_tasks(func, arrays, per_block=per_block, **kwargs)
     parts = []
-    for i, n_rows in enumerate(row_chunks):
-        extra = tuple(per_block[i]) if per_block is not None else ()
-        part = task(
-            *(b[i] for b in blocks),
-            *extra,
-            row_offset=int(offsets[i]),
-            **kwargs,
-        )
+    for task, n_rows in zip(tasks, arrays[0].chunks[0], strict=True):
         shape = (n_rows,) if out_cols is None else (n_rows, out_cols)
         meta = np.empty((0,) * len(shape), dtype=dtype)
-        parts.append(da.from_delayed(part, shape=shape, dtype=dtype, meta=meta))
+        parts.append(da.from_delayed(task, shape=shape, dtype=dtype, meta=meta))
     return da.concatenate(parts, axis=0)
+
+
+def tree_reduce(parts: Sequence[Any], combine: Callable[..., Any], fan_in: int = 8) -> Any:
+    """Combine delayed parts in a tree of ``combine(*group)`` tasks; returns one delayed."""
+    task = dask.delayed(combine, pure=True)
+    parts = list(parts)
+    while len(parts) > 1:
+        parts = [task(*parts[i : i + fan_in]) for i in range(0, len(parts), fan_in)]
+    return parts[0]

@@ -79,6 +79,9 @@ def check_parameters(params: Mapping[str, Any]) -> None:
         raise TypeError(
             f"random_state must be None, an integer or a numpy RandomState; got {random_state!r}."
         )
+    n_eigenvalues = params.get("n_eigenvalues")
+    if n_eigenvalues is not None:
+        check_int("n_eigenvalues", n_eigenvalues, 1)
     chunk_rows = params.get("chunk_rows")
     if chunk_rows is not None:
         check_int("chunk_rows", chunk_rows, 1)
@@ -88,7 +91,12 @@ def check_parameters(params: Mapping[str, Any]) -> None:
 
 
 def check_data_dependent(
-    n_samples: int, n_features: int, n_neighbors: int, n_components: int, method: str
+    n_samples: int,
+    n_features: int,
+    n_neighbors: int,
+    n_components: int,
+    method: str,
+    n_eigenvalues: int | None = None,
 ) -> None:
     """Ranges that depend on the data's shape."""
     if n_samples < 2:
@@ -105,6 +113,8 @@ def check_data_dependent(
         )
     if n_components >= n_samples:
         raise ValueError(f"n_components must be < n_samples = {n_samples}; got {n_components}.")
+    if n_eigenvalues is not None and n_eigenvalues >= n_samples:
+        raise ValueError(f"n_eigenvalues must be < n_samples = {n_samples}; got {n_eigenvalues}.")
     if method == "hessian":
         needed = n_components * (n_components + 3) // 2
         if n_neighbors <= needed:

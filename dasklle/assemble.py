@@ -31,3 +31,22 @@ def cost_matrix_reference(W: np.ndarray) -> np.ndarray:
     """Dense M, for checking the sparse one."""
     I_minus_W = np.eye(W.shape[0]) - W
     return I_minus_W.T @ I_minus_W
+
+
+def alignment_matrix(
+    index_sets: np.ndarray, local_matrices: np.ndarray, n_samples: int
+) -> sp.csr_array:
+    """M = sum_i P_i^T L_i P_i for index sets S_i (m, s) and local matrices L_i (m, s, s)."""
+    m, s = index_sets.shape
+    rows = np.repeat(index_sets, s, axis=1).ravel()
+    cols = np.tile(index_sets, (1, s)).ravel()
+    M = sp.coo_array((local_matrices.ravel(), (rows, cols)), shape=(n_samples, n_samples))
+    return M.tocsr()
+
+
+def sum_matrices(*parts: sp.csr_array) -> sp.csr_array:
+    """The sum of sparse matrices (the combine step of a tree reduction)."""
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total.tocsr()

@@ -24,6 +24,9 @@ LOBPCG_EXTRA_VECTORS = 8
 # scipy's LOBPCG falls back to a dense solve (which refuses a deflation block) when
 # n < 5 * block size; below that we run the dense reference instead.
 LOBPCG_MIN_ROWS_PER_VECTOR = 5
+# Largest problem on which "auto" falls back to the dense solver (an n x n float64 matrix:
+# 200 MB at 5,000 rows) when ARPACK fails; above it, LOBPCG + AMG.
+AUTO_DENSE_MAX_ROWS = 5000
 # Shift that makes M positive definite for building the multigrid hierarchy.
 AMG_SHIFT = 1e-5
 
@@ -139,6 +142,7 @@ def null_space(
     """
     n = M.shape[0]
     rng = check_random_state(random_state)
+    requested = solver
     solver = choose_solver(solver, n, n_components + k_skip)
     n_iter = None
     if solver in ("lobpcg", "amg") and (
@@ -148,7 +152,28 @@ def null_space(
     if solver == "dense":
         values, vectors = _dense(M, n_components, k_skip)
     elif solver == "arpack":
-        values, vectors = _arpack(M, n_components, k_skip, tol, max_iter, rng)
+        try:
+            values, vectors = _arpack(M, n_components, k_skip, tol, max_iter, rng)
+        except ValueError as exc:
+            if requested != "auto":
+                raise  # the user asked for ARPACK: say it failed, as scikit-learn does
+            # "auto" may choose again: the factorisation about 0 fails when M is singular to
+            # working precision (as with LTSA on some data); record what ran instead.
+            solver = "dense" if n <= AUTO_DENSE_MAX_ROWS else "amg"
+            warnings.warn(
+                f"eigen_solver='auto': ARPACK failed ({exc.__cause__}); using {solver!r}.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return null_space(
+                M,
+                n_components,
+                solver=solver,
+                tol=tol,
+                max_iter=max_iter,
+                random_state=random_state,
+                k_skip=k_skip,
+            )
     else:
         values, vectors, n_iter = _lobpcg(M, n_components, tol, max_iter, rng, solver == "amg")
     residual = float(residual_norms(M, vectors, values).max())

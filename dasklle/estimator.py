@@ -8,11 +8,13 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
+import scipy.sparse as sp
 import zarr
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.neighbors import KDTree
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from . import pipeline, store, weights
+from . import assemble, pipeline, store, weights
 from ._chunked import map_row_blocks
 from ._validation import as_dask_input, check_parameters
 
@@ -64,17 +66,22 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Rows per block; by default about 16 MB of input per block (zarr inputs keep their chunks).
     store : str, path or None, default=None
         If given, ``fit`` writes the embedding and its metadata to this zarr store.
+    n_eigenvalues : int or None, default=None
+        How many bottom eigenvalues of M (above the constant one) to compute and keep in
+        ``eigenvalues_``; at least ``n_components``. More show where the spectrum cuts off.
 
     Attributes
     ----------
     embedding_ : ndarray of shape (n_samples, n_components)
     reconstruction_error_ : float
         Sum of the kept eigenvalues of M, as scikit-learn defines it.
-    eigenvalues_ : ndarray of shape (n_components,)
-        The kept (bottom, non-constant) eigenvalues of M.
+    eigenvalues_ : ndarray of shape (max(n_components, n_eigenvalues),)
+        The bottom eigenvalues of M above the constant vector's, ascending.
     neighbor_indices_ : ndarray of shape (n_samples, n_neighbors)
-    weights_ : ndarray of shape (n_samples, n_neighbors)
-        Barycentric weights; row i reconstructs point i from ``neighbor_indices_[i]``.
+    weights_ : ndarray of shape (n_samples, n_neighbors) or None
+        Barycentric weights (``method="standard"``); row i reconstructs point i from
+        ``neighbor_indices_[i]``. ``get_weight_matrix()`` and ``get_cost_matrix()`` give W and M
+        as scipy sparse arrays.
     eigen_solver_ : str
         The eigen solver that actually ran.
     eigen_residual_ : float
@@ -113,6 +120,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         n_jobs: int | None = None,
         chunk_rows: int | None = None,
         store: str | os.PathLike | None = None,
+        n_eigenvalues: int | None = None,
     ):
         self.n_neighbors = n_neighbors
         self.n_components = n_components
@@ -128,6 +136,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.n_jobs = n_jobs
         self.chunk_rows = chunk_rows
         self.store = store
+        self.n_eigenvalues = n_eigenvalues
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -174,6 +183,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             neighbors_algorithm=self.neighbors_algorithm,
             random_state=self.random_state,
             n_jobs=self.n_jobs,
+            n_eigenvalues=self.n_eigenvalues,
         )
         self.embedding_ = result.embedding
         self._n_features_out = result.embedding.shape[1]
@@ -187,7 +197,9 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.timings_ = result.timings
         self._fit_X = array
         self._neighbor_index = result.neighbor_index
-        self._M = result.M
+        self._embedding_index = None
+        # M is kept only where it cannot be rebuilt from (neighbor_indices_, weights_).
+        self._M = result.M if self.method != "standard" else None
         if self.store is not None:
             params = {k: v for k, v in self.get_params().items() if k != "store"}
             store.write_embedding(
@@ -236,25 +248,84 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         lazy = isinstance(X, _LAZY_INPUTS)
         array, _ = self._as_input(X, reset=False)
         (indices,) = dask.compute(self._neighbor_index.query(array, self.n_neighbors))
-        w = weights.neighbor_weights(array, indices, reg=self.reg, points=self._fit_X)
-        coordinates = [(self.embedding_[indices[s]],) for s in _block_slices(array.chunks[0])]
-        Y = map_row_blocks(
-            _combine,
-            [w],
-            per_block=coordinates,
-            out_cols=self.n_components,
-            dtype=self.embedding_.dtype,
-        )
+        embedding = da.from_array(self.embedding_, chunks=(-1, -1))
+        Y = self._out_of_sample(array, indices, self._fit_X, embedding)
+        Y = Y.astype(self.embedding_.dtype)
         return Y if lazy else Y.compute()
 
+    def inverse_transform(self, X):
+        """Map points of the embedding space back to the input space.
 
-def _block_slices(row_chunks) -> list[slice]:
-    bounds = np.concatenate([[0], np.cumsum(row_chunks)])
-    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        The mirror of ``transform``: each point is written as a barycentric combination of its
+        ``n_neighbors`` nearest training points *in the embedding*, and mapped to the same
+        combination of those training points in input space (read from the training data, lazily,
+        when it is a dask or zarr array).
+
+        Parameters
+        ----------
+        X : array-like or dask array of shape (n_samples, n_components)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features_in_), or a dask array for dask input
+        """
+        check_is_fitted(self)
+        lazy = isinstance(X, da.Array)
+        if lazy:
+            array, _ = as_dask_input(X, self.chunk_rows)
+        else:
+            array, _ = as_dask_input(
+                check_array(X, dtype=[np.float64, np.float32], input_name="X"), self.chunk_rows
+            )
+        if array.shape[1] != self.n_components:
+            raise ValueError(
+                f"X has {array.shape[1]} columns, but inverse_transform expects points of the "
+                f"{self.n_components}-dimensional embedding."
+            )
+        if self._embedding_index is None:
+            self._embedding_index = KDTree(self.embedding_)
+        (indices,) = dask.compute(
+            map_row_blocks(
+                _query_tree,
+                [array],
+                per_block=[(self._embedding_index,)] * array.numblocks[0],
+                out_cols=self.n_neighbors,
+                dtype=np.int64,
+                n_neighbors=self.n_neighbors,
+            )
+        )
+        embedding = da.from_array(self.embedding_, chunks=(-1, -1))
+        X_back = self._out_of_sample(array, indices, embedding, self._fit_X)
+        X_back = X_back.astype(self._fit_X.dtype)
+        return X_back if lazy else X_back.compute()
+
+    def _out_of_sample(self, queries, indices, reference, values) -> da.Array:
+        """Barycentric weights of queries among reference[indices], applied to values[indices]."""
+        w = weights.neighbor_weights(
+            queries, indices, reg=self.reg, points=reference, exact_match=True
+        )
+        return weights.combine_rows(w, indices, values)
+
+    def get_weight_matrix(self) -> sp.csr_array:
+        """W (n_samples x n_samples, sparse): row i holds point i's reconstruction weights."""
+        check_is_fitted(self)
+        if self.weights_ is None:
+            raise ValueError(
+                f"method={self.method!r} has no barycentric weight matrix; it is defined for "
+                "method='standard'. Use get_cost_matrix() for M."
+            )
+        return assemble.weight_matrix(self.neighbor_indices_, self.weights_)
+
+    def get_cost_matrix(self) -> sp.csr_array:
+        """M (n_samples x n_samples, sparse), whose bottom eigenvectors are the embedding."""
+        check_is_fitted(self)
+        if self._M is not None:
+            return self._M
+        return assemble.cost_matrix(self.get_weight_matrix())
 
 
-def _combine(w: np.ndarray, coordinates: np.ndarray, *, row_offset: int) -> np.ndarray:
-    return np.einsum("ik,ikd->id", w, coordinates).astype(coordinates.dtype, copy=False)
+def _query_tree(block: np.ndarray, tree: KDTree, *, row_offset: int, n_neighbors: int):
+    return tree.query(block, k=n_neighbors, return_distance=False).astype(np.int64)
 
 
 def locally_linear_embedding(
@@ -273,6 +344,7 @@ def locally_linear_embedding(
     n_jobs: int | None = None,
     neighbors_algorithm: str = "auto",
     chunk_rows: int | None = None,
+    n_eigenvalues: int | None = None,
 ) -> tuple[np.ndarray, float]:
     """Locally Linear Embedding of X, as :func:`sklearn.manifold.locally_linear_embedding`.
 
@@ -298,6 +370,7 @@ def locally_linear_embedding(
         n_jobs=n_jobs,
         neighbors_algorithm=neighbors_algorithm,
         chunk_rows=chunk_rows,
+        n_eigenvalues=n_eigenvalues,
     )
     model = LocallyLinearEmbedding(**params).fit(X)
     return model.embedding_, model.reconstruction_error_

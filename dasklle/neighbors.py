@@ -8,6 +8,7 @@ distance, the point itself removed *by index* (so duplicated points stay correct
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from ._chunked import map_row_blocks, row_offsets
+from ._chunked import map_row_blocks, row_offsets, tree_reduce
 
 # "auto" picks exact brute force when its cost n^2 * D stays below this many multiply-adds
 # (about 10 s on this 2-core machine in float64 BLAS), a KD-tree when the dimension is low, and
@@ -85,11 +86,8 @@ def _finish_block(merged: tuple[np.ndarray, np.ndarray], *, row_offset: int, n_n
     return drop_self(index, rows, n_neighbors).astype(np.int64)
 
 
-def _tree_reduce(parts: list, k: int, fan_in: int = 8):
-    merge = dask.delayed(_merge_candidates, pure=True)
-    while len(parts) > 1:
-        parts = [merge(*parts[i : i + fan_in], k=k) for i in range(0, len(parts), fan_in)]
-    return parts[0]
+def _tree_reduce(parts: list, k: int):
+    return tree_reduce(parts, functools.partial(_merge_candidates, k=k))
 
 
 def exact_neighbors(X: da.Array, n_neighbors: int) -> da.Array:

@@ -10,7 +10,8 @@ import dask
 import numpy as np
 import scipy.sparse as sp
 
-from . import assemble, eigen, neighbors, weights
+from . import assemble, eigen, methods, neighbors, weights
+from ._chunked import map_row_blocks, row_block_tasks, tree_reduce
 from ._validation import check_data_dependent
 
 
@@ -57,14 +58,11 @@ def fit_lle(
     neighbors_algorithm: str = "auto",
     random_state=None,
     n_jobs: int | None = None,
+    n_eigenvalues: int | None = None,
 ) -> LLEResult:
     """Run LLE on a validated, row-chunked dask array X (see ``locally_linear_embedding``)."""
     n_samples, n_features = X.shape
-    check_data_dependent(n_samples, n_features, n_neighbors, n_components, method)
-    if method != "standard":
-        raise NotImplementedError(
-            f"method={method!r} is not implemented yet; use method='standard'."
-        )
+    check_data_dependent(n_samples, n_features, n_neighbors, n_components, method, n_eigenvalues)
     seed = _seed(random_state)
     timings: dict[str, float] = {}
 
@@ -77,25 +75,37 @@ def fit_lle(
     timings["neighbors"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    (W_values,) = dask.compute(weights.neighbor_weights(X, indices, reg=reg))
-    timings["weights"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    W = assemble.weight_matrix(indices, W_values)
-    M = assemble.cost_matrix(W)
+    if method == "standard":
+        (W_values,) = dask.compute(weights.neighbor_weights(X, indices, reg=reg))
+        timings["weights"] = time.perf_counter() - start
+        start = time.perf_counter()
+        M = assemble.cost_matrix(assemble.weight_matrix(indices, W_values))
+    else:
+        W_values = None
+        M = _local_alignment(
+            X,
+            indices,
+            method,
+            n_components=n_components,
+            hessian_tol=hessian_tol,
+            modified_tol=modified_tol,
+        )
+        timings["weights"] = time.perf_counter() - start
+        start = time.perf_counter()
     timings["assemble"] = time.perf_counter() - start
 
     start = time.perf_counter()
+    n_wanted = max(n_components, n_eigenvalues or 0)
     result = eigen.null_space(
-        M, n_components, solver=eigen_solver, tol=tol, max_iter=max_iter, random_state=seed
+        M, n_wanted, solver=eigen_solver, tol=tol, max_iter=max_iter, random_state=seed
     )
     timings["eigen"] = time.perf_counter() - start
 
-    embedding = result.vectors.astype(X.dtype, copy=False)
+    embedding = result.vectors[:, :n_components].astype(X.dtype, copy=False)
     return LLEResult(
         embedding=embedding,
         eigenvalues=result.values,
-        reconstruction_error=float(np.sum(result.values)),
+        reconstruction_error=float(np.sum(result.values[:n_components])),
         neighbor_indices=indices,
         weights=W_values,
         M=M,
@@ -105,6 +115,54 @@ def fit_lle(
         eigen_residual=result.residual,
         timings=timings,
     )
+
+
+def _block_modified_ratio(points, gathered, local, *, row_offset, n_components):
+    evals, _ = methods.modified_spectrum(points, gathered[local], points.shape[1])
+    return methods.modified_ratio(evals, n_components)
+
+
+def _block_alignment(
+    points, gathered, local, block_indices, *, row_offset, n_samples, method, **params
+):
+    neighbor_points = gathered[local]
+    if method == "hessian":
+        L = methods.hessian_local(neighbor_points, params["n_components"], params["hessian_tol"])
+    elif method == "ltsa":
+        L = methods.ltsa_local(neighbor_points, params["n_components"])
+    else:
+        L = methods.modified_local(
+            points, neighbor_points, params["n_components"], params["eta"], params["modified_tol"]
+        )
+    own = np.arange(points.shape[0])[:, None] + row_offset
+    return assemble.alignment_matrix(np.hstack([own, block_indices]), L, n_samples)
+
+
+def _local_alignment(X, indices: np.ndarray, method: str, **params) -> sp.csr_array:
+    """M for the hessian, modified and ltsa methods: per-block local matrices, summed."""
+    plan = weights.gather_plan(indices, X.chunks[0])
+    per_block = [(X[needed], local) for needed, local in plan]
+    if method == "modified":
+        rho = map_row_blocks(
+            _block_modified_ratio,
+            [X],
+            per_block=per_block,
+            out_cols=None,
+            dtype=np.float64,
+            n_components=params["n_components"],
+        )
+        params["eta"] = float(np.median(rho.compute()))
+    starts = np.cumsum((0,) + X.chunks[0])
+    per_block = [
+        (*extra, indices[a:b])
+        for extra, a, b in zip(per_block, starts[:-1], starts[1:], strict=True)
+    ]
+    parts = row_block_tasks(
+        _block_alignment, [X], per_block=per_block, n_samples=X.shape[0], method=method, **params
+    )
+    (M,) = dask.compute(tree_reduce(parts, assemble.sum_matrices))
+    M.sum_duplicates()
+    return M
 
 
 def store_attributes(result: LLEResult, parameters: dict[str, Any]) -> dict[str, Any]:

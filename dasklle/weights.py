@@ -29,7 +29,9 @@ def barycenter_weights_reference(
     return weights
 
 
-def barycenter_weights(points: np.ndarray, neighbor_points: np.ndarray, reg: float) -> np.ndarray:
+def barycenter_weights(
+    points: np.ndarray, neighbor_points: np.ndarray, reg: float, exact_match: bool = False
+) -> np.ndarray:
     """Batched barycentric weights.
 
     Parameters
@@ -37,6 +39,9 @@ def barycenter_weights(points: np.ndarray, neighbor_points: np.ndarray, reg: flo
     points : (m, D) the points to reconstruct
     neighbor_points : (m, k, D) the coordinates of each point's k neighbors
     reg : regularisation relative to the trace of each local Gram matrix
+    exact_match : when a point coincides with its first (nearest) neighbor, give that neighbor
+        weight 1 (used to map new points, where a point equal to a training point must land on
+        that point's image; in ``fit`` the first neighbor of a point is never the point itself)
 
     Returns
     -------
@@ -59,7 +64,12 @@ def barycenter_weights(points: np.ndarray, neighbor_points: np.ndarray, reg: flo
     degenerate = ~np.isfinite(total) | (np.abs(total) < np.finfo(np.float64).tiny)
     w = np.where(degenerate, 1.0, w)
     total = np.where(degenerate, k, total)
-    return w / total
+    w = w / total
+    if exact_match:
+        same = np.all(neighbor_points[:, 0, :] == points, axis=1)
+        w[same] = 0.0
+        w[same, 0] = 1.0
+    return w
 
 
 # Rows per batched solve: bounds the (batch, k, D) float64 temporaries to ~60 MB at k=10, D=784.
@@ -73,11 +83,13 @@ def _block_weights(
     *,
     row_offset: int,
     reg: float,
+    exact_match: bool,
 ) -> np.ndarray:
     out = np.empty(local_indices.shape)
     for start in range(0, points.shape[0], SOLVE_BATCH_ROWS):
         rows = slice(start, start + SOLVE_BATCH_ROWS)
-        out[rows] = barycenter_weights(points[rows], gathered[local_indices[rows]], reg)
+        neighbor_points = gathered[local_indices[rows]]
+        out[rows] = barycenter_weights(points[rows], neighbor_points, reg, exact_match)
     return out
 
 
@@ -96,7 +108,12 @@ def gather_plan(
 
 
 def neighbor_weights(
-    X: da.Array, indices: np.ndarray, *, reg: float, points: da.Array | None = None
+    X: da.Array,
+    indices: np.ndarray,
+    *,
+    reg: float,
+    points: da.Array | None = None,
+    exact_match: bool = False,
 ) -> da.Array:
     """Barycentric weights of every row of X from its neighbors, a lazy (n, k) float64 array.
 
@@ -114,4 +131,18 @@ def neighbor_weights(
         out_cols=indices.shape[1],
         dtype=np.float64,
         reg=reg,
+        exact_match=exact_match,
+    )
+
+
+def _block_combine(w: np.ndarray, gathered: np.ndarray, local_indices: np.ndarray, *, row_offset):
+    return np.einsum("ik,ikd->id", w, gathered[local_indices].astype(np.float64, copy=False))
+
+
+def combine_rows(w: da.Array, indices: np.ndarray, values: da.Array) -> da.Array:
+    """sum_j w[i, j] * values[indices[i, j]] for every row i, lazily, gathering only needed rows."""
+    plan = gather_plan(indices, w.chunks[0])
+    per_block = [(values[needed], local) for needed, local in plan]
+    return map_row_blocks(
+        _block_combine, [w], per_block=per_block, out_cols=values.shape[1], dtype=np.float64
     )
