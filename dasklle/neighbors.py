@@ -17,6 +17,7 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
+from dask.delayed import Delayed
 
 from ._chunked import map_row_blocks, row_offsets, tree_reduce
 
@@ -114,32 +115,48 @@ def _select_neighbors(_block, merged, *, row_offset: int, n_neighbors: int) -> n
     return _finish_block(merged, row_offset=row_offset, n_neighbors=n_neighbors)
 
 
-def _shared(obj: Any):
-    """obj as a single graph key, named without hashing it (tokenising would pickle the index)."""
-    return dask.delayed(obj, name=f"neighbor-index-{uuid.uuid4().hex}")
-
-
 @dataclass
 class NeighborIndex:
-    """A fitted search structure over the training points, to query new points later."""
+    """A fitted search structure over the training points, to query new points later.
+
+    ``index`` is a persisted dask ``Delayed``: with a distributed client the fitted tree or graph
+    stays on the worker that built it and the client holds only a reference; with the local
+    schedulers it is the object itself. Pickling materialises it (the user asked for a copy).
+    """
 
     algorithm: str
-    index: Any  # a sklearn tree, a pynndescent index, or the training dask array (brute)
+    index: Any  # Delayed (tree or pynndescent index), or the training dask array (brute)
 
     def query(self, Y: da.Array, n_neighbors: int) -> da.Array:
         """Indices (into the training points) of the n_neighbors nearest training points of Y."""
         if self.algorithm == "brute":
             return _exact_query(Y, self.index, n_neighbors)
-        shared = _shared(self.index)
         return map_row_blocks(
             _query_block,
             [Y],
-            per_block=[(shared,)] * Y.numblocks[0],
+            per_block=[(self.index,)] * Y.numblocks[0],
             out_cols=n_neighbors,
             dtype=np.int64,
             algorithm=self.algorithm,
             n_neighbors=n_neighbors,
         )
+
+    def __getstate__(self):
+        if self.algorithm == "brute":
+            return self.__dict__
+        (value,) = dask.compute(self.index)
+        return {"algorithm": self.algorithm, "index": value}
+
+    def __setstate__(self, state):
+        index = state["index"]
+        if state["algorithm"] != "brute" and not isinstance(index, Delayed):
+            index = _as_graph_key(index)
+        self.__dict__.update(algorithm=state["algorithm"], index=index)
+
+
+def _as_graph_key(obj: Any) -> Delayed:
+    """obj as a single graph key, named without hashing it (tokenising would pickle the index)."""
+    return dask.delayed(obj, name=f"neighbor-index-{uuid.uuid4().hex}")
 
 
 def _query_block(block, index, *, row_offset: int, algorithm: str, n_neighbors: int):
@@ -230,27 +247,35 @@ def nearest_neighbors(
     algorithm = choose_algorithm(algorithm, *X.shape)
     if algorithm == "brute":
         return exact_neighbors(X, n_neighbors), NeighborIndex("brute", X)
-    # Tree and graph indexes need all points in one task; it runs on a worker, and the fitted
-    # index comes back to the client to be reused by transform.
+    # Tree and graph indexes need all points in one task. It runs on a worker and, persisted,
+    # the fitted index stays there: every query task depends on that one key, so it is shipped
+    # once per worker, never through the client.
     points = X.rechunk({0: -1}).to_delayed().ravel()[0]
     if algorithm in ("kd_tree", "ball_tree"):
-        (tree,) = dask.compute(dask.delayed(_fit_tree, pure=True)(points, algorithm))
-        index = NeighborIndex(algorithm, tree)
-        # One graph key holds the tree, so it is shipped once per worker, not once per task.
-        shared = _shared(tree)
+        tree = dask.delayed(_fit_tree, pure=True)(points, algorithm).persist()
         indices = map_row_blocks(
             _tree_self_neighbors,
             [X],
-            per_block=[(shared,)] * X.numblocks[0],
+            per_block=[(tree,)] * X.numblocks[0],
             out_cols=n_neighbors,
             dtype=np.int64,
             n_neighbors=n_neighbors,
         )
-        return indices, index
-    (graph,) = dask.compute(
-        dask.delayed(_fit_nndescent, pure=True)(points, n_neighbors, random_state, n_jobs)
+        return indices, NeighborIndex(algorithm, tree)
+    graph = dask.delayed(_fit_nndescent, pure=True)(points, n_neighbors, random_state, n_jobs)
+    graph = graph.persist()
+    indices = map_row_blocks(
+        _nndescent_self_neighbors,
+        [X],
+        per_block=[(graph,)] * X.numblocks[0],
+        out_cols=n_neighbors,
+        dtype=np.int64,
+        n_neighbors=n_neighbors,
     )
-    rows = np.arange(X.shape[0])
-    self_free = drop_self(graph.neighbor_graph[0].astype(np.int64), rows, n_neighbors)
-    indices = da.from_array(self_free, chunks=(X.chunks[0], n_neighbors))
     return indices, NeighborIndex("nndescent", graph)
+
+
+def _nndescent_self_neighbors(block, index, *, row_offset: int, n_neighbors: int) -> np.ndarray:
+    rows = np.arange(block.shape[0]) + row_offset
+    candidates = index.neighbor_graph[0][rows].astype(np.int64)
+    return drop_self(candidates, rows, n_neighbors)

@@ -1,5 +1,6 @@
 """transform (new points into the embedding) and inverse_transform (embedding back to input)."""
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -102,3 +103,18 @@ def test_inverse_transform_checks_width(fitted):
     _, model = fitted
     with pytest.raises(ValueError, match="2-dimensional embedding"):
         model.inverse_transform(np.ones((3, 3)))
+
+
+@pytest.mark.parametrize("algorithm", ["kd_tree", "brute"])
+def test_index_stays_on_cluster_and_pickles(client, algorithm):
+    import pickle
+
+    X = manifold("swiss_roll", 600)
+    model = LocallyLinearEmbedding(n_neighbors=10, neighbors_algorithm=algorithm, random_state=0)
+    model.fit(da.from_array(X, chunks=(150, -1)))
+    Q = X[:40] + 0.01
+    on_cluster = model.transform(Q)
+    copy = pickle.loads(pickle.dumps(model))
+    client.close()  # the copy must not need the cluster the model was fitted on
+    with dask.config.set(scheduler="threads"):
+        np.testing.assert_allclose(copy.transform(Q), on_cluster)
