@@ -106,15 +106,18 @@ def test_inverse_transform_checks_width(fitted):
 
 
 @pytest.mark.parametrize("algorithm", ["kd_tree", "brute"])
-def test_index_stays_on_cluster_and_pickles(client, algorithm):
+def test_index_stays_on_cluster_and_pickles(cluster, algorithm):
     import pickle
 
+    from distributed import Client
+
     X = manifold("swiss_roll", 600)
-    model = LocallyLinearEmbedding(n_neighbors=10, neighbors_algorithm=algorithm, random_state=0)
-    model.fit(da.from_array(X, chunks=(150, -1)))
     Q = X[:40] + 0.01
-    on_cluster = model.transform(Q)
-    copy = pickle.loads(pickle.dumps(model))
-    client.close()  # the copy must not need the cluster the model was fitted on
+    model = LocallyLinearEmbedding(n_neighbors=10, neighbors_algorithm=algorithm, random_state=0)
+    with Client(cluster):
+        model.fit(da.from_array(X, chunks=(150, -1)))
+        on_cluster = model.transform(Q)
+        copy = pickle.loads(pickle.dumps(model))
+    # The client is closed: the copy must not need the cluster the model was fitted on.
     with dask.config.set(scheduler="threads"):
         np.testing.assert_allclose(copy.transform(Q), on_cluster)
