@@ -13,7 +13,9 @@ def weight_matrix(
     n, k = indices.shape
     n_cols = n if n_samples is None else n_samples
     indptr = np.arange(0, n * k + 1, k, dtype=np.int64)
-    W = sp.csr_array((weights.ravel(), indices.ravel(), indptr), shape=(n, n_cols))
+    # Copies: scipy sorts a csr's column indices in place, which would reorder the caller's
+    # distance-sorted neighbor lists.
+    W = sp.csr_array((weights.ravel().copy(), indices.ravel().copy(), indptr), shape=(n, n_cols))
     W.sum_duplicates()
     return W
 

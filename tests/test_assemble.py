@@ -25,3 +25,12 @@ def test_rows_summing_to_one_give_constant_null_vector():
     M = cost_matrix(weight_matrix(indices, weights))
     np.testing.assert_allclose(M @ np.ones(30), 0.0, atol=1e-13)
     np.testing.assert_allclose((M - M.T).toarray(), 0.0, atol=1e-15)
+
+
+def test_weight_matrix_leaves_neighbor_order_alone():
+    indices = np.array([[2, 1], [2, 0], [1, 0]])
+    weights = np.array([[0.7, 0.3], [0.6, 0.4], [0.9, 0.1]])
+    before = indices.copy(), weights.copy()
+    weight_matrix(indices, weights)
+    np.testing.assert_array_equal(indices, before[0])
+    np.testing.assert_array_equal(weights, before[1])

@@ -159,3 +159,12 @@ def test_pipeline():
         ]
     )
     assert pipe.fit(X, y).score(X, y) > 0.9
+
+
+def test_neighbor_lists_stay_sorted_by_distance():
+    from sklearn.neighbors import NearestNeighbors
+
+    X = manifold("swiss_roll", 600)
+    model = LocallyLinearEmbedding(n_neighbors=8).fit(X)
+    exact = NearestNeighbors(n_neighbors=9).fit(X).kneighbors(X, return_distance=False)[:, 1:]
+    np.testing.assert_array_equal(model.neighbor_indices_, exact)

@@ -1,0 +1,142 @@
+"""Quality of a neighbor graph and of an embedding, estimated on a random sample of points.
+
+Each metric looks at ``sample_size`` random points against *all* points, so the cost is
+O(sample_size x n x D) in blocks over the (dask) data, never O(n^2):
+
+- ``knn_recall``: the share of each sampled point's exact k nearest neighbors that the
+  (approximate) graph found;
+- ``trustworthiness`` (Venna & Kaski 2001): are the embedding's neighbors true neighbors? Points
+  that enter the k-neighborhood in the embedding are penalised by how far down the input-space
+  ranking they are;
+- ``continuity``: the converse — are the true neighbors kept close in the embedding?
+
+Both are 1 for a perfect embedding and follow scikit-learn's ``trustworthiness`` normalisation,
+here averaged over the sampled points instead of all points.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import dask
+import dask.array as da
+import numpy as np
+
+from ._chunked import row_offsets, tree_reduce
+
+DEFAULT_SAMPLE = 1000
+
+
+def _sample(n: int, sample_size: int, random_state: int) -> np.ndarray:
+    size = min(sample_size, n)
+    return np.sort(np.random.default_rng(random_state).choice(n, size, replace=False))
+
+
+def _squared(queries: np.ndarray, points: np.ndarray) -> np.ndarray:
+    q = queries.astype(np.float64, copy=False)
+    p = points.astype(np.float64, copy=False)
+    return np.maximum((q * q).sum(1)[:, None] - 2 * q @ p.T + (p * p).sum(1)[None, :], 0.0)
+
+
+def _block_scan(block, queries, thresholds, targets, sample, offset, k):
+    """Per data block: top-k candidates (excluding the queries themselves) and rank counts.
+
+    counts[i, j] = number of block rows closer to query i than targets[i, j] is, the target
+    itself excluded by index (its own distance may round either side of the threshold).
+    """
+    d = _squared(queries, block)
+    rows = np.arange(block.shape[0]) + offset
+    d[sample[:, None] == rows[None, :]] = np.inf
+    closer = d[:, :, None] < thresholds[:, None, :]
+    closer &= rows[None, :, None] != targets[:, None, :]
+    counts = closer.sum(1)
+    kk = min(k, d.shape[1])
+    part = np.argpartition(d, kk - 1, axis=1)[:, :kk]
+    return np.take_along_axis(d, part, 1), rows[part], counts
+
+
+def _merge_scans(*parts, k):
+    d = np.concatenate([p[0] for p in parts], 1)
+    idx = np.concatenate([p[1] for p in parts], 1)
+    order = np.lexsort((idx, d), axis=1)[:, :k]
+    counts = sum(p[2] for p in parts)
+    return np.take_along_axis(d, order, 1), np.take_along_axis(idx, order, 1), counts
+
+
+def _rank_penalty(ranks: np.ndarray, outside: np.ndarray, n: int, k: int) -> float:
+    """scikit-learn's trustworthiness formula, averaged over the rows given."""
+    m = ranks.shape[0]
+    penalty = np.where(outside, ranks - k, 0).sum()
+    return float(1.0 - penalty * (2.0 / (m * k * (2.0 * n - 3.0 * k - 1.0))))
+
+
+def neighborhood_quality(
+    X: da.Array | np.ndarray,
+    embedding: np.ndarray,
+    *,
+    neighbor_indices: np.ndarray | None = None,
+    n_neighbors: int = 10,
+    sample_size: int = DEFAULT_SAMPLE,
+    random_state: int = 0,
+) -> dict[str, float]:
+    """Sampled kNN recall, trustworthiness and continuity.
+
+    Parameters
+    ----------
+    X : (n, D) input data (dask or numpy); read block by block
+    embedding : (n, d) embedding, in memory
+    neighbor_indices : (n, k') the graph to check (``knn_recall`` is reported when given)
+    n_neighbors : neighborhood size k for the three metrics
+    sample_size : number of sampled points
+    random_state : seed of the sample
+
+    Returns
+    -------
+    dict with ``trustworthiness``, ``continuity``, ``sample_size`` and, when
+    ``neighbor_indices`` is given, ``knn_recall`` (at k = min(n_neighbors, its width)).
+    """
+    X = X if isinstance(X, da.Array) else da.from_array(np.asarray(X))
+    n = X.shape[0]
+    k = int(min(n_neighbors, n - 2))
+    sample = _sample(n, sample_size, random_state)
+    Y = np.asarray(embedding, dtype=np.float64)
+
+    # Embedding-space neighbors of the sample (in memory: the embedding is small).
+    d_emb = _squared(Y[sample], Y)
+    d_emb[np.arange(len(sample)), sample] = np.inf
+    emb_nbrs = np.argsort(d_emb, axis=1, kind="stable")[:, :k]
+
+    # Input-space distances from each sampled point to its embedding neighbors: the thresholds
+    # whose rank in input space we count while scanning the data.
+    queries = X[sample].compute()
+    gathered = X[np.unique(emb_nbrs)].compute()
+    lookup = {j: r for r, j in enumerate(np.unique(emb_nbrs))}
+    emb_points = gathered[np.vectorize(lookup.get)(emb_nbrs)]
+    thresholds = ((queries[:, None, :].astype(np.float64) - emb_points) ** 2).sum(-1)
+
+    scan = dask.delayed(_block_scan, pure=True)
+    parts = [
+        scan(block, queries, thresholds, emb_nbrs, sample, int(off), k)
+        for block, off in zip(X.to_delayed().ravel(), row_offsets(X.chunks[0]), strict=True)
+    ]
+    ((_, input_nbrs, counts),) = dask.compute(
+        tree_reduce(parts, functools.partial(_merge_scans, k=k))
+    )
+
+    # Ranks are 1-based: rank = number of other points strictly closer + 1.
+    in_input = (emb_nbrs[:, :, None] == input_nbrs[:, None, :]).any(-1)
+    trust = _rank_penalty(counts + 1, ~in_input, n, k)
+
+    # Continuity: ranks, in the embedding, of the true neighbors that the embedding lost.
+    true_d = np.take_along_axis(d_emb, input_nbrs, 1)
+    emb_ranks = (d_emb[:, :, None] < true_d[:, None, :]).sum(1) + 1
+    in_emb = (input_nbrs[:, :, None] == emb_nbrs[:, None, :]).any(-1)
+    cont = _rank_penalty(emb_ranks, ~in_emb, n, k)
+
+    result = {"trustworthiness": trust, "continuity": cont, "sample_size": int(len(sample))}
+    if neighbor_indices is not None:
+        kr = min(k, neighbor_indices.shape[1])
+        found = neighbor_indices[sample, :kr]
+        hits = (found[:, :, None] == input_nbrs[:, None, :kr]).any(-1).sum()
+        result["knn_recall"] = float(hits / found.size)
+    return result
