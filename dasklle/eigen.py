@@ -18,6 +18,8 @@ import scipy.sparse.linalg as spla
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
+from . import progress
+
 # Extra LOBPCG block vectors beyond the wanted ones: the bottom of LLE's spectrum is bunched
 # (eigenvalues 1e-13..1e-5), and a wider block converges in far fewer iterations.
 LOBPCG_EXTRA_VECTORS = 8
@@ -43,12 +45,15 @@ class NullSpace:
 
 
 def choose_solver(solver: str, n_samples: int, n_wanted: int) -> str:
-    """Resolve ``"auto"`` as scikit-learn does: ARPACK for n > 200 and few vectors, else dense."""
+    """Resolve ``"auto"``: dense LAPACK up to 200 rows, ARPACK shift-invert above.
+
+    scikit-learn also runs dense when 10 or more vectors are wanted; dasklle does not, because
+    asking for more eigenvalues (``n_eigenvalues``) must not turn a 20k-point job into an O(n^3)
+    one. Both solvers are exact, so the embedding is the same.
+    """
     if solver != "auto":
         return solver
-    if n_samples > 200 and n_wanted < 10:
-        return "arpack"
-    return "dense"
+    return "arpack" if n_samples > 200 else "dense"
 
 
 def residual_norms(M, vectors: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -92,16 +97,17 @@ def _amg_preconditioner(M):
     return hierarchy.aspreconditioner(cycle="V")
 
 
-def _lobpcg(M, n_components, tol, max_iter, rng, precondition: bool):
+def _lobpcg(M, n_components, tol, max_iter, rng, precondition: bool, verbose: bool = False):
     n = M.shape[0]
     block = n_components + LOBPCG_EXTRA_VECTORS
     constant = np.full((n, 1), 1.0 / np.sqrt(n))
     X0 = rng.standard_normal((n, block))
-    preconditioner = _amg_preconditioner(M) if precondition else None
+    iterations = progress.IterationLog("amg" if precondition else "lobpcg", verbose)
+    preconditioner = iterations.wrap(_amg_preconditioner(M) if precondition else None, n)
     with warnings.catch_warnings():
         # Non-convergence is reported below from the measured residual, not from scipy's warning.
         warnings.simplefilter("ignore", UserWarning)
-        values, vectors, history = spla.lobpcg(
+        values, vectors = spla.lobpcg(
             M,
             X0,
             M=preconditioner,
@@ -109,10 +115,9 @@ def _lobpcg(M, n_components, tol, max_iter, rng, precondition: bool):
             tol=tol,
             maxiter=max_iter,
             largest=False,
-            retResidualNormsHistory=True,
         )
     order = np.argsort(values)[:n_components]
-    return values[order], vectors[:, order], len(history)
+    return values[order], vectors[:, order], iterations.iterations
 
 
 def null_space(
@@ -124,6 +129,7 @@ def null_space(
     max_iter: int = 100,
     random_state=None,
     k_skip: int = 1,
+    verbose: bool = False,
 ) -> NullSpace:
     """The n_components eigenvectors of M above its k_skip smallest ones.
 
@@ -135,6 +141,7 @@ def null_space(
     tol, max_iter : passed to the iterative solvers
     random_state : seed for the solvers' starting vectors
     k_skip : number of bottom eigenvectors to discard (1: the constant vector)
+    verbose : log the iterative solvers' iteration count and residual periodically
 
     Returns
     -------
@@ -173,9 +180,12 @@ def null_space(
                 max_iter=max_iter,
                 random_state=random_state,
                 k_skip=k_skip,
+                verbose=verbose,
             )
     else:
-        values, vectors, n_iter = _lobpcg(M, n_components, tol, max_iter, rng, solver == "amg")
+        values, vectors, n_iter = _lobpcg(
+            M, n_components, tol, max_iter, rng, solver == "amg", verbose
+        )
     residual = float(residual_norms(M, vectors, values).max())
     if not np.all(np.isfinite(vectors)):
         raise ValueError(

@@ -40,8 +40,9 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     eigen_solver : {"auto", "dense", "arpack", "lobpcg", "amg"}, default="auto"
         ``dense``: LAPACK on the dense M (the reference; O(n^2) memory). ``arpack``: shift-invert
         Lanczos (scikit-learn's choice). ``lobpcg``: LOBPCG with the constant vector deflated.
-        ``amg``: LOBPCG preconditioned with algebraic multigrid (pyamg). ``auto``: as
-        scikit-learn (``arpack`` for n > 200 and n_components < 9, else ``dense``).
+        ``amg``: LOBPCG preconditioned with algebraic multigrid (pyamg). ``auto``:
+        ``dense`` up to 200 samples, else ``arpack`` (if ARPACK fails, ``dense`` up to 5,000
+        samples, else ``amg``, with a warning; ``eigen_solver_`` records what ran).
     tol : float, default=1e-6
         Convergence tolerance of the iterative eigen solvers.
     max_iter : int, default=100
@@ -69,6 +70,10 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     n_eigenvalues : int or None, default=None
         How many bottom eigenvalues of M (above the constant one) to compute and keep in
         ``eigenvalues_``; at least ``n_components``. More show where the spectrum cuts off.
+    verbose : bool, default=False
+        Report each stage on stderr: dask progress bars on a terminal (``distributed.progress``
+        with a distributed client), periodic lines in batch logs, and the eigen solver's
+        iteration count and residual.
 
     Attributes
     ----------
@@ -121,6 +126,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         chunk_rows: int | None = None,
         store: str | os.PathLike | None = None,
         n_eigenvalues: int | None = None,
+        verbose: bool = False,
     ):
         self.n_neighbors = n_neighbors
         self.n_components = n_components
@@ -137,6 +143,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.chunk_rows = chunk_rows
         self.store = store
         self.n_eigenvalues = n_eigenvalues
+        self.verbose = verbose
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -184,6 +191,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             random_state=self.random_state,
             n_jobs=self.n_jobs,
             n_eigenvalues=self.n_eigenvalues,
+            verbose=bool(self.verbose),
         )
         self.embedding_ = result.embedding
         self._n_features_out = result.embedding.shape[1]
@@ -207,6 +215,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 result.embedding,
                 result.eigenvalues,
                 pipeline.store_attributes(result, params),
+                arrays={"neighbors": result.neighbor_indices, "weights": result.weights},
             )
 
     def fit(self, X, y=None):

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import dask
 import numpy as np
 import scipy.sparse as sp
 
-from . import assemble, eigen, methods, neighbors, weights
+from . import assemble, eigen, methods, neighbors, progress, weights
 from ._chunked import map_row_blocks, row_block_tasks, tree_reduce
 from ._validation import check_data_dependent
 
@@ -43,6 +43,69 @@ def _seed(random_state) -> int:
     return int(random_state)
 
 
+class _Timer:
+    """Times named stages into a dict and announces them when verbose."""
+
+    def __init__(self, verbose: bool):
+        self.timings: dict[str, float] = {}
+        self.verbose = verbose
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        with progress.stage(name, self.verbose):
+            yield
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+
+def neighbor_graph(
+    X, n_neighbors: int, *, algorithm: str, seed: int, n_jobs: int | None, verbose: bool = False
+) -> tuple[np.ndarray, neighbors.NeighborIndex, str]:
+    """Stage 1, computed: (indices (n, k) sorted by distance, reusable index, algorithm run)."""
+    algorithm = neighbors.choose_algorithm(algorithm, *X.shape)
+    indices, index = neighbors.nearest_neighbors(
+        X, n_neighbors, algorithm=algorithm, random_state=seed, n_jobs=n_jobs
+    )
+    (indices,) = progress.compute(indices, label="neighbors", verbose=verbose)
+    return indices, index, algorithm
+
+
+def embedding_matrix(
+    X,
+    indices: np.ndarray,
+    *,
+    method: str,
+    reg: float,
+    n_components: int,
+    hessian_tol: float = 1e-4,
+    modified_tol: float = 1e-12,
+    verbose: bool = False,
+    timer: _Timer | None = None,
+) -> tuple[sp.csr_array, np.ndarray | None]:
+    """Stages 2-3: M from the neighbor graph, and the barycentric weights (standard only)."""
+    timer = timer or _Timer(verbose)
+    if method == "standard":
+        with timer("weights"):
+            (W_values,) = progress.compute(
+                weights.neighbor_weights(X, indices, reg=reg), label="weights", verbose=verbose
+            )
+        with timer("assemble"):
+            M = assemble.cost_matrix(assemble.weight_matrix(indices, W_values))
+        return M, W_values
+    with timer("weights"):
+        M = _local_alignment(
+            X,
+            indices,
+            method,
+            verbose=verbose,
+            n_components=n_components,
+            hessian_tol=hessian_tol,
+            modified_tol=modified_tol,
+        )
+    timer.timings.setdefault("assemble", 0.0)
+    return M, None
+
+
 def fit_lle(
     X,
     *,
@@ -59,47 +122,49 @@ def fit_lle(
     random_state=None,
     n_jobs: int | None = None,
     n_eigenvalues: int | None = None,
+    verbose: bool = False,
 ) -> LLEResult:
     """Run LLE on a validated, row-chunked dask array X (see ``locally_linear_embedding``)."""
     n_samples, n_features = X.shape
     check_data_dependent(n_samples, n_features, n_neighbors, n_components, method, n_eigenvalues)
     seed = _seed(random_state)
-    timings: dict[str, float] = {}
+    timer = _Timer(verbose)
 
-    start = time.perf_counter()
-    algorithm = neighbors.choose_algorithm(neighbors_algorithm, n_samples, n_features)
-    indices, index = neighbors.nearest_neighbors(
-        X, n_neighbors, algorithm=algorithm, random_state=seed, n_jobs=n_jobs
-    )
-    (indices,) = dask.compute(indices)
-    timings["neighbors"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    if method == "standard":
-        (W_values,) = dask.compute(weights.neighbor_weights(X, indices, reg=reg))
-        timings["weights"] = time.perf_counter() - start
-        start = time.perf_counter()
-        M = assemble.cost_matrix(assemble.weight_matrix(indices, W_values))
-    else:
-        W_values = None
-        M = _local_alignment(
+    with timer("neighbors"):
+        indices, index, algorithm = neighbor_graph(
             X,
-            indices,
-            method,
-            n_components=n_components,
-            hessian_tol=hessian_tol,
-            modified_tol=modified_tol,
+            n_neighbors,
+            algorithm=neighbors_algorithm,
+            seed=seed,
+            n_jobs=n_jobs,
+            verbose=verbose,
         )
-        timings["weights"] = time.perf_counter() - start
-        start = time.perf_counter()
-    timings["assemble"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    n_wanted = max(n_components, n_eigenvalues or 0)
-    result = eigen.null_space(
-        M, n_wanted, solver=eigen_solver, tol=tol, max_iter=max_iter, random_state=seed
+    M, W_values = embedding_matrix(
+        X,
+        indices,
+        method=method,
+        reg=reg,
+        n_components=n_components,
+        hessian_tol=hessian_tol,
+        modified_tol=modified_tol,
+        verbose=verbose,
+        timer=timer,
     )
-    timings["eigen"] = time.perf_counter() - start
+    with timer("eigen"):
+        result = eigen.null_space(
+            M,
+            max(n_components, n_eigenvalues or 0),
+            solver=eigen_solver,
+            tol=tol,
+            max_iter=max_iter,
+            random_state=seed,
+            verbose=verbose,
+        )
+    if verbose:
+        progress.log(
+            f"eigen solver {result.solver}: residual {result.residual:.1e}"
+            + (f" after {result.n_iter} iterations" if result.n_iter else "")
+        )
 
     embedding = result.vectors[:, :n_components].astype(X.dtype, copy=False)
     return LLEResult(
@@ -113,7 +178,7 @@ def fit_lle(
         neighbors_algorithm=algorithm,
         eigen_solver=result.solver,
         eigen_residual=result.residual,
-        timings=timings,
+        timings=timer.timings,
     )
 
 
@@ -138,7 +203,9 @@ def _block_alignment(
     return assemble.alignment_matrix(np.hstack([own, block_indices]), L, n_samples)
 
 
-def _local_alignment(X, indices: np.ndarray, method: str, **params) -> sp.csr_array:
+def _local_alignment(
+    X, indices: np.ndarray, method: str, verbose: bool = False, **params
+) -> sp.csr_array:
     """M for the hessian, modified and ltsa methods: per-block local matrices, summed."""
     plan = weights.gather_plan(indices, X.chunks[0])
     per_block = [(X[needed], local) for needed, local in plan]
@@ -151,7 +218,8 @@ def _local_alignment(X, indices: np.ndarray, method: str, **params) -> sp.csr_ar
             dtype=np.float64,
             n_components=params["n_components"],
         )
-        params["eta"] = float(np.median(rho.compute()))
+        (rho,) = progress.compute(rho, label="modified LLE eta", verbose=verbose)
+        params["eta"] = float(np.median(rho))
     starts = np.cumsum((0,) + X.chunks[0])
     per_block = [
         (*extra, indices[a:b])
@@ -160,7 +228,9 @@ def _local_alignment(X, indices: np.ndarray, method: str, **params) -> sp.csr_ar
     parts = row_block_tasks(
         _block_alignment, [X], per_block=per_block, n_samples=X.shape[0], method=method, **params
     )
-    (M,) = dask.compute(tree_reduce(parts, assemble.sum_matrices))
+    (M,) = progress.compute(
+        tree_reduce(parts, assemble.sum_matrices), label=f"{method} local fits", verbose=verbose
+    )
     M.sum_duplicates()
     return M
 

@@ -3,7 +3,10 @@
 Layout of a store (a zarr group):
 
 - ``embedding``: (n_samples, n_components) array, row-chunked;
-- ``eigenvalues``: the kept eigenvalues of M;
+- ``eigenvalues``: the bottom eigenvalues of M above the constant vector's;
+- ``neighbors`` and ``weights`` (n_samples, n_neighbors): the graph and, for the standard method,
+  the barycentric weights (W can be rebuilt from them);
+- ``sweep`` attribute: a reconstruction-error sweep, when ``dasklle sweep`` wrote one here;
 - group attributes: ``parameters``, ``eigenvalues``, ``reconstruction_error``, ``eigen_solver``
   (the one that ran), ``eigen_residual``, ``timings``, ``dasklle_version`` and ``complete``.
 
@@ -13,6 +16,7 @@ mistaken for a finished one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -44,14 +48,27 @@ def write_embedding(
     embedding: np.ndarray,
     eigenvalues: np.ndarray,
     attributes: Mapping[str, Any],
+    arrays: Mapping[str, np.ndarray | None] | None = None,
 ) -> zarr.Group:
-    """Write an embedding store, replacing any store at ``path``; mark it complete last."""
+    """Write an embedding store, replacing any store at ``path``; mark it complete last.
+
+    ``arrays`` are further row-aligned arrays to keep (e.g. ``neighbors``, ``weights``). A sweep
+    recorded in the old store is carried over (it does not depend on the embedding).
+    """
+    kept = {}
+    if os.path.exists(os.fspath(path)):
+        with contextlib.suppress(Exception):
+            old = zarr.open_group(store=os.fspath(path), mode="r").attrs
+            kept = {key: old[key] for key in ("sweep",) if key in old}
     group = zarr.open_group(store=os.fspath(path), mode="w")
     group.attrs["complete"] = False
     rows = min(CHUNK_ROWS, max(1, embedding.shape[0]))
     group.create_array(EMBEDDING, data=embedding, chunks=(rows, embedding.shape[1]))
     group.create_array(EIGENVALUES, data=np.asarray(eigenvalues, dtype=np.float64))
-    group.attrs.update(_jsonable(dict(attributes)))
+    for name, values in (arrays or {}).items():
+        if values is not None:
+            group.create_array(name, data=values, chunks=(rows,) + values.shape[1:])
+    group.attrs.update({**kept, **_jsonable(dict(attributes))})
     group.attrs["complete"] = True
     return group
 
@@ -71,3 +88,25 @@ def read_embedding(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]
             "written by dasklle); run the embedding again."
         )
     return np.asarray(group[EMBEDDING][...]), attributes
+
+
+def read_array(path: str | os.PathLike, name: str) -> np.ndarray | None:
+    """One array of a store, or None when the store does not hold it."""
+    group = zarr.open_group(store=os.fspath(path), mode="r")
+    return np.asarray(group[name][...]) if name in group else None
+
+
+def read_attributes(path: str | os.PathLike) -> dict[str, Any]:
+    """A store's attributes (complete or not)."""
+    try:
+        return dict(zarr.open_group(store=os.fspath(path), mode="r").attrs)
+    except Exception as exc:
+        raise ValueError(
+            f"store: cannot open {os.fspath(path)!r} as a dasklle store ({exc})."
+        ) from exc
+
+
+def update_attributes(path: str | os.PathLike, attributes: Mapping[str, Any]) -> None:
+    """Add attributes to a store (created if missing; arrays already in it are kept)."""
+    group = zarr.open_group(store=os.fspath(path), mode="a")
+    group.attrs.update(_jsonable(dict(attributes)))

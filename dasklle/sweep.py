@@ -1,0 +1,115 @@
+"""Parameter sweeps: the reconstruction error over a grid of n_neighbors x n_components.
+
+The neighbor graph is computed once, for the largest k: the lists are sorted by distance, so the
+first k columns are the k-neighbor graph. For each k there is one M and one eigen solve for the
+largest n_components; the error for d components is the sum of the first d eigenvalues.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from . import eigen, pipeline
+from ._validation import METHODS, as_dask_input, check_data_dependent, check_int, check_option
+
+
+@dataclass
+class SweepRow:
+    n_neighbors: int
+    n_components: int
+    reconstruction_error: float
+    eigen_solver: str
+    eigen_residual: float
+
+
+def reconstruction_error_grid(
+    X,
+    n_neighbors: Sequence[int],
+    n_components: Sequence[int],
+    *,
+    method: str = "standard",
+    reg: float = 1e-3,
+    eigen_solver: str = "auto",
+    tol: float = 1e-6,
+    max_iter: int = 100,
+    neighbors_algorithm: str = "auto",
+    random_state: int = 0,
+    chunk_rows: int | None = None,
+    verbose: bool = False,
+) -> list[SweepRow]:
+    """The reconstruction error (sum of the kept eigenvalues of M) for every (k, d) pair.
+
+    Parameters
+    ----------
+    X : array-like, dask array, zarr array or path
+    n_neighbors, n_components : the grid's values
+    method, reg, eigen_solver, tol, max_iter, neighbors_algorithm, random_state, chunk_rows :
+        as for :class:`dasklle.LocallyLinearEmbedding`
+
+    Returns
+    -------
+    list of SweepRow, one per (n_neighbors, n_components), k-major
+    """
+    if not n_neighbors or not n_components:
+        raise ValueError("n_neighbors and n_components must each list at least one value.")
+    ks = sorted({check_int("n_neighbors", k, 1) for k in n_neighbors})
+    ds = sorted({check_int("n_components", d, 1) for d in n_components})
+    check_option("method", method, METHODS)
+    array, _ = as_dask_input(X, chunk_rows)
+    for k in ks:
+        check_data_dependent(*array.shape, k, max(ds), method)
+    indices, _, _ = pipeline.neighbor_graph(
+        array,
+        ks[-1],
+        algorithm=neighbors_algorithm,
+        seed=random_state,
+        n_jobs=None,
+        verbose=verbose,
+    )
+    rows = []
+    for k in ks:
+        M, _ = pipeline.embedding_matrix(
+            array,
+            np.ascontiguousarray(indices[:, :k]),
+            method=method,
+            reg=reg,
+            n_components=max(ds),
+            verbose=verbose,
+        )
+        result = eigen.null_space(
+            M,
+            max(ds),
+            solver=eigen_solver,
+            tol=tol,
+            max_iter=max_iter,
+            random_state=random_state,
+            verbose=verbose,
+        )
+        for d in ds:
+            error = float(np.sum(result.values[:d]))
+            rows.append(SweepRow(k, d, error, result.solver, result.residual))
+    return rows
+
+
+def write_csv(rows: Sequence[SweepRow], path: str | os.PathLike) -> None:
+    """The sweep as a CSV table with a header row."""
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(asdict(rows[0])))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(asdict(row))
+
+
+def as_grid(rows: Sequence[SweepRow]) -> tuple[list[int], list[int], np.ndarray]:
+    """(ks, ds, errors[k_index, d_index]) for plotting."""
+    ks = sorted({r.n_neighbors for r in rows})
+    ds = sorted({r.n_components for r in rows})
+    grid = np.full((len(ks), len(ds)), np.nan)
+    for r in rows:
+        grid[ks.index(r.n_neighbors), ds.index(r.n_components)] = r.reconstruction_error
+    return ks, ds, grid
