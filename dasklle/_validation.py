@@ -85,6 +85,9 @@ def check_parameters(params: Mapping[str, Any]) -> None:
     chunk_rows = params.get("chunk_rows")
     if chunk_rows is not None:
         check_int("chunk_rows", chunk_rows, 1)
+    for flag in ("verbose", "resume"):
+        if flag in params and not isinstance(params[flag], bool | int | np.bool_):
+            raise TypeError(f"{flag} must be True or False; got {params[flag]!r}.")
     store = params.get("store")
     if store is not None and not isinstance(store, str | os.PathLike):
         raise TypeError(f"store must be None or a path to a zarr store; got {store!r}.")

@@ -59,6 +59,12 @@ def _add_output_flags(parser: argparse.ArgumentParser) -> None:
         "--quiet", action="store_true", help="no progress reports (only the final summary)."
     )
     group.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="recompute every stage even if the output store holds matching checkpoints "
+        "(by default a rerun resumes after the last complete stage).",
+    )
+    group.add_argument(
         "--quality-sample",
         type=int,
         default=1000,
@@ -139,6 +145,7 @@ def _estimator(args: argparse.Namespace, store: str):
         random_state=args.random_state,
         store=store,
         verbose=not getattr(args, "quiet", False),
+        resume=not getattr(args, "no_resume", False),
         n_eigenvalues=getattr(args, "n_eigenvalues", None),
     )
 
@@ -299,7 +306,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
         d = embedding.shape[1]
         plotting.plot_spectrum(attributes["eigenvalues"], d, prefix + "-spectrum.png")
         written.append(prefix + "-spectrum.png")
-        neighbors, weights = read_array(args.store, "neighbors"), read_array(args.store, "weights")
+        neighbors = read_array(args.store, "stages/neighbors/indices")
+        weights = read_array(args.store, "stages/weights/weights")
         if weights is not None and len(embedding) <= plotting.MATRIX_MAX_ROWS:
             M = cost_matrix(weight_matrix(neighbors, weights))
             plotting.plot_cost_matrix(M, prefix + "-matrix.png", labels=labels)

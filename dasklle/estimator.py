@@ -70,6 +70,14 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     n_eigenvalues : int or None, default=None
         How many bottom eigenvalues of M (above the constant one) to compute and keep in
         ``eigenvalues_``; at least ``n_components``. More show where the spectrum cuts off.
+    resume : bool, default=True
+        With a ``store``: save each stage's result (neighbors, weights, eigenvectors) in it as
+        it completes, and reuse a saved stage when its fingerprint — a hash of a sample of the
+        input rows and of every parameter the stage depends on — matches. An interrupted fit
+        run again picks up after its last complete stage; a changed parameter recomputes the
+        stage that uses it and those after it. With ``False`` every stage is recomputed (and
+        still saved). The input fingerprint samples four rows: an input overwritten in place
+        with the same shape and identical sampled rows would be taken for the old one.
     verbose : bool, default=False
         Report each stage on stderr: dask progress bars on a terminal (``distributed.progress``
         with a distributed client), periodic lines in batch logs, and the eigen solver's
@@ -127,6 +135,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         store: str | os.PathLike | None = None,
         n_eigenvalues: int | None = None,
         verbose: bool = False,
+        resume: bool = True,
     ):
         self.n_neighbors = n_neighbors
         self.n_components = n_components
@@ -144,6 +153,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.store = store
         self.n_eigenvalues = n_eigenvalues
         self.verbose = verbose
+        self.resume = resume
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -192,6 +202,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             n_jobs=self.n_jobs,
             n_eigenvalues=self.n_eigenvalues,
             verbose=bool(self.verbose),
+            checkpoints=self._checkpoints(),
         )
         self.embedding_ = result.embedding
         self._n_features_out = result.embedding.shape[1]
@@ -215,8 +226,15 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 result.embedding,
                 result.eigenvalues,
                 pipeline.store_attributes(result, params),
-                arrays={"neighbors": result.neighbor_indices, "weights": result.weights},
             )
+
+    def _checkpoints(self) -> store.Checkpoints | None:
+        if self.store is None:
+            return None
+        checkpoints = store.Checkpoints(self.store)
+        if not self.resume:  # recompute everything; still save, so a later run can resume
+            checkpoints.load = lambda stage, fingerprint: None
+        return checkpoints
 
     def fit(self, X, y=None):
         """Compute the embedding of X.

@@ -122,15 +122,21 @@ class NeighborIndex:
     ``index`` is a persisted dask ``Delayed``: with a distributed client the fitted tree or graph
     stays on the worker that built it and the client holds only a reference; with the local
     schedulers it is the object itself. Pickling materialises it (the user asked for a copy).
+    When a fit resumed its neighbors from a checkpoint, ``index`` is None and is built from
+    ``points`` on the first query.
     """
 
     algorithm: str
-    index: Any  # Delayed (tree or pynndescent index), or the training dask array (brute)
+    index: Any  # Delayed (tree or pynndescent index), the training dask array (brute), or None
+    points: da.Array | None = None
+    build_options: dict | None = None
 
     def query(self, Y: da.Array, n_neighbors: int) -> da.Array:
         """Indices (into the training points) of the n_neighbors nearest training points of Y."""
         if self.algorithm == "brute":
             return _exact_query(Y, self.index, n_neighbors)
+        if self.index is None:
+            self.index = _build_index(self.points, self.algorithm, **(self.build_options or {}))
         return map_row_blocks(
             _query_block,
             [Y],
@@ -144,6 +150,8 @@ class NeighborIndex:
     def __getstate__(self):
         if self.algorithm == "brute":
             return self.__dict__
+        if self.index is None:
+            self.index = _build_index(self.points, self.algorithm, **(self.build_options or {}))
         (value,) = dask.compute(self.index)
         return {"algorithm": self.algorithm, "index": value}
 
@@ -151,7 +159,28 @@ class NeighborIndex:
         index = state["index"]
         if state["algorithm"] != "brute" and not isinstance(index, Delayed):
             index = _as_graph_key(index)
-        self.__dict__.update(algorithm=state["algorithm"], index=index)
+        self.__dict__.update(
+            algorithm=state["algorithm"], index=index, points=None, build_options=None
+        )
+
+
+def deferred_index(
+    X: da.Array, algorithm: str, n_neighbors: int, random_state: int, n_jobs: int | None
+) -> NeighborIndex:
+    """An index over X that is built only if and when it is first queried."""
+    if algorithm == "brute":
+        return NeighborIndex("brute", X)
+    options = dict(n_neighbors=n_neighbors, random_state=random_state, n_jobs=n_jobs)
+    return NeighborIndex(algorithm, None, X, options)
+
+
+def _build_index(X: da.Array, algorithm: str, *, n_neighbors, random_state, n_jobs) -> Delayed:
+    """Fit a tree or a pynndescent graph over all of X in one task, persisted where it ran."""
+    points = X.rechunk({0: -1}).to_delayed().ravel()[0]
+    if algorithm in ("kd_tree", "ball_tree"):
+        return dask.delayed(_fit_tree, pure=True)(points, algorithm).persist()
+    fit = dask.delayed(_fit_nndescent, pure=True)
+    return fit(points, n_neighbors, random_state, n_jobs).persist()
 
 
 def _as_graph_key(obj: Any) -> Delayed:
@@ -250,29 +279,21 @@ def nearest_neighbors(
     # Tree and graph indexes need all points in one task. It runs on a worker and, persisted,
     # the fitted index stays there: every query task depends on that one key, so it is shipped
     # once per worker, never through the client.
-    points = X.rechunk({0: -1}).to_delayed().ravel()[0]
-    if algorithm in ("kd_tree", "ball_tree"):
-        tree = dask.delayed(_fit_tree, pure=True)(points, algorithm).persist()
-        indices = map_row_blocks(
-            _tree_self_neighbors,
-            [X],
-            per_block=[(tree,)] * X.numblocks[0],
-            out_cols=n_neighbors,
-            dtype=np.int64,
-            n_neighbors=n_neighbors,
-        )
-        return indices, NeighborIndex(algorithm, tree)
-    graph = dask.delayed(_fit_nndescent, pure=True)(points, n_neighbors, random_state, n_jobs)
-    graph = graph.persist()
+    index = _build_index(
+        X, algorithm, n_neighbors=n_neighbors, random_state=random_state, n_jobs=n_jobs
+    )
+    block_neighbors = (
+        _tree_self_neighbors if algorithm in ("kd_tree", "ball_tree") else _nndescent_self_neighbors
+    )
     indices = map_row_blocks(
-        _nndescent_self_neighbors,
+        block_neighbors,
         [X],
-        per_block=[(graph,)] * X.numblocks[0],
+        per_block=[(index,)] * X.numblocks[0],
         out_cols=n_neighbors,
         dtype=np.int64,
         n_neighbors=n_neighbors,
     )
-    return indices, NeighborIndex("nndescent", graph)
+    return indices, NeighborIndex(algorithm, index)
 
 
 def _nndescent_self_neighbors(block, index, *, row_offset: int, n_neighbors: int) -> np.ndarray:

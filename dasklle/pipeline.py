@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import dask
 import numpy as np
 import scipy.sparse as sp
+from dask.base import tokenize
 
 from . import assemble, eigen, methods, neighbors, progress, weights
 from ._chunked import map_row_blocks, row_block_tasks, tree_reduce
 from ._validation import check_data_dependent
+from .store import Checkpoints
 
 
 @dataclass
@@ -106,6 +110,20 @@ def embedding_matrix(
     return M, None
 
 
+def input_fingerprint(X) -> str:
+    """A cheap content hash of X: its shape, dtype and four sampled rows (first, thirds, last).
+
+    Used to decide whether checkpoints in a store belong to this input. It reads at most four
+    chunks, so it cannot see every change: an input rewritten in place with the same shape and
+    the same sampled rows would be taken for the old one (documented with ``resume``).
+    """
+    n = X.shape[0]
+    rows = np.unique(np.linspace(0, n - 1, 4).astype(np.int64))
+    (sample,) = dask.compute(X[rows])
+    digest = hashlib.sha256(np.ascontiguousarray(sample).tobytes()).hexdigest()
+    return tokenize(X.shape, str(X.dtype), digest)
+
+
 def fit_lle(
     X,
     *,
@@ -123,43 +141,110 @@ def fit_lle(
     n_jobs: int | None = None,
     n_eigenvalues: int | None = None,
     verbose: bool = False,
+    checkpoints: Checkpoints | None = None,
 ) -> LLEResult:
-    """Run LLE on a validated, row-chunked dask array X (see ``locally_linear_embedding``)."""
+    """Run LLE on a validated, row-chunked dask array X (see ``locally_linear_embedding``).
+
+    With ``checkpoints``, each stage's result is saved as it completes, and a stage whose
+    fingerprint (input sample + the parameters it depends on) matches a complete saved one is
+    loaded instead of recomputed.
+    """
     n_samples, n_features = X.shape
     check_data_dependent(n_samples, n_features, n_neighbors, n_components, method, n_eigenvalues)
     seed = _seed(random_state)
     timer = _Timer(verbose)
+    n_wanted = max(n_components, n_eigenvalues or 0)
+    algorithm = neighbors.choose_algorithm(neighbors_algorithm, n_samples, n_features)
+    if checkpoints is not None:
+        checkpoints.begin()
+        fingerprint = input_fingerprint(X)
+    else:
+        fingerprint = ""
+
+    # Each stage's fingerprint chains the previous one: a changed parameter invalidates the
+    # stage that uses it and everything after it. Seeds count only where randomness enters.
+    fp_neighbors = tokenize(
+        "neighbors", fingerprint, n_neighbors, algorithm, seed if algorithm == "nndescent" else 0
+    )
+    local_fit = (n_components, hessian_tol, modified_tol) if method != "standard" else ()
+    fp_weights = tokenize("weights", fp_neighbors, method, reg, *local_fit)
+    fp_eigen = tokenize("eigen", fp_weights, eigen_solver, tol, max_iter, n_wanted, seed)
 
     with timer("neighbors"):
-        indices, index, algorithm = neighbor_graph(
+        saved = checkpoints.load("neighbors", fp_neighbors) if checkpoints else None
+        if saved is not None:
+            indices = saved["indices"]
+            index = neighbors.deferred_index(X, algorithm, n_neighbors, seed, n_jobs)
+            _resumed("neighbors", verbose)
+        else:
+            indices, index, algorithm = neighbor_graph(
+                X, n_neighbors, algorithm=algorithm, seed=seed, n_jobs=n_jobs, verbose=verbose
+            )
+            if checkpoints:
+                checkpoints.save(
+                    "neighbors", fp_neighbors, {"indices": indices}, {"algorithm": algorithm}
+                )
+
+    saved = checkpoints.load("weights", fp_weights) if checkpoints else None
+    if saved is not None:
+        with timer("weights"):
+            W_values = saved.get("weights")
+            if W_values is not None:
+                M = assemble.cost_matrix(assemble.weight_matrix(indices, W_values))
+            else:
+                M = sp.csr_array(
+                    (saved["data"], saved["indices"], saved["indptr"]), shape=(n_samples, n_samples)
+                )
+            _resumed("weights", verbose)
+    else:
+        M, W_values = embedding_matrix(
             X,
-            n_neighbors,
-            algorithm=neighbors_algorithm,
-            seed=seed,
-            n_jobs=n_jobs,
+            indices,
+            method=method,
+            reg=reg,
+            n_components=n_components,
+            hessian_tol=hessian_tol,
+            modified_tol=modified_tol,
             verbose=verbose,
+            timer=timer,
         )
-    M, W_values = embedding_matrix(
-        X,
-        indices,
-        method=method,
-        reg=reg,
-        n_components=n_components,
-        hessian_tol=hessian_tol,
-        modified_tol=modified_tol,
-        verbose=verbose,
-        timer=timer,
-    )
+        if checkpoints:
+            arrays = (
+                {"weights": W_values}
+                if W_values is not None
+                else {"data": M.data, "indices": M.indices, "indptr": M.indptr}
+            )
+            checkpoints.save("weights", fp_weights, arrays, {"method": method})
+
     with timer("eigen"):
-        result = eigen.null_space(
-            M,
-            max(n_components, n_eigenvalues or 0),
-            solver=eigen_solver,
-            tol=tol,
-            max_iter=max_iter,
-            random_state=seed,
-            verbose=verbose,
-        )
+        saved = checkpoints.load("eigen", fp_eigen) if checkpoints else None
+        if saved is not None:
+            info = saved["attributes"]
+            result = eigen.NullSpace(
+                saved["vectors"],
+                saved["values"],
+                info["solver"],
+                info["residual"],
+                info.get("n_iter"),
+            )
+            _resumed("eigen", verbose)
+        else:
+            result = eigen.null_space(
+                M,
+                n_wanted,
+                solver=eigen_solver,
+                tol=tol,
+                max_iter=max_iter,
+                random_state=seed,
+                verbose=verbose,
+            )
+            if checkpoints:
+                checkpoints.save(
+                    "eigen",
+                    fp_eigen,
+                    {"vectors": result.vectors, "values": result.values},
+                    {"solver": result.solver, "residual": result.residual, "n_iter": result.n_iter},
+                )
     if verbose:
         progress.log(
             f"eigen solver {result.solver}: residual {result.residual:.1e}"
@@ -180,6 +265,11 @@ def fit_lle(
         eigen_residual=result.residual,
         timings=timer.timings,
     )
+
+
+def _resumed(stage: str, verbose: bool) -> None:
+    if verbose:
+        progress.log(f"{stage}: resumed from the store's checkpoint")
 
 
 def _block_modified_ratio(points, gathered, local, *, row_offset, n_components):

@@ -4,14 +4,16 @@ Layout of a store (a zarr group):
 
 - ``embedding``: (n_samples, n_components) array, row-chunked;
 - ``eigenvalues``: the bottom eigenvalues of M above the constant vector's;
-- ``neighbors`` and ``weights`` (n_samples, n_neighbors): the graph and, for the standard method,
-  the barycentric weights (W can be rebuilt from them);
+- ``stages/<stage>``: each stage's result, a checkpoint to resume from — ``neighbors``
+  (``indices``), ``weights`` (``weights`` for the standard method; M's CSR arrays for the others)
+  and ``eigen`` (``vectors``, ``values``) — with attributes ``fingerprint`` (a hash of the input
+  sample and every parameter the stage depends on) and ``complete``;
 - ``sweep`` attribute: a reconstruction-error sweep, when ``dasklle sweep`` wrote one here;
 - group attributes: ``parameters``, ``eigenvalues``, ``reconstruction_error``, ``eigen_solver``
   (the one that ran), ``eigen_residual``, ``timings``, ``dasklle_version`` and ``complete``.
 
-``complete`` is written last, after every array, so a store interrupted mid-write is never
-mistaken for a finished one.
+Every write clears a ``complete`` flag first and sets it last, after every array: a store or a
+stage interrupted mid-write is never mistaken for a finished one, and is redone on the next run.
 """
 
 from __future__ import annotations
@@ -48,29 +50,71 @@ def write_embedding(
     embedding: np.ndarray,
     eigenvalues: np.ndarray,
     attributes: Mapping[str, Any],
-    arrays: Mapping[str, np.ndarray | None] | None = None,
 ) -> zarr.Group:
-    """Write an embedding store, replacing any store at ``path``; mark it complete last.
+    """Write the embedding into a store (created if needed), marking it complete last.
 
-    ``arrays`` are further row-aligned arrays to keep (e.g. ``neighbors``, ``weights``). A sweep
-    recorded in the old store is carried over (it does not depend on the embedding).
+    The ``stages`` checkpoints and a recorded ``sweep`` stay; older results are replaced.
     """
-    kept = {}
-    if os.path.exists(os.fspath(path)):
-        with contextlib.suppress(Exception):
-            old = zarr.open_group(store=os.fspath(path), mode="r").attrs
-            kept = {key: old[key] for key in ("sweep",) if key in old}
-    group = zarr.open_group(store=os.fspath(path), mode="w")
+    group = zarr.open_group(store=os.fspath(path), mode="a")
+    kept = {key: group.attrs[key] for key in ("sweep",) if key in group.attrs}
     group.attrs["complete"] = False
+    for name in (EMBEDDING, EIGENVALUES):
+        if name in group:
+            del group[name]
     rows = min(CHUNK_ROWS, max(1, embedding.shape[0]))
     group.create_array(EMBEDDING, data=embedding, chunks=(rows, embedding.shape[1]))
     group.create_array(EIGENVALUES, data=np.asarray(eigenvalues, dtype=np.float64))
-    for name, values in (arrays or {}).items():
-        if values is not None:
-            group.create_array(name, data=values, chunks=(rows,) + values.shape[1:])
-    group.attrs.update({**kept, **_jsonable(dict(attributes))})
+    group.attrs.put({**kept, **_jsonable(dict(attributes)), "complete": False})
     group.attrs["complete"] = True
     return group
+
+
+class Checkpoints:
+    """Stage results kept in a store's ``stages`` group, each with its fingerprint.
+
+    ``load`` returns a stage's arrays and attributes only when the stage is complete and was
+    produced from the same fingerprint; ``save`` marks the store incomplete, rewrites the stage
+    and marks the stage complete last.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+
+    def load(self, stage: str, fingerprint: str) -> dict[str, Any] | None:
+        try:
+            group = zarr.open_group(store=self.path, mode="r")[f"stages/{stage}"]
+        except Exception:  # no store, no stages group or no such stage
+            return None
+        attributes = dict(group.attrs)
+        if not attributes.get("complete") or attributes.get("fingerprint") != fingerprint:
+            return None
+        arrays = {name: np.asarray(array[...]) for name, array in group.arrays()}
+        return {"attributes": attributes, **arrays}
+
+    def save(
+        self,
+        stage: str,
+        fingerprint: str,
+        arrays: Mapping[str, np.ndarray],
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
+        root = zarr.open_group(store=self.path, mode="a")
+        root.attrs["complete"] = False
+        stages = root.require_group("stages")
+        if stage in stages:
+            del stages[stage]
+        group = stages.create_group(stage)
+        group.attrs.put({"complete": False, "fingerprint": fingerprint})
+        for name, values in arrays.items():
+            rows = min(CHUNK_ROWS, max(1, values.shape[0]))
+            group.create_array(name, data=values, chunks=(rows,) + values.shape[1:])
+        group.attrs.update({**_jsonable(dict(attributes or {})), "complete": True})
+
+    def begin(self) -> None:
+        """Mark the store incomplete before a run that will rewrite its results."""
+        if os.path.exists(self.path):
+            with contextlib.suppress(Exception):
+                zarr.open_group(store=self.path, mode="a").attrs["complete"] = False
 
 
 def read_embedding(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
@@ -91,9 +135,11 @@ def read_embedding(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]
 
 
 def read_array(path: str | os.PathLike, name: str) -> np.ndarray | None:
-    """One array of a store, or None when the store does not hold it."""
-    group = zarr.open_group(store=os.fspath(path), mode="r")
-    return np.asarray(group[name][...]) if name in group else None
+    """One array of a store (e.g. ``stages/weights/weights``), or None when it is not there."""
+    try:
+        return np.asarray(zarr.open_group(store=os.fspath(path), mode="r")[name][...])
+    except KeyError:
+        return None
 
 
 def read_attributes(path: str | os.PathLike) -> dict[str, Any]:
