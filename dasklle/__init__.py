@@ -8,5 +8,11 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.1.0+unknown"
 
 from .estimator import LocallyLinearEmbedding, locally_linear_embedding
+from .pipeline import DisconnectedGraphWarning
 
-__all__ = ["LocallyLinearEmbedding", "locally_linear_embedding", "__version__"]
+__all__ = [
+    "DisconnectedGraphWarning",
+    "LocallyLinearEmbedding",
+    "__version__",
+    "locally_linear_embedding",
+]

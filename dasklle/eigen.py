@@ -56,6 +56,18 @@ def choose_solver(solver: str, n_samples: int, n_wanted: int) -> str:
     return "arpack" if n_samples > 200 else "dense"
 
 
+def deterministic_signs(vectors: np.ndarray) -> np.ndarray:
+    """Flip each eigenvector so that its largest-magnitude entry is positive.
+
+    An eigenvector's sign is arbitrary, and which sign a solver returns can change with round-off
+    (BLAS threads, worker processes). Fixing it makes the same seed give the same embedding on
+    every scheduler, as scikit-learn's spectral embedding does.
+    """
+    rows = np.argmax(np.abs(vectors), axis=0)
+    signs = np.sign(vectors[rows, np.arange(vectors.shape[1])])
+    return vectors * np.where(signs == 0, 1.0, signs)
+
+
 def residual_norms(M, vectors: np.ndarray, values: np.ndarray) -> np.ndarray:
     """|M v_j - lambda_j v_j| for unit-norm columns v_j."""
     norms = np.linalg.norm(vectors, axis=0)
@@ -89,11 +101,18 @@ def _arpack(M, n_components, k_skip, tol, max_iter, rng) -> tuple[np.ndarray, np
     return values[order][k_skip:], vectors[:, order][:, k_skip:]
 
 
-def _amg_preconditioner(M):
+def _amg_preconditioner(M, seed: int):
     import pyamg
 
     shifted = (M + AMG_SHIFT * sp.eye_array(M.shape[0], format="csr")).tocsr()
-    hierarchy = pyamg.smoothed_aggregation_solver(shifted, max_coarse=500)
+    # pyamg estimates spectral radii from a random start drawn from numpy's global generator:
+    # seed it (and restore the caller's state) so the same seed builds the same hierarchy.
+    state = np.random.get_state()  # noqa: NPY002 (pyamg draws from the legacy global)
+    np.random.seed(seed)  # noqa: NPY002
+    try:
+        hierarchy = pyamg.smoothed_aggregation_solver(shifted, max_coarse=500)
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
     return hierarchy.aspreconditioner(cycle="V")
 
 
@@ -103,7 +122,8 @@ def _lobpcg(M, n_components, tol, max_iter, rng, precondition: bool, verbose: bo
     constant = np.full((n, 1), 1.0 / np.sqrt(n))
     X0 = rng.standard_normal((n, block))
     iterations = progress.IterationLog("amg" if precondition else "lobpcg", verbose)
-    preconditioner = iterations.wrap(_amg_preconditioner(M) if precondition else None, n)
+    amg = _amg_preconditioner(M, int(rng.randint(2**31 - 1))) if precondition else None
+    preconditioner = iterations.wrap(amg, n)
     with warnings.catch_warnings():
         # Non-convergence is reported below from the measured residual, not from scipy's warning.
         warnings.simplefilter("ignore", UserWarning)
@@ -186,6 +206,7 @@ def null_space(
         values, vectors, n_iter = _lobpcg(
             M, n_components, tol, max_iter, rng, solver == "amg", verbose
         )
+    vectors = deterministic_signs(vectors)
     residual = float(residual_norms(M, vectors, values).max())
     if not np.all(np.isfinite(vectors)):
         raise ValueError(

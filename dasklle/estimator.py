@@ -101,6 +101,9 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Largest residual |M v - lambda v| of the returned eigenvectors.
     neighbors_algorithm_ : str
         The neighbor search that actually ran.
+    n_graph_components_ : int
+        Connected components of the neighbor graph; more than 1 makes the embedding meaningless
+        (a ``DisconnectedGraphWarning`` says so during ``fit``).
     timings_ : dict
         Seconds spent in each stage.
     n_features_in_ : int
@@ -213,6 +216,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.eigen_solver_ = result.eigen_solver
         self.eigen_residual_ = result.eigen_residual
         self.neighbors_algorithm_ = result.neighbors_algorithm
+        self.n_graph_components_ = result.n_graph_components
         self.timings_ = result.timings
         self._fit_X = array
         self._neighbor_index = result.neighbor_index

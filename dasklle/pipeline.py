@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,7 @@ import dask
 import numpy as np
 import scipy.sparse as sp
 from dask.base import tokenize
+from scipy.sparse.csgraph import connected_components
 
 from . import assemble, eigen, methods, neighbors, progress, weights
 from ._chunked import map_row_blocks, row_block_tasks, tree_reduce
@@ -33,6 +35,7 @@ class LLEResult:
     neighbors_algorithm: str
     eigen_solver: str
     eigen_residual: float
+    n_graph_components: int = 1
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -185,6 +188,8 @@ def fit_lle(
                     "neighbors", fp_neighbors, {"indices": indices}, {"algorithm": algorithm}
                 )
 
+    n_graph_components = check_connected(indices)
+
     saved = checkpoints.load("weights", fp_weights) if checkpoints else None
     if saved is not None:
         with timer("weights"):
@@ -263,8 +268,37 @@ def fit_lle(
         neighbors_algorithm=algorithm,
         eigen_solver=result.solver,
         eigen_residual=result.residual,
+        n_graph_components=n_graph_components,
         timings=timer.timings,
     )
+
+
+class DisconnectedGraphWarning(UserWarning):
+    """The k-nearest-neighbor graph falls apart into several pieces."""
+
+
+def check_connected(indices: np.ndarray) -> int:
+    """Number of (weakly) connected components of the kNN graph; warns when more than one.
+
+    LLE's null space then holds one constant vector per component, so the "embedding" mostly
+    separates the components instead of unrolling them.
+    """
+    n, k = indices.shape
+    graph = sp.csr_array(
+        (np.ones(n * k, dtype=np.int8), indices.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n)
+    )
+    count, labels = connected_components(graph, directed=True, connection="weak")
+    if count > 1:
+        sizes = np.sort(np.bincount(labels))[::-1]
+        warnings.warn(
+            f"The {k}-nearest-neighbor graph has {count} connected components (sizes "
+            f"{', '.join(map(str, sizes[:5]))}{', ...' if count > 5 else ''}): the embedding of "
+            "a disconnected graph is not meaningful. Increase n_neighbors, or embed the "
+            "components separately.",
+            DisconnectedGraphWarning,
+            stacklevel=3,
+        )
+    return int(count)
 
 
 def _resumed(stage: str, verbose: bool) -> None:
@@ -336,6 +370,7 @@ def store_attributes(result: LLEResult, parameters: dict[str, Any]) -> dict[str,
         "reconstruction_error": result.reconstruction_error,
         "eigen_solver": result.eigen_solver,
         "eigen_residual": result.eigen_residual,
+        "n_graph_components": result.n_graph_components,
         "neighbors_algorithm": result.neighbors_algorithm,
         "timings": result.timings,
         "dasklle_version": __version__,

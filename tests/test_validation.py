@@ -87,3 +87,33 @@ def test_many_identical_rows_stay_finite():
     model = LocallyLinearEmbedding(n_neighbors=6, eigen_solver="dense").fit(data)
     assert np.isfinite(model.embedding_).all()
     assert np.isfinite(model.weights_).all()
+
+
+def test_disconnected_graph_is_detected():
+    from dasklle import DisconnectedGraphWarning
+
+    rng = np.random.default_rng(0)
+    data = np.vstack([rng.random((80, 3)), rng.random((70, 3)) + 100.0])
+    with pytest.warns(DisconnectedGraphWarning, match="2 connected components"):
+        model = LocallyLinearEmbedding(n_neighbors=5).fit(data)
+    assert model.n_graph_components_ == 2
+    assert np.isfinite(model.embedding_).all()
+
+
+def test_malformed_stores(tmp_path):
+    import zarr
+
+    zarr.create_array(store=str(tmp_path / "one_d.zarr"), data=np.ones(10))
+    group = zarr.open_group(str(tmp_path / "group.zarr"), mode="w")
+    group.create_array("a", data=np.ones((5, 2)))
+    group.create_array("b", data=np.ones((5, 2)))
+    (tmp_path / "not_zarr").mkdir()
+    (tmp_path / "file.txt").write_text("hello")
+    for path, words in [
+        ("one_d.zarr", "2-D"),
+        ("group.zarr", "does not hold an array called 'X'"),
+        ("not_zarr", "cannot open"),
+        ("file.txt", "cannot open"),
+    ]:
+        with pytest.raises(ValueError, match=words):
+            LocallyLinearEmbedding().fit(str(tmp_path / path))
