@@ -444,6 +444,17 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="show what a store holds.", **sub)
     info.add_argument("store", help="a zarr store written by dasklle.")
     info.set_defaults(func=cmd_info)
+
+    from . import bench
+
+    bench_parser = commands.add_parser(
+        "bench",
+        help="benchmark cases, side by side with scikit-learn (--vs sklearn), each in a fresh "
+        "process.",
+        **sub,
+    )
+    bench.build_parser(bench_parser)
+    bench_parser.set_defaults(func=bench.run)
     return parser
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import dask
@@ -225,12 +226,14 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self._M = result.M if self.method != "standard" else None
         if self.store is not None:
             params = {k: v for k, v in self.get_params().items() if k != "store"}
+            start = time.perf_counter()
             store.write_embedding(
                 self.store,
                 result.embedding,
                 result.eigenvalues,
                 pipeline.store_attributes(result, params),
             )
+            self.timings_["write"] = time.perf_counter() - start
 
     def _checkpoints(self) -> store.Checkpoints | None:
         if self.store is None:

@@ -1,0 +1,414 @@
+"""Benchmarks users can run: dasklle and scikit-learn side by side, each in a fresh process.
+
+    dasklle bench digits-20k --vs sklearn
+    python -m dasklle.bench swiss-5k digits-70k
+
+Every run happens in a new Python process (so imports and numba's compile time count), while
+this process samples the resident memory of that process and all its children (dask workers)
+every 0.1 s: "peak MB" is the largest sum seen. Data sets are generated once into a zarr cache
+(``--data-dir``) and read from there by both sides; generation is not timed.
+
+Quality columns: ``recall`` (kNN recall against exact search, on a sample), ``trust``
+(trustworthiness, k=10, on a sample), ``acc`` (10-NN label accuracy in the embedding, 5-fold, on
+a sample of at most 20,000 points; for digits) and ``sine`` (largest principal angle between the
+two embeddings, when both sides ran and n <= 100,000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+# Name -> (generator, n_samples, n_neighbors, scheduler for dasklle)
+CASES: dict[str, tuple[str, int, int, str]] = {
+    "swiss-1k": ("swiss_roll", 1_000, 12, "threads"),  # a smoke test of the harness
+    "swiss-5k": ("swiss_roll", 5_000, 12, "threads"),
+    "swiss-100k": ("swiss_roll", 100_000, 12, "threads"),
+    "swiss-1m": ("swiss_roll", 1_000_000, 12, "threads"),
+    "digits-5k": ("digits_784", 5_000, 10, "threads"),
+    "digits-20k": ("digits_784", 20_000, 10, "threads"),
+    "digits-70k": ("digits_784", 70_000, 10, "threads"),
+    "digits-100k": ("digits_784", 100_000, 10, "threads"),
+    "digits-1m": ("digits_784", 1_000_000, 10, "threads"),
+}
+# scikit-learn's shift-invert factorisation fills in on high-dimensional data (time ~ n^3.5:
+# 200 s at 20k, hours at 70k), so --vs sklearn skips it above these sizes.
+SKLEARN_MAX_ROWS = {"swiss_roll": 1_000_000, "digits_784": 20_000}
+QUALITY_SAMPLE = 2_000
+ACCURACY_SAMPLE = 20_000
+
+
+@dataclass
+class Run:
+    side: str
+    case: str
+    n: int
+    d_in: int
+    seconds: float
+    peak_mb: float
+    stages: dict
+    quality: dict
+    error: str | None = None
+
+
+def dataset_path(case: str, data_dir: str) -> str:
+    """The case's data in a zarr group (X, labels), generated on first use."""
+    from . import datasets
+
+    name, n, _, _ = CASES[case]
+    path = os.path.join(data_dir, f"{case}.zarr")
+    if not os.path.exists(os.path.join(path, "zarr.json")) or not _complete(path):
+        X, labels = datasets.make(name, n, random_state=0)
+        datasets.write_zarr(path, X, labels)
+        import zarr
+
+        zarr.open_group(path, mode="a").attrs["complete"] = True
+    return path
+
+
+def _complete(path: str) -> bool:
+    import zarr
+
+    return bool(zarr.open_group(path, mode="r").attrs.get("complete", False))
+
+
+def _tree_rss(pid: int) -> int:
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for p in processes:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_side(side: str, case: str, data_dir: str, out_dir: str) -> Run:
+    """Run one side in a fresh process; sample its memory; return what it reported."""
+    result_path = os.path.join(out_dir, f"{side}-{case}.json")
+    command = [
+        sys.executable,
+        "-m",
+        "dasklle.bench",
+        "_run",
+        side,
+        case,
+        "--data-dir",
+        data_dir,
+        "--result",
+        result_path,
+    ]
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, _tree_rss(process.pid))
+        time.sleep(0.1)
+    wall = time.perf_counter() - start
+    stderr = process.stderr.read() if process.stderr else ""
+    name, n, _, _ = CASES[case]
+    if process.returncode != 0 or not os.path.exists(result_path):
+        return Run(side, case, n, 0, wall, peak / 2**20, {}, {}, error=stderr.strip()[-500:])
+    with open(result_path) as f:
+        reported = json.load(f)
+    return Run(
+        side, case, n, reported["d_in"], wall, peak / 2**20, reported["stages"], {}, error=None
+    )
+
+
+def _run_in_this_process(side: str, case: str, data_dir: str, result_path: str) -> None:
+    """The child: fit, time, and save the embedding; quality is measured by the parent later."""
+    import zarr
+
+    name, n, k, scheduler = CASES[case]
+    path = dataset_path(case, data_dir)
+    group = zarr.open_group(path, mode="r")
+    d_in = group["X"].shape[1]
+    start = time.perf_counter()
+    if side == "sklearn":
+        from sklearn.manifold import LocallyLinearEmbedding
+
+        X = np.asarray(group["X"][...], dtype=np.float64 if name != "digits_784" else np.float32)
+        loaded = time.perf_counter()
+        Y = LocallyLinearEmbedding(
+            n_neighbors=k, n_components=2, eigen_solver="arpack", random_state=0
+        ).fit_transform(X)
+        stages = {"load": loaded - start, "fit": time.perf_counter() - loaded}
+    else:
+        import dask
+
+        from .estimator import LocallyLinearEmbedding
+
+        with dask.config.set(scheduler=scheduler):
+            # the embedding goes to a zarr store, as in real use (the "write" column)
+            model = LocallyLinearEmbedding(
+                n_neighbors=k, n_components=2, random_state=0, store=result_path + ".zarr"
+            )
+            Y = model.fit_transform(path)
+        stages = dict(model.timings_)
+        stages["solver"] = model.eigen_solver_
+        stages["knn"] = model.neighbors_algorithm_
+        np.save(result_path + ".neighbors.npy", model.neighbor_indices_)
+    stages["total"] = time.perf_counter() - start
+    np.save(result_path + ".embedding.npy", Y)
+    with open(result_path, "w") as f:
+        json.dump({"d_in": d_in, "stages": stages}, f)
+
+
+def measure_quality(run: Run, data_dir: str, out_dir: str, sample: int) -> None:
+    """Quality of a finished run (not timed): recall, trustworthiness and label accuracy."""
+    import zarr
+    from sklearn.model_selection import cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from .metrics import neighborhood_quality
+
+    base = os.path.join(out_dir, f"{run.side}-{run.case}.json")
+    if run.error or not os.path.exists(base + ".embedding.npy"):
+        return
+    Y = np.load(base + ".embedding.npy")
+    group = zarr.open_group(dataset_path(run.case, data_dir), mode="r")
+    import dask.array as da
+
+    X = da.from_zarr(group["X"])
+    nbrs = base + ".neighbors.npy"
+    q = neighborhood_quality(
+        X,
+        Y,
+        neighbor_indices=np.load(nbrs) if os.path.exists(nbrs) else None,
+        n_neighbors=10,
+        sample_size=sample,
+        random_state=0,
+    )
+    run.quality = {"trust": q["trustworthiness"]}
+    if "knn_recall" in q:
+        run.quality["recall"] = q["knn_recall"]
+    if CASES[run.case][0] == "digits_784":
+        labels = np.asarray(group["labels"][...])
+        rows = np.random.default_rng(0).choice(len(Y), min(len(Y), ACCURACY_SAMPLE), replace=False)
+        run.quality["acc"] = float(
+            cross_val_score(KNeighborsClassifier(10), Y[rows], labels[rows], cv=5).mean()
+        )
+
+
+def _sine(out_dir: str, case: str) -> float | None:
+    import scipy.linalg
+
+    paths = [
+        os.path.join(out_dir, f"{s}-{case}.json.embedding.npy") for s in ("dasklle", "sklearn")
+    ]
+    if not all(os.path.exists(p) for p in paths) or CASES[case][1] > 100_000:
+        return None
+    A, B = (np.load(p).astype(np.float64) for p in paths)
+    A, B = A - A.mean(0), B - B.mean(0)
+    return float(np.sin(scipy.linalg.subspace_angles(A, B).max()))
+
+
+def _solver(r: Run) -> str:
+    if r.side == "sklearn":
+        return "arpack"
+    return f"{r.stages.get('knn', '')}+{r.stages.get('solver', '')}"
+
+
+def format_table(runs: list[Run], sines: dict[str, float | None]) -> str:
+    header = (
+        f"{'case':<12} {'side':<8} {'n':>9} {'D':>4} {'knn':>7} {'weights':>7} "
+        f"{'assem':>6} {'eigen':>7} {'write':>6} {'total s':>8} {'peak MB':>8} {'recall':>6} "
+        f"{'trust':>6} {'acc':>6}  solver"
+    )
+    lines = [header, "-" * len(header)]
+    by_case: dict[str, dict[str, Run]] = {}
+    for r in runs:
+        by_case.setdefault(r.case, {})[r.side] = r
+
+    def cell(value, fmt):
+        if isinstance(value, int | float):
+            return format(value, fmt)
+        return format("-", ">" + fmt.split(".")[0])
+
+    for case, sides in by_case.items():
+        for side, r in sides.items():
+            if r.error:
+                lines.append(f"{case:<12} {side:<8} {r.n:>9,} failed: {r.error.splitlines()[-1]}")
+                continue
+            s, q = r.stages, r.quality
+            lines.append(
+                f"{case:<12} {side:<8} {r.n:>9,} {r.d_in:>4} {cell(s.get('neighbors'), '7.1f')} "
+                f"{cell(s.get('weights'), '7.1f')} {cell(s.get('assemble'), '6.1f')} "
+                f"{cell(s.get('eigen'), '7.1f')} "
+                f"{cell(s.get('write'), '6.1f')} {r.seconds:>8.1f} {r.peak_mb:>8.0f} "
+                f"{cell(q.get('recall'), '6.3f')} {cell(q.get('trust'), '6.3f')} "
+                f"{cell(q.get('acc'), '6.3f')}  {_solver(r)}"
+            )
+        if (
+            "dasklle" in sides
+            and "sklearn" in sides
+            and not (sides["dasklle"].error or sides["sklearn"].error)
+        ):
+            d, k = sides["dasklle"], sides["sklearn"]
+            extra = (
+                f", sine(dasklle, sklearn) {sines[case]:.1e}" if sines.get(case) is not None else ""
+            )
+            lines.append(
+                f"{'':<12} ratio    sklearn/dasklle time {k.seconds / d.seconds:.1f}x, "
+                f"dasklle/sklearn peak memory {d.peak_mb / k.peak_mb:.2f}{extra}"
+            )
+    return "\n".join(lines)
+
+
+def target_checks(runs: list[Run]) -> list[str]:
+    """The performance issue's targets that this run can decide, each with its numbers."""
+    ok = {(r.side, r.case): r for r in runs if not r.error}
+    out = []
+
+    def get(side, case):
+        return ok.get((side, case))
+
+    def verdict(met):
+        return "met" if met else "NOT met"
+
+    d, k = get("dasklle", "digits-20k"), get("sklearn", "digits-20k")
+    if d and k:
+        ratio = k.seconds / d.seconds
+        dq = min(d.quality.get(m, 0) - k.quality.get(m, 0) for m in ("trust", "acc"))
+        out.append(
+            f"1. digits-20k: {ratio:.1f}x faster than sklearn (target 20x), quality "
+            f"difference {dq:+.3f} (target >= -0.02): {verdict(ratio >= 20 and dq >= -0.02)}"
+        )
+    d70 = get("dasklle", "digits-70k")
+    if d70 and k:
+        frac = d70.seconds / k.seconds
+        out.append(
+            f"2. digits-70k: {d70.seconds:.1f} s = {frac:.2f} x sklearn's time at 20k "
+            f"(target < 0.33): {verdict(frac < 1 / 3)}"
+        )
+    d1m = get("dasklle", "digits-1m")
+    if d1m and k:
+        frac = d1m.seconds / k.seconds
+        out.append(
+            f"3. digits-1m: {d1m.seconds:.0f} s = {frac:.1f} x sklearn's time at 20k "
+            f"(target <= 9), "
+            f"peak {d1m.peak_mb / 1024:.1f} GB (target <= 8): "
+            f"{verdict(frac <= 9 and d1m.peak_mb <= 8 * 1024)}"
+        )
+    d, k = get("dasklle", "swiss-1m"), get("sklearn", "swiss-1m")
+    if d and k:
+        ratio, mem = k.seconds / d.seconds, d.peak_mb / k.peak_mb
+        dq = d.quality.get("trust", 0) - k.quality.get("trust", 0)
+        out.append(
+            f"4. swiss-1m: {ratio:.1f}x faster (target 3x), memory {mem:.2f} of sklearn's "
+            f"(target <= 0.33), trust difference {dq:+.3f}: "
+            f"{verdict(ratio >= 3 and mem <= 1 / 3 and dq >= -0.02)}"
+        )
+    d, k = get("dasklle", "swiss-5k"), get("sklearn", "swiss-5k")
+    if d and k:
+        frac = d.seconds / k.seconds
+        out.append(
+            f"5. swiss-5k from a cold process: {frac:.2f} x sklearn's time (target <= 2): "
+            f"{verdict(frac <= 2)}"
+        )
+    d1, d2 = get("dasklle", "digits-100k"), get("dasklle", "digits-1m")
+    if d1 and d2:
+        frac = d2.seconds / d1.seconds
+        out.append(
+            f"6. digits time(1m)/time(100k) = {frac:.1f} (target <= 12): {verdict(frac <= 12)}"
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_run":
+        parser = argparse.ArgumentParser(prog="dasklle.bench _run")
+        parser.add_argument("side", choices=("dasklle", "sklearn"))
+        parser.add_argument("case", choices=sorted(CASES))
+        parser.add_argument("--data-dir", required=True)
+        parser.add_argument("--result", required=True)
+        a = parser.parse_args(argv[1:])
+        _run_in_this_process(a.side, a.case, a.data_dir, a.result)
+        return 0
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return run(args)
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(
+        prog="dasklle bench",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "cases",
+        nargs="+",
+        choices=sorted(CASES),
+        metavar="CASE",
+        help=f"cases to run: {', '.join(CASES)}.",
+    )
+    parser.add_argument(
+        "--vs",
+        choices=("sklearn",),
+        default=None,
+        help="also run scikit-learn's LLE (arpack) on the same data.",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=os.path.join(tempfile.gettempdir(), "dasklle-bench"),
+        help="where generated data sets are cached (zarr).",
+    )
+    parser.add_argument(
+        "--quality-sample",
+        type=int,
+        default=QUALITY_SAMPLE,
+        help="points sampled for recall and trustworthiness.",
+    )
+    parser.add_argument("--json", default=None, help="also write the results to this JSON file.")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    os.makedirs(args.data_dir, exist_ok=True)
+    runs: list[Run] = []
+    sines: dict[str, float | None] = {}
+    with tempfile.TemporaryDirectory() as out_dir:
+        for case in args.cases:
+            dataset_path(case, args.data_dir)  # generate once, untimed
+            for side in ("dasklle", "sklearn") if args.vs == "sklearn" else ("dasklle",):
+                name, n = CASES[case][:2]
+                if side == "sklearn" and n > SKLEARN_MAX_ROWS[name]:
+                    print(f"skipping sklearn on {case}: too slow", file=sys.stderr, flush=True)
+                    continue
+                print(f"running {side} on {case} ...", file=sys.stderr, flush=True)
+                r = run_side(side, case, args.data_dir, out_dir)
+                measure_quality(r, args.data_dir, out_dir, args.quality_sample)
+                runs.append(r)
+            sines[case] = _sine(out_dir, case)
+    print(format_table(runs, sines))
+    checks = target_checks(runs)
+    if checks:
+        print()
+        print("\n".join(checks))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([r.__dict__ for r in runs], f, indent=2)
+    return 0 if not any(r.error for r in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
