@@ -13,7 +13,7 @@ import zarr
 
 METHODS = ("standard", "hessian", "modified", "ltsa")
 EIGEN_SOLVERS = ("auto", "dense", "arpack", "lobpcg", "amg")
-NEIGHBORS_ALGORITHMS = ("auto", "brute", "kd_tree", "ball_tree", "nndescent")
+NEIGHBORS_ALGORITHMS = ("auto", "brute", "kd_tree", "ball_tree", "nndescent", "projected")
 
 # Target bytes of input per row block: large enough that dask's per-task overhead (~1 ms) is
 # negligible, small enough that a block's neighbor rows (up to n_neighbors times the block) fit a

@@ -54,11 +54,14 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Tolerance of the Hessian eigenmapping method.
     modified_tol : float, default=1e-12
         Tolerance of modified LLE.
-    neighbors_algorithm : {"auto", "brute", "kd_tree", "ball_tree", "nndescent"}, default="auto"
+    neighbors_algorithm : {"auto", "brute", "kd_tree", "ball_tree", "nndescent", \
+"projected"}, default="auto"
         ``brute``: exact blockwise search over dask chunks. ``kd_tree``/``ball_tree``: exact
-        trees (scikit-learn's). ``nndescent``: approximate (pynndescent). ``auto``: a KD-tree
-        for up to 15 features, exact brute force while n^2 * n_features <= 2e11, else
-        pynndescent.
+        trees (scikit-learn's). ``nndescent``: approximate (pynndescent). ``projected``: 2k
+        candidates found among the points projected on their top 64 principal axes (exact
+        search up to 150,000 points, pynndescent above), reranked by their true distance.
+        ``auto``: a KD-tree for up to 15 features, exact brute force while
+        n^2 * n_features <= 2e11, else ``projected`` for 128 features or more, else pynndescent.
     random_state : int, RandomState instance or None, default=None
         Seeds the eigen solvers' starting vectors and pynndescent.
     n_jobs : int or None, default=None

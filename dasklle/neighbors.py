@@ -27,6 +27,21 @@ from ._chunked import map_row_blocks, row_offsets, tree_reduce
 # not pay it.
 BRUTE_MAX_WORK = 2e11
 TREE_MAX_DIM = 15
+# "projected": exact search for PROJECTED_CANDIDATES(k) candidates among the points projected on
+# their top PROJECTED_DIM principal axes (estimated from a sample), then the candidates reranked
+# by their true distance in full dimension. On digits-784 (20,000 points, k = 10) the projection
+# alone finds 93% of the true neighbors and the reranked 2k candidates 99.99%, in a seventh of
+# the time of full-dimensional brute force (FIELD measurements in the README). Beyond
+# PROJECTED_BRUTE_MAX_ROWS the candidate search itself is pynndescent on the projected points.
+PROJECTED_DIM = 64
+PROJECTED_MIN_DIM = 2 * PROJECTED_DIM
+PROJECTED_SAMPLE_ROWS = 5000
+PROJECTED_BRUTE_MAX_ROWS = 150_000
+PROJECTED_BLOCK_BYTES = 32 * 2**20
+
+
+def projected_candidates_count(n_neighbors: int) -> int:
+    return max(2 * n_neighbors, n_neighbors + 10)
 
 
 def choose_algorithm(algorithm: str, n_samples: int, n_features: int) -> str:
@@ -37,6 +52,8 @@ def choose_algorithm(algorithm: str, n_samples: int, n_features: int) -> str:
         return "kd_tree"
     if float(n_samples) ** 2 * n_features <= BRUTE_MAX_WORK:
         return "brute"
+    if n_features >= PROJECTED_MIN_DIM:
+        return "projected"
     return "nndescent"
 
 
@@ -93,10 +110,14 @@ def _tree_reduce(parts: list, k: int):
 
 def exact_neighbors(X: da.Array, n_neighbors: int) -> da.Array:
     """Exact kNN by blockwise brute force: one task per (query block, point block) pair."""
+    return _blockwise_neighbors(X, n_neighbors, _block_candidates)
+
+
+def _blockwise_neighbors(X: da.Array, n_neighbors: int, kernel) -> da.Array:
     k = n_neighbors + 1
     blocks = X.to_delayed().ravel()
     offsets = row_offsets(X.chunks[0])
-    candidates = dask.delayed(_block_candidates, pure=True)
+    candidates = dask.delayed(kernel, pure=True)
     merged = []
     for q in blocks:
         parts = [candidates(q, p, int(off), k) for p, off in zip(blocks, offsets, strict=True)]
@@ -113,6 +134,100 @@ def exact_neighbors(X: da.Array, n_neighbors: int) -> da.Array:
 
 def _select_neighbors(_block, merged, *, row_offset: int, n_neighbors: int) -> np.ndarray:
     return _finish_block(merged, row_offset=row_offset, n_neighbors=n_neighbors)
+
+
+def principal_axes(X: da.Array, n_axes: int, sample_rows: int = PROJECTED_SAMPLE_ROWS):
+    """Mean and top n_axes principal axes (D, n_axes) of X, from evenly spaced sample rows."""
+    n = X.shape[0]
+    rows = np.unique(np.linspace(0, n - 1, min(n, sample_rows)).astype(np.int64))
+    (sample,) = dask.compute(X[rows])
+    sample = np.asarray(sample, dtype=np.float64)
+    mean = sample.mean(axis=0)
+    centred = sample - mean
+    # eigenvectors of the sample covariance (D x D: cheaper than an SVD of the sample)
+    _, vectors = np.linalg.eigh(centred.T @ centred)
+    return mean, np.ascontiguousarray(vectors[:, ::-1][:, :n_axes])
+
+
+def _project(block: np.ndarray, mean: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    return ((block - mean) @ axes).astype(np.float32)
+
+
+def _fast_block_candidates(
+    queries: np.ndarray, points: np.ndarray, points_offset: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest (distance, index) of each query among points, by scikit-learn's compiled
+    brute-force top-k (float32 GEMM + heap, no n x n distance matrix kept)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    k = min(k, points.shape[0])
+    dist, index = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(points).kneighbors(queries)
+    return _smallest(dist, index.astype(np.int64) + points_offset, k)
+
+
+def projected_candidates(
+    X: da.Array, n_neighbors: int, *, random_state: int = 0, n_jobs: int | None = None
+) -> da.Array:
+    """Lazy (n, K) candidate neighbors (self excluded) found among the projected points."""
+    n_candidates = min(projected_candidates_count(n_neighbors), X.shape[0] - 1)
+    mean, axes = principal_axes(X, min(PROJECTED_DIM, X.shape[1]))
+    Z = X.map_blocks(_project, mean, axes, dtype=np.float32, chunks=(X.chunks[0], axes.shape[1]))
+    rows = max(1, PROJECTED_BLOCK_BYTES // (4 * axes.shape[1]))
+    Z = Z.rechunk({0: rows})
+    if X.shape[0] > PROJECTED_BRUTE_MAX_ROWS:
+        index = _build_index(
+            Z, "nndescent", n_neighbors=n_candidates, random_state=random_state, n_jobs=n_jobs
+        )
+        return map_row_blocks(
+            _nndescent_self_neighbors,
+            [Z],
+            per_block=[(index,)] * Z.numblocks[0],
+            out_cols=n_candidates,
+            dtype=np.int64,
+            n_neighbors=n_candidates,
+        )
+    return _blockwise_neighbors(Z, n_candidates, _fast_block_candidates)
+
+
+def _rerank_block(
+    points: np.ndarray,
+    gathered: np.ndarray,
+    local_indices: np.ndarray,
+    needed: np.ndarray,
+    *,
+    row_offset: int,
+    k: int,
+) -> np.ndarray:
+    out = np.empty((points.shape[0], k), dtype=np.int64)
+    # |x - y|^2 = |y|^2 - 2 x.y + |x|^2; the last term is the same for all of a row's candidates
+    norms = np.einsum("ij,ij->i", gathered, gathered, dtype=np.float64)
+    for start in range(0, points.shape[0], 1024):
+        rows = slice(start, start + 1024)
+        local = local_indices[rows]
+        dots = np.matmul(gathered[local], points[rows, :, None])[..., 0]
+        dist = norms[local] - 2.0 * dots
+        _, best = _smallest(dist, needed[local], k)  # ties broken by the smaller global row
+        out[rows] = best
+    return out
+
+
+def rerank(X: da.Array, candidates: np.ndarray, n_neighbors: int) -> da.Array:
+    """Lazy (n, k): each row's k nearest among its candidates, by true distance in X.
+
+    Each row block reads only the rows its candidates live in (the weights stage's gather).
+    """
+    from .weights import gather_plan
+
+    plan = gather_plan(candidates, X.chunks[0])
+    per_block = [(X[needed], local, needed) for needed, local in plan]
+    return map_row_blocks(
+        _rerank_block,
+        [X],
+        per_block=per_block,
+        out_cols=n_neighbors,
+        dtype=np.int64,
+        k=n_neighbors,
+    )
 
 
 @dataclass
@@ -276,6 +391,12 @@ def nearest_neighbors(
     algorithm = choose_algorithm(algorithm, *X.shape)
     if algorithm == "brute":
         return exact_neighbors(X, n_neighbors), NeighborIndex("brute", X)
+    if algorithm == "projected":
+        # the candidates must be known to plan the rerank's gather: computed here
+        (candidates,) = dask.compute(
+            projected_candidates(X, n_neighbors, random_state=random_state, n_jobs=n_jobs)
+        )
+        return rerank(X, candidates, n_neighbors), NeighborIndex("brute", X)
     # Tree and graph indexes need all points in one task. It runs on a worker and, persisted,
     # the fitted index stays there: every query task depends on that one key, so it is shipped
     # once per worker, never through the client.

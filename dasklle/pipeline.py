@@ -167,7 +167,11 @@ def fit_lle(
     # Each stage's fingerprint chains the previous one: a changed parameter invalidates the
     # stage that uses it and everything after it. Seeds count only where randomness enters.
     fp_neighbors = tokenize(
-        "neighbors", fingerprint, n_neighbors, algorithm, seed if algorithm == "nndescent" else 0
+        "neighbors",
+        fingerprint,
+        n_neighbors,
+        algorithm,
+        seed if algorithm in ("nndescent", "projected") else 0,
     )
     local_fit = (n_components, hessian_tol, modified_tol) if method != "standard" else ()
     fp_weights = tokenize("weights", fp_neighbors, method, reg, *local_fit)
