@@ -59,7 +59,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         ``brute``: exact blockwise search over dask chunks. ``kd_tree``/``ball_tree``: exact
         trees (scikit-learn's). ``nndescent``: approximate (pynndescent). ``projected``: 2k
         candidates found among the points projected on their top 64 principal axes (exact
-        search up to 150,000 points, pynndescent above), reranked by their true distance.
+        search up to 50,000 points, partitioned above), reranked by their true distance.
         ``auto``: a KD-tree for up to 15 features, exact brute force while
         n^2 * n_features <= 2e11, else ``projected`` for 128 features or more, else pynndescent.
     random_state : int, RandomState instance or None, default=None

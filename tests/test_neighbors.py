@@ -49,16 +49,18 @@ def test_nndescent_recall_on_digits_784():
 
 
 # "projected" reranks 2k candidates found in a 64-axis PCA projection: measured recall 0.9999 on
-# 20,000 digits-784; the bound leaves room for small samples.
-MIN_PROJECTED_RECALL = 0.99
+# 20,000 digits-784 with exact candidate search; partitioned (2 of 8 partitions per point):
+# 0.979 here, 0.988 at 20,000, 0.994 at 70,000. The target is 0.95.
+MIN_PROJECTED_RECALL = {"exact": 0.99, "partitioned": 0.95}
 
 
-@pytest.mark.parametrize("candidate_search", ["exact", "nndescent"])
+@pytest.mark.parametrize("candidate_search", ["exact", "partitioned"])
 def test_projected_recall_on_digits_784(candidate_search, monkeypatch):
     from dasklle import neighbors
 
-    if candidate_search == "nndescent":  # what runs above 150,000 rows
+    if candidate_search == "partitioned":  # what runs above 50,000 rows
         monkeypatch.setattr(neighbors, "PROJECTED_BRUTE_MAX_ROWS", 1000)
+        monkeypatch.setattr(neighbors, "PARTITION_ROWS", 800)  # 8 partitions
     X, _ = datasets.digits_784(3000, random_state=1)
     X = X.compute()
     indices, index = nearest_neighbors(
@@ -66,7 +68,7 @@ def test_projected_recall_on_digits_784(candidate_search, monkeypatch):
     )
     indices = indices.compute()
     exact = sklearn_neighbors(X, 10)
-    assert recall(indices, exact) >= MIN_PROJECTED_RECALL
+    assert recall(indices, exact) >= MIN_PROJECTED_RECALL[candidate_search]
     assert not (indices == np.arange(len(X))[:, None]).any()
     # sorted by true distance, like every algorithm's output
     d = np.linalg.norm(X[indices] - X[:, None, :], axis=2)
