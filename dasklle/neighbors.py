@@ -43,7 +43,7 @@ PROJECTED_BLOCK_BYTES = 32 * 2**20
 # each), exact search runs inside each partition as one task, and each point's candidate lists
 # from its partitions are merged. No task ever holds more than a partition.
 PARTITION_ROWS = 20_000
-PARTITION_COPIES = 2
+PARTITION_COPIES = 3
 PARTITION_SAMPLE_PER_PART = 200
 
 
@@ -227,6 +227,118 @@ def partitioned_candidates(Z: da.Array, n_candidates: int, *, random_state: int 
     )
 
 
+def partitioned_graph(
+    X: da.Array, n_neighbors: int, *, reg: float | None, random_state: int = 0
+) -> tuple[da.Array, da.Array | None]:
+    """Neighbors (and, given ``reg``, barycentric weights) computed inside partitions.
+
+    The input rows are shuffled once into partitions that keep each point with its likely
+    neighbors (k-means on a projected sample; every point joins its PARTITION_COPIES nearest
+    partitions). Every source chunk is read once; one task per partition projects its rows,
+    finds 2k candidates among them, reranks them by true distance and solves the weights with
+    rows it already holds: no random-access gather of neighbor vectors. Each row keeps the
+    partition whose k neighbors are nearest in total. Returns lazy (n, k) int64 indices and
+    float64 weights (None without ``reg``).
+    """
+    from sklearn.cluster import KMeans
+
+    n = X.shape[0]
+    n_candidates = min(projected_candidates_count(n_neighbors), n - 1)
+    mean, axes = principal_axes(X, min(PROJECTED_DIM, X.shape[1]))
+    n_parts = max(2, int(np.ceil(PARTITION_COPIES * n / PARTITION_ROWS)))
+    rows = np.unique(np.linspace(0, n - 1, min(n, n_parts * PARTITION_SAMPLE_PER_PART)))
+    (sample,) = dask.compute(X[rows.astype(np.int64)])
+    centres = (
+        KMeans(n_clusters=n_parts, n_init=1, max_iter=50, random_state=random_state)
+        .fit(_project(np.asarray(sample), mean, axes))
+        .cluster_centers_.astype(np.float32)
+    )
+    getitem = dask.delayed(_item, pure=True)
+    assigned = row_block_tasks(_assign_rows, [X], centres=centres, mean=mean, axes=axes)
+    solve = dask.delayed(_partition_graph, pure=True)
+    parts = [
+        solve(
+            *(getitem(block, p) for block in assigned),
+            mean=mean,
+            axes=axes,
+            n_candidates=n_candidates,
+            k=n_neighbors,
+            reg=reg,
+        )
+        for p in range(n_parts)
+    ]
+    offsets = row_offsets(X.chunks[0])
+    take = dask.delayed(_rows_in_range, pure=True)
+    per_block = [
+        [take(part, int(start), int(start + size)) for part in parts]
+        for start, size in zip(offsets, X.chunks[0], strict=True)
+    ]
+    kwargs = dict(per_block=per_block, out_cols=n_neighbors, k=n_neighbors)
+    indices = map_row_blocks(_best_copy, [X], dtype=np.int64, column=1, **kwargs)
+    if reg is None:
+        return indices, None
+    weights = map_row_blocks(_best_copy, [X], dtype=np.float64, column=2, **kwargs)
+    return indices, weights
+
+
+def _assign_rows(block, *, row_offset: int, centres, mean, axes) -> list:
+    """For each partition: (global rows, full rows) of this block's rows that join it."""
+    z = _project(block, mean, axes)
+    return [
+        (rows, block[rows - row_offset])
+        for rows, _ in _assign_block(z, row_offset=row_offset, centres=centres)
+    ]
+
+
+def _partition_graph(*pieces, mean, axes, n_candidates: int, k: int, reg: float | None):
+    """(rows, k neighbor rows, weights, total squared distance) within one partition."""
+    from .weights import SOLVE_BATCH_ROWS, barycenter_weights
+
+    ids = np.concatenate([p[0] for p in pieces])
+    points = np.concatenate([p[1] for p in pieces])
+    m = len(ids)
+    z = _project(points, mean, axes)
+    K = min(n_candidates, m - 1)
+    found_d, found = _fast_block_candidates(z, z, 0, K + 1)
+    is_self = found == np.arange(m)[:, None]
+    cand = np.take_along_axis(found, np.argsort(is_self, axis=1, kind="stable")[:, :K], 1)
+    local = _rerank_block(points, points, cand, np.arange(m), row_offset=0, k=min(k, K))
+    neighbor_rows = np.full((m, k), -1, dtype=np.int64)
+    neighbor_rows[:, : local.shape[1]] = ids[local]
+    score = np.full(m, np.inf)
+    w = np.zeros((m, k))
+    if local.shape[1] == k:
+        for start in range(0, m, SOLVE_BATCH_ROWS):
+            r = slice(start, start + SOLVE_BATCH_ROWS)
+            neighbors = points[local[r]]
+            diff = neighbors.astype(np.float64) - points[r, None, :]
+            score[r] = np.einsum("ijd,ijd->i", diff, diff)
+            if reg is not None:
+                w[r] = barycenter_weights(points[r], neighbors, reg)
+    return ids, neighbor_rows, w, score
+
+
+def _best_copy(block, *pieces, row_offset: int, k: int, column: int) -> np.ndarray:
+    """Per row, the list from the partition where its k neighbors are nearest in total."""
+    n_rows = block.shape[0]
+    ids = np.concatenate([p[0] for p in pieces]) - row_offset
+    values = np.concatenate([p[column] for p in pieces])
+    score = np.concatenate([p[3] for p in pieces])
+    # sort by (row, score, position): the first entry of each row is its best copy
+    order = np.lexsort((np.arange(len(ids)), score, ids))
+    ids, values, score = ids[order], values[order], score[order]
+    first = np.ones(len(ids), dtype=bool)
+    first[1:] = ids[1:] != ids[:-1]
+    if first.sum() != n_rows or not np.all(np.isfinite(score[first])):
+        raise RuntimeError(
+            "partitioned neighbor search: a point's partitions hold fewer than n_neighbors "
+            "other points; use neighbors_algorithm='brute' or 'nndescent'."
+        )
+    out = np.empty((n_rows, k), dtype=values.dtype)
+    out[ids[first]] = values[first]
+    return out
+
+
 def _item(parts: list, p: int):
     return parts[p]
 
@@ -262,9 +374,9 @@ def _partition_neighbors(*pieces, k: int):
 
 
 def _rows_in_range(part, start: int, stop: int):
-    ids, cand, dist = part
+    ids = part[0]
     lo, hi = np.searchsorted(ids, [start, stop])
-    return ids[lo:hi], cand[lo:hi], dist[lo:hi]
+    return tuple(a[lo:hi] for a in part)
 
 
 def _merge_partitions(block, *pieces, row_offset: int, k: int, n_samples: int) -> np.ndarray:

@@ -66,15 +66,29 @@ class _Timer:
 
 
 def neighbor_graph(
-    X, n_neighbors: int, *, algorithm: str, seed: int, n_jobs: int | None, verbose: bool = False
-) -> tuple[np.ndarray, neighbors.NeighborIndex, str]:
-    """Stage 1, computed: (indices (n, k) sorted by distance, reusable index, algorithm run)."""
+    X,
+    n_neighbors: int,
+    *,
+    algorithm: str,
+    seed: int,
+    n_jobs: int | None,
+    verbose: bool = False,
+    reg: float | None = None,
+) -> tuple[np.ndarray, neighbors.NeighborIndex, str, np.ndarray | None]:
+    """Stage 1, computed: (indices (n, k) sorted by distance, reusable index, algorithm run,
+    and the standard barycentric weights when the search computed them on the way — the
+    partitioned search above ``PROJECTED_BRUTE_MAX_ROWS`` does, given ``reg``)."""
     algorithm = neighbors.choose_algorithm(algorithm, *X.shape)
+    if algorithm == "projected" and X.shape[0] > neighbors.PROJECTED_BRUTE_MAX_ROWS:
+        indices, W = neighbors.partitioned_graph(X, n_neighbors, reg=reg, random_state=seed)
+        label = "neighbors+weights" if W is not None else "neighbors"
+        indices, W = progress.compute(indices, W, label=label, verbose=verbose)
+        return indices, neighbors.NeighborIndex("brute", X), algorithm, W
     indices, index = neighbors.nearest_neighbors(
         X, n_neighbors, algorithm=algorithm, random_state=seed, n_jobs=n_jobs
     )
     (indices,) = progress.compute(indices, label="neighbors", verbose=verbose)
-    return indices, index, algorithm
+    return indices, index, algorithm, None
 
 
 def embedding_matrix(
@@ -179,13 +193,20 @@ def fit_lle(
 
     with timer("neighbors"):
         saved = checkpoints.load("neighbors", fp_neighbors) if checkpoints else None
+        found_weights = None
         if saved is not None:
             indices = saved["indices"]
             index = neighbors.deferred_index(X, algorithm, n_neighbors, seed, n_jobs)
             _resumed("neighbors", verbose)
         else:
-            indices, index, algorithm = neighbor_graph(
-                X, n_neighbors, algorithm=algorithm, seed=seed, n_jobs=n_jobs, verbose=verbose
+            indices, index, algorithm, found_weights = neighbor_graph(
+                X,
+                n_neighbors,
+                algorithm=algorithm,
+                seed=seed,
+                n_jobs=n_jobs,
+                verbose=verbose,
+                reg=reg if method == "standard" else None,
             )
             if checkpoints:
                 checkpoints.save(
@@ -205,6 +226,13 @@ def fit_lle(
                     (saved["data"], saved["indices"], saved["indptr"]), shape=(n_samples, n_samples)
                 )
             _resumed("weights", verbose)
+    elif found_weights is not None:  # solved inside the neighbor search's partitions
+        W_values = found_weights
+        timer.timings.setdefault("weights", 0.0)
+        with timer("assemble"):
+            M = assemble.cost_matrix(assemble.weight_matrix(indices, W_values))
+        if checkpoints:
+            checkpoints.save("weights", fp_weights, {"weights": W_values}, {"method": method})
     else:
         M, W_values = embedding_matrix(
             X,

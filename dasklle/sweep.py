@@ -63,7 +63,7 @@ def reconstruction_error_grid(
     array, _ = as_dask_input(X, chunk_rows)
     for k in ks:
         check_data_dependent(*array.shape, k, max(ds), method)
-    indices, _, _ = pipeline.neighbor_graph(
+    indices, _, _, _ = pipeline.neighbor_graph(
         array,
         ks[-1],
         algorithm=neighbors_algorithm,
