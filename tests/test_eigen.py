@@ -64,3 +64,39 @@ def test_auto_choice():
     assert choose_solver("auto", 200, 3) == "dense"
     # Many eigenvalues on a large problem stay on ARPACK (scikit-learn would go dense).
     assert choose_solver("auto", 5000, 13) == "arpack"
+    # Large high-dimensional problems go to LOBPCG + AMG (ARPACK's factorisation fills in);
+    # low-dimensional ones stay on ARPACK at any size.
+    assert choose_solver("auto", 20_000, 3, n_features=784) == "amg"
+    assert choose_solver("auto", 5000, 3, n_features=784) == "arpack"
+    assert choose_solver("auto", 10**6, 3, n_features=3) == "arpack"
+
+
+def test_coarse_start_is_close_and_amg_from_it_matches_dense(monkeypatch):
+    """LOBPCG + AMG started from the subsample LLE reaches the dense answer."""
+    import dask.array as da
+
+    from dasklle import LocallyLinearEmbedding, coarse, datasets
+
+    monkeypatch.setattr(coarse, "COARSE_ROWS", 400)
+    monkeypatch.setattr(coarse, "COARSE_MIN_ROWS", 1000)
+    X, _ = datasets.digits_784(1500, random_state=3)
+    X = X.compute().astype(np.float64)
+    dense = LocallyLinearEmbedding(
+        n_neighbors=10, eigen_solver="dense", neighbors_algorithm="brute"
+    ).fit(X)
+    start = coarse.coarse_start(
+        da.from_array(X, chunks=(500, -1)), 10, n_neighbors=10, reg=1e-3, random_state=0
+    )
+    assert start.shape == (1500, 10) and np.all(np.isfinite(start))
+    # the start's span already holds most of the bottom eigenvectors
+    assert max_sine(start, dense.embedding_) < 0.9
+    amg = LocallyLinearEmbedding(
+        n_neighbors=10,
+        eigen_solver="amg",
+        neighbors_algorithm="brute",
+        random_state=0,
+        tol=1e-8,
+        max_iter=300,
+    ).fit(X)
+    assert "coarse start" in amg.timings_
+    assert max_sine(amg.embedding_, dense.embedding_) < 1e-3
