@@ -97,7 +97,9 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def run_side(side: str, case: str, data_dir: str, out_dir: str) -> Run:
+def run_side(
+    side: str, case: str, data_dir: str, out_dir: str, cluster: tuple[int, str] | None = None
+) -> Run:
     """Run one side in a fresh process; sample its memory; return what it reported."""
     result_path = os.path.join(out_dir, f"{side}-{case}.json")
     command = [
@@ -112,6 +114,8 @@ def run_side(side: str, case: str, data_dir: str, out_dir: str) -> Run:
         "--result",
         result_path,
     ]
+    if cluster is not None and side == "dasklle":
+        command += ["--workers", str(cluster[0]), "--memory-limit", cluster[1]]
     start = time.perf_counter()
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -132,7 +136,9 @@ def run_side(side: str, case: str, data_dir: str, out_dir: str) -> Run:
     )
 
 
-def _run_in_this_process(side: str, case: str, data_dir: str, result_path: str) -> None:
+def _run_in_this_process(
+    side: str, case: str, data_dir: str, result_path: str, cluster: tuple[int, str] | None = None
+) -> None:
     """The child: fit, time, and save the embedding; quality is measured by the parent later."""
     import zarr
 
@@ -155,6 +161,21 @@ def _run_in_this_process(side: str, case: str, data_dir: str, result_path: str) 
 
         from .estimator import LocallyLinearEmbedding
 
+        client = None
+        if cluster is not None:  # a local cluster whose workers have a memory limit
+            from distributed import Client, LocalCluster
+
+            local = LocalCluster(
+                n_workers=cluster[0],
+                threads_per_worker=1,
+                memory_limit=cluster[1],
+                host="127.0.0.1",
+                dashboard_address=None,
+            )
+            client = Client(local)
+            client.wait_for_workers(cluster[0])
+            first_workers = _workers(client)
+            scheduler = "dask.distributed"
         with dask.config.set(scheduler=scheduler):
             # the embedding goes to a zarr store, as in real use (the "write" column)
             model = LocallyLinearEmbedding(
@@ -165,10 +186,20 @@ def _run_in_this_process(side: str, case: str, data_dir: str, result_path: str) 
         stages["solver"] = model.eigen_solver_
         stages["knn"] = model.neighbors_algorithm_
         np.save(result_path + ".neighbors.npy", model.neighbor_indices_)
+        if client is not None:
+            stages["workers"] = f"{cluster[0]} x {cluster[1]}"
+            # a worker the nanny killed (memory limit) comes back under a new address
+            stages["workers replaced"] = len(_workers(client) - first_workers)
+            client.close()
+            local.close()
     stages["total"] = time.perf_counter() - start
     np.save(result_path + ".embedding.npy", Y)
     with open(result_path, "w") as f:
         json.dump({"d_in": d_in, "stages": stages}, f)
+
+
+def _workers(client) -> set[str]:
+    return set(client.scheduler_info()["workers"])
 
 
 def measure_quality(run: Run, data_dir: str, out_dir: str, sample: int) -> None:
@@ -223,7 +254,10 @@ def _sine(out_dir: str, case: str) -> float | None:
 def _solver(r: Run) -> str:
     if r.side == "sklearn":
         return "arpack"
-    return f"{r.stages.get('knn', '')}+{r.stages.get('solver', '')}"
+    text = f"{r.stages.get('knn', '')}+{r.stages.get('solver', '')}"
+    if "workers" in r.stages:
+        text += f" on {r.stages['workers']} workers, {r.stages['workers replaced']} replaced"
+    return text
 
 
 def format_table(runs: list[Run], sines: dict[str, float | None]) -> str:
@@ -340,8 +374,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("case", choices=sorted(CASES))
         parser.add_argument("--data-dir", required=True)
         parser.add_argument("--result", required=True)
+        parser.add_argument("--workers", type=int, default=None)
+        parser.add_argument("--memory-limit", default=None)
         a = parser.parse_args(argv[1:])
-        _run_in_this_process(a.side, a.case, a.data_dir, a.result)
+        cluster = (a.workers, a.memory_limit) if a.workers else None
+        _run_in_this_process(a.side, a.case, a.data_dir, a.result, cluster)
         return 0
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -379,6 +416,18 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="points sampled for recall and trustworthiness.",
     )
     parser.add_argument("--json", default=None, help="also write the results to this JSON file.")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="run dasklle on a local cluster of this many single-threaded workers (default: "
+        "the threaded scheduler in one process).",
+    )
+    parser.add_argument(
+        "--memory-limit",
+        default="1GiB",
+        help="memory limit of each worker, with --workers (dask kills a worker that exceeds it).",
+    )
     return parser
 
 
@@ -395,7 +444,8 @@ def run(args: argparse.Namespace) -> int:
                     print(f"skipping sklearn on {case}: too slow", file=sys.stderr, flush=True)
                     continue
                 print(f"running {side} on {case} ...", file=sys.stderr, flush=True)
-                r = run_side(side, case, args.data_dir, out_dir)
+                cluster = (args.workers, args.memory_limit) if args.workers else None
+                r = run_side(side, case, args.data_dir, out_dir, cluster)
                 measure_quality(r, args.data_dir, out_dir, args.quality_sample)
                 runs.append(r)
             sines[case] = _sine(out_dir, case)

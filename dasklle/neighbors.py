@@ -45,6 +45,7 @@ PROJECTED_BLOCK_BYTES = 32 * 2**20
 PARTITION_ROWS = 20_000
 PARTITION_COPIES = 3
 PARTITION_SAMPLE_PER_PART = 200
+PARTITION_GROUP_BYTES = 512 * 2**20
 
 
 def projected_candidates_count(n_neighbors: int) -> int:
@@ -228,8 +229,13 @@ def partitioned_candidates(Z: da.Array, n_candidates: int, *, random_state: int 
 
 
 def partitioned_graph(
-    X: da.Array, n_neighbors: int, *, reg: float | None, random_state: int = 0
-) -> tuple[da.Array, da.Array | None]:
+    X: da.Array,
+    n_neighbors: int,
+    *,
+    reg: float | None,
+    random_state: int = 0,
+    compute=None,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Neighbors (and, given ``reg``, barycentric weights) computed inside partitions.
 
     The input rows are shuffled once into partitions that keep each point with its likely
@@ -237,9 +243,11 @@ def partitioned_graph(
     partitions). Every source chunk is read once; one task per partition projects its rows,
     finds 2k candidates among them, reranks them by true distance and solves the weights with
     rows it already holds: no random-access gather of neighbor vectors. Each row keeps the
-    partition whose k neighbors are nearest in total. Returns lazy (n, k) int64 indices and
-    float64 weights (None without ``reg``).
+    partition whose k neighbors are nearest in total. Returns (n, k) int64 indices and float64
+    weights (None without ``reg``), computed with ``compute(*delayed, label=...)`` (default
+    ``dask.compute``).
     """
+    compute = compute or _default_compute
     from sklearn.cluster import KMeans
 
     n = X.shape[0]
@@ -253,41 +261,46 @@ def partitioned_graph(
         .fit(_project(np.asarray(sample), mean, axes))
         .cluster_centers_.astype(np.float32)
     )
+    # Shuffle and solve a group of partitions at a time, so that the rows in flight (each row
+    # travels to PARTITION_COPIES partitions) stay near PARTITION_GROUP_BYTES whatever n is.
+    in_flight = PARTITION_COPIES * X.nbytes
+    n_groups = min(n_parts, max(1, int(np.ceil(in_flight / PARTITION_GROUP_BYTES))))
     getitem = dask.delayed(_item, pure=True)
-    assigned = row_block_tasks(_assign_rows, [X], centres=centres, mean=mean, axes=axes)
     solve = dask.delayed(_partition_graph, pure=True)
-    parts = [
-        solve(
-            *(getitem(block, p) for block in assigned),
-            mean=mean,
-            axes=axes,
-            n_candidates=n_candidates,
-            k=n_neighbors,
-            reg=reg,
+    results = []
+    for g, group in enumerate(np.array_split(np.arange(n_parts), n_groups)):
+        assigned = row_block_tasks(
+            _assign_rows, [X], centres=centres, group=group, mean=mean, axes=axes
         )
-        for p in range(n_parts)
-    ]
-    offsets = row_offsets(X.chunks[0])
-    take = dask.delayed(_rows_in_range, pure=True)
-    per_block = [
-        [take(part, int(start), int(start + size)) for part in parts]
-        for start, size in zip(offsets, X.chunks[0], strict=True)
-    ]
-    kwargs = dict(per_block=per_block, out_cols=n_neighbors, k=n_neighbors)
-    indices = map_row_blocks(_best_copy, [X], dtype=np.int64, column=1, **kwargs)
+        parts = [
+            solve(
+                *(getitem(block, j) for block in assigned),
+                mean=mean,
+                axes=axes,
+                n_candidates=n_candidates,
+                k=n_neighbors,
+                reg=reg,
+            )
+            for j in range(len(group))
+        ]
+        results.extend(compute(*parts, label=f"neighbors {g + 1}/{n_groups}"))
+    pieces = [tuple(np.asarray(a) for a in part) for part in results]
+    dummy = np.empty((n, 0))
+    indices = _best_copy(dummy, *pieces, row_offset=0, k=n_neighbors, column=1)
     if reg is None:
         return indices, None
-    weights = map_row_blocks(_best_copy, [X], dtype=np.float64, column=2, **kwargs)
-    return indices, weights
+    return indices, _best_copy(dummy, *pieces, row_offset=0, k=n_neighbors, column=2)
 
 
-def _assign_rows(block, *, row_offset: int, centres, mean, axes) -> list:
-    """For each partition: (global rows, full rows) of this block's rows that join it."""
+def _default_compute(*collections, label: str):
+    return dask.compute(*collections)
+
+
+def _assign_rows(block, *, row_offset: int, centres, group, mean, axes) -> list:
+    """For each partition in group: (global rows, full rows) of this block's rows joining it."""
     z = _project(block, mean, axes)
-    return [
-        (rows, block[rows - row_offset])
-        for rows, _ in _assign_block(z, row_offset=row_offset, centres=centres)
-    ]
+    assigned = _assign_block(z, row_offset=row_offset, centres=centres)
+    return [(assigned[p][0], block[assigned[p][0] - row_offset]) for p in group]
 
 
 def _partition_graph(*pieces, mean, axes, n_candidates: int, k: int, reg: float | None):

@@ -80,9 +80,13 @@ def neighbor_graph(
     partitioned search above ``PROJECTED_BRUTE_MAX_ROWS`` does, given ``reg``)."""
     algorithm = neighbors.choose_algorithm(algorithm, *X.shape)
     if algorithm == "projected" and X.shape[0] > neighbors.PROJECTED_BRUTE_MAX_ROWS:
-        indices, W = neighbors.partitioned_graph(X, n_neighbors, reg=reg, random_state=seed)
-        label = "neighbors+weights" if W is not None else "neighbors"
-        indices, W = progress.compute(indices, W, label=label, verbose=verbose)
+
+        def compute(*collections, label):
+            return progress.compute(*collections, label=label, verbose=verbose)
+
+        indices, W = neighbors.partitioned_graph(
+            X, n_neighbors, reg=reg, random_state=seed, compute=compute
+        )
         return indices, neighbors.NeighborIndex("brute", X), algorithm, W
     indices, index = neighbors.nearest_neighbors(
         X, n_neighbors, algorithm=algorithm, random_state=seed, n_jobs=n_jobs
