@@ -78,3 +78,13 @@ def tree_reduce(parts: Sequence[Any], combine: Callable[..., Any], fan_in: int =
     while len(parts) > 1:
         parts = [task(*parts[i : i + fan_in]) for i in range(0, len(parts), fan_in)]
     return parts[0]
+
+
+def take_rows(X: da.Array, rows: np.ndarray) -> np.ndarray:
+    """X[rows] as a numpy array, assembled in the client from per-chunk pieces.
+
+    ``dask.compute(X[rows])`` would concatenate the pieces in one task on a worker, which must
+    then hold the whole sample at once; here no task holds more than a chunk's share.
+    """
+    pieces = X[np.asarray(rows, dtype=np.int64)].to_delayed().ravel()
+    return np.concatenate(dask.compute(*pieces), axis=0)

@@ -15,11 +15,14 @@ import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
 from . import assemble, eigen
-from .weights import SOLVE_BATCH_ROWS, barycenter_weights
+from ._chunked import take_rows
+from .weights import barycenter_weights, batch_rows
 
 # Subsample size: large enough to resolve the low eigenvectors, small enough that its own
-# (exact, shift-invert) eigen solve takes about a second.
+# (exact, shift-invert) eigen solve takes about a second; and, since every map task holds the
+# subsample, at most COARSE_BYTES of it (fewer rows in very high dimension).
 COARSE_ROWS = 3000
+COARSE_BYTES = 64 * 2**20
 # Below this many rows the solvers start from random vectors (the coarse solve would cost more
 # than it saves).
 COARSE_MIN_ROWS = 4 * COARSE_ROWS
@@ -27,8 +30,9 @@ COARSE_MIN_ROWS = 4 * COARSE_ROWS
 
 def _weights(points, neighbor_points, reg, exact_match=False):
     out = np.empty(neighbor_points.shape[:2])
-    for start in range(0, points.shape[0], SOLVE_BATCH_ROWS):
-        rows = slice(start, start + SOLVE_BATCH_ROWS)
+    step = batch_rows(neighbor_points.shape[1], points.shape[1])
+    for start in range(0, points.shape[0], step):
+        rows = slice(start, start + step)
         out[rows] = barycenter_weights(points[rows], neighbor_points[rows], reg, exact_match)
     return out
 
@@ -57,10 +61,10 @@ def coarse_start(
     random_state : seed for choosing the subsample
     """
     n = X.shape[0]
-    m = min(COARSE_ROWS, n)
+    m = min(COARSE_ROWS, n, max(500, COARSE_BYTES // (4 * X.shape[1])))
     rng = np.random.default_rng(random_state)
     rows = np.sort(rng.choice(n, m, replace=False))
-    sub = np.asarray(X[rows].compute(), dtype=np.float64)
+    sub = np.asarray(take_rows(X, rows), dtype=np.float32)
     k = min(n_neighbors, m - 1)
     idx = (
         NearestNeighbors(n_neighbors=k + 1, algorithm="brute")

@@ -19,7 +19,7 @@ import dask.array as da
 import numpy as np
 from dask.delayed import Delayed
 
-from ._chunked import map_row_blocks, row_block_tasks, row_offsets, tree_reduce
+from ._chunked import map_row_blocks, row_block_tasks, row_offsets, take_rows, tree_reduce
 
 # "auto" picks exact brute force when its cost n^2 * D stays below this many multiply-adds
 # (about 10 s on this 2-core machine in float64 BLAS), a KD-tree when the dimension is low, and
@@ -36,6 +36,7 @@ TREE_MAX_DIM = 15
 PROJECTED_DIM = 64
 PROJECTED_MIN_DIM = 2 * PROJECTED_DIM
 PROJECTED_SAMPLE_ROWS = 5000
+SAMPLE_BYTES = 64 * 2**20  # samples brought to the client (fewer rows in very high dimension)
 PROJECTED_BRUTE_MAX_ROWS = 50_000
 PROJECTED_BLOCK_BYTES = 32 * 2**20
 # Above PROJECTED_BRUTE_MAX_ROWS the rows are split into partitions by k-means on a projected
@@ -44,6 +45,7 @@ PROJECTED_BLOCK_BYTES = 32 * 2**20
 # its best partition's list (recall 0.989 at 70,000 digits-784; 0.963 with 2 copies). No task
 # holds more than a partition, and PARTITION_GROUP_BYTES bounds the rows being shuffled.
 PARTITION_ROWS = 20_000
+PARTITION_BYTES = 128 * 2**20  # and fewer rows in very high dimension
 PARTITION_COPIES = 3
 PARTITION_SAMPLE_PER_PART = 200
 PARTITION_GROUP_BYTES = 512 * 2**20
@@ -148,18 +150,26 @@ def _select_neighbors(_block, merged, *, row_offset: int, n_neighbors: int) -> n
 def principal_axes(X: da.Array, n_axes: int, sample_rows: int = PROJECTED_SAMPLE_ROWS):
     """Mean and top n_axes principal axes (D, n_axes) of X, from evenly spaced sample rows."""
     n = X.shape[0]
+    sample_rows = min(sample_rows, max(4 * n_axes, SAMPLE_BYTES // (4 * X.shape[1])))
     rows = np.unique(np.linspace(0, n - 1, min(n, sample_rows)).astype(np.int64))
-    (sample,) = dask.compute(X[rows])
-    sample = np.asarray(sample, dtype=np.float64)
+    sample = take_rows(X, rows)
+    sample = np.asarray(sample, dtype=np.float64 if X.shape[1] <= 2048 else np.float32)
     mean = sample.mean(axis=0)
     centred = sample - mean
-    # eigenvectors of the sample covariance (D x D: cheaper than an SVD of the sample)
-    _, vectors = np.linalg.eigh(centred.T @ centred)
-    return mean, np.ascontiguousarray(vectors[:, ::-1][:, :n_axes])
+    if X.shape[1] <= 2048:
+        # eigenvectors of the sample covariance (D x D: cheaper than an SVD of the sample)
+        _, vectors = np.linalg.eigh(centred.T @ centred)
+        return mean, np.ascontiguousarray(vectors[:, ::-1][:, :n_axes])
+    from sklearn.utils.extmath import randomized_svd
+
+    _, _, vt = randomized_svd(centred, n_axes, random_state=0)
+    return mean.astype(np.float64), np.ascontiguousarray(vt.T.astype(np.float64))
 
 
 def _project(block: np.ndarray, mean: np.ndarray, axes: np.ndarray) -> np.ndarray:
-    return ((block - mean) @ axes).astype(np.float32)
+    """Projection on the principal axes, in float32 (it only ranks candidates)."""
+    centred = np.asarray(block, dtype=np.float32) - mean.astype(np.float32)
+    return centred @ axes.astype(np.float32)
 
 
 def _fast_block_candidates(
@@ -211,9 +221,13 @@ def partitioned_graph(
     n = X.shape[0]
     n_candidates = min(projected_candidates_count(n_neighbors), n - 1)
     mean, axes = principal_axes(X, min(PROJECTED_DIM, X.shape[1]))
-    n_parts = max(2, int(np.ceil(PARTITION_COPIES * n / PARTITION_ROWS)))
-    rows = np.unique(np.linspace(0, n - 1, min(n, n_parts * PARTITION_SAMPLE_PER_PART)))
-    (sample,) = dask.compute(X[rows.astype(np.int64)])
+    part_rows = min(
+        PARTITION_ROWS, max(4 * n_candidates, PARTITION_BYTES // (X.dtype.itemsize * X.shape[1]))
+    )
+    n_parts = max(2, int(np.ceil(PARTITION_COPIES * n / part_rows)))
+    n_sample = min(n, n_parts * PARTITION_SAMPLE_PER_PART, SAMPLE_BYTES // (4 * X.shape[1]))
+    rows = np.unique(np.linspace(0, n - 1, max(n_sample, n_parts)).astype(np.int64))
+    sample = take_rows(X, rows)
     centres = (
         KMeans(n_clusters=n_parts, n_init=1, max_iter=50, random_state=random_state)
         .fit(_project(np.asarray(sample), mean, axes))
@@ -263,7 +277,7 @@ def _assign_rows(block, *, row_offset: int, centres, group, mean, axes) -> list:
 
 def _partition_graph(*pieces, mean, axes, n_candidates: int, k: int, reg: float | None):
     """(rows, k neighbor rows, weights, total squared distance) within one partition."""
-    from .weights import SOLVE_BATCH_ROWS, barycenter_weights
+    from .weights import barycenter_weights, batch_rows
 
     ids = np.concatenate([p[0] for p in pieces])
     points = np.concatenate([p[1] for p in pieces])
@@ -279,8 +293,9 @@ def _partition_graph(*pieces, mean, axes, n_candidates: int, k: int, reg: float 
     score = np.full(m, np.inf)
     w = np.zeros((m, k))
     if local.shape[1] == k:
-        for start in range(0, m, SOLVE_BATCH_ROWS):
-            r = slice(start, start + SOLVE_BATCH_ROWS)
+        step = batch_rows(k, points.shape[1])
+        for start in range(0, m, step):
+            r = slice(start, start + step)
             neighbors = points[local[r]]
             diff = neighbors.astype(np.float64) - points[r, None, :]
             score[r] = np.einsum("ijd,ijd->i", diff, diff)
@@ -336,11 +351,14 @@ def _rerank_block(
     row_offset: int,
     k: int,
 ) -> np.ndarray:
+    from .weights import batch_rows
+
     out = np.empty((points.shape[0], k), dtype=np.int64)
     # |x - y|^2 = |y|^2 - 2 x.y + |x|^2; the last term is the same for all of a row's candidates
     norms = np.einsum("ij,ij->i", gathered, gathered, dtype=np.float64)
-    for start in range(0, points.shape[0], 1024):
-        rows = slice(start, start + 1024)
+    step = batch_rows(local_indices.shape[1], points.shape[1])
+    for start in range(0, points.shape[0], step):
+        rows = slice(start, start + step)
         local = local_indices[rows]
         dots = np.matmul(gathered[local], points[rows, :, None])[..., 0]
         dist = norms[local] - 2.0 * dots

@@ -72,8 +72,15 @@ def barycenter_weights(
     return w
 
 
-# Rows per batched solve: bounds the (batch, k, D) float64 temporaries to ~60 MB at k=10, D=784.
+# Rows per batched solve: at most SOLVE_BATCH_ROWS, and few enough that the (batch, k, D)
+# float64 temporaries stay within BATCH_BYTES (60 MB at k = 10, D = 784; 51 rows at D = 16,384).
 SOLVE_BATCH_ROWS = 1024
+BATCH_BYTES = 64 * 2**20
+
+
+def batch_rows(n_neighbors: int, n_features: int) -> int:
+    """Rows per batch so that a (rows, n_neighbors, n_features) float64 array fits BATCH_BYTES."""
+    return int(max(1, min(SOLVE_BATCH_ROWS, BATCH_BYTES // (8 * n_neighbors * n_features))))
 
 
 def _block_weights(
@@ -86,8 +93,9 @@ def _block_weights(
     exact_match: bool,
 ) -> np.ndarray:
     out = np.empty(local_indices.shape)
-    for start in range(0, points.shape[0], SOLVE_BATCH_ROWS):
-        rows = slice(start, start + SOLVE_BATCH_ROWS)
+    step = batch_rows(local_indices.shape[1], points.shape[1])
+    for start in range(0, points.shape[0], step):
+        rows = slice(start, start + step)
         neighbor_points = gathered[local_indices[rows]]
         out[rows] = barycenter_weights(points[rows], neighbor_points, reg, exact_match)
     return out

@@ -1,0 +1,80 @@
+"""Out of core: an input larger than the workers' combined memory limit.
+
+A swiss roll carried into 16,384 dimensions by a random linear map (12,000 rows, 786 MB of
+float32 in a zarr store) is embedded on 2 workers limited to 340 MiB each (680 MiB together).
+Every stage streams chunks: the neighbor search and the weights run inside partitions of at most
+128 MB, a group of partitions at a time; the coarse start holds a 64 MB subsample. The test
+checks that no worker was replaced (the nanny restarts a worker that passes 95% of its limit),
+that the embedding is finite and that it unrolls the roll.
+"""
+
+import dask
+import numpy as np
+import pytest
+import scipy.stats
+import zarr
+
+from dasklle import LocallyLinearEmbedding, datasets, neighbors
+
+N_SAMPLES = 12_000
+N_FEATURES = 16_384
+WORKER_LIMIT = "340MiB"
+N_WORKERS = 2
+
+
+def _lift(block: np.ndarray, R: np.ndarray) -> np.ndarray:
+    return (block @ R).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def big_input(tmp_path_factory):
+    """(path of the zarr array, position along the roll); written chunk by chunk."""
+    X3, t = datasets.swiss_roll(N_SAMPLES, random_state=0, chunks=256)
+    R = np.random.default_rng(0).standard_normal((3, N_FEATURES)) / np.sqrt(N_FEATURES)
+    X = X3.map_blocks(_lift, R, dtype=np.float32, chunks=(X3.chunks[0], N_FEATURES))
+    path = str(tmp_path_factory.mktemp("ooc") / "X.zarr")
+    with dask.config.set(scheduler="threads", num_workers=2):
+        X.to_zarr(path)
+        t = t.compute()
+    return path, t
+
+
+def test_input_larger_than_workers_memory_completes(big_input, monkeypatch):
+    from distributed import Client, LocalCluster
+    from dask.utils import parse_bytes
+
+    path, t = big_input
+    stored = zarr.open_array(path, mode="r")
+    assert stored.nbytes > N_WORKERS * parse_bytes(WORKER_LIMIT)
+    # the partitioned search runs above 50,000 rows; make it run here, with the shuffle in
+    # flight bounded well below one worker's limit
+    monkeypatch.setattr(neighbors, "PROJECTED_BRUTE_MAX_ROWS", 1000)
+    monkeypatch.setattr(neighbors, "PARTITION_GROUP_BYTES", 1200 * 2**20)
+    with (
+        LocalCluster(
+            n_workers=N_WORKERS,
+            threads_per_worker=1,
+            memory_limit=WORKER_LIMIT,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        client.wait_for_workers(N_WORKERS)
+        first = set(client.scheduler_info()["workers"])
+        model = LocallyLinearEmbedding(n_neighbors=12, random_state=0)
+        Y = model.fit_transform(path)
+        assert set(client.scheduler_info()["workers"]) == first, "a worker was replaced"
+    assert model.neighbors_algorithm_ == "projected"
+    assert Y.shape == (N_SAMPLES, 2) and np.all(np.isfinite(Y))
+    # the roll is unrolled: one embedding direction follows the position along it
+    rho = max(abs(scipy.stats.spearmanr(Y[:, j], t).statistic) for j in range(2))
+    assert rho > 0.9, rho
+
+
+def test_batches_and_partitions_shrink_with_dimension():
+    from dasklle.weights import batch_rows
+
+    assert batch_rows(10, 784) == 1024
+    assert batch_rows(20, 16_384) * 20 * 16_384 * 8 <= 64 * 2**20
+    assert neighbors.PARTITION_BYTES // (4 * 16_384) < neighbors.PARTITION_ROWS
