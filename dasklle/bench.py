@@ -117,15 +117,18 @@ def run_side(
     if cluster is not None and side == "dasklle":
         command += ["--workers", str(cluster[0]), "--memory-limit", cluster[1]]
     start = time.perf_counter()
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    peak = 0
-    while process.poll() is None:
-        peak = max(peak, _tree_rss(process.pid))
-        time.sleep(0.1)
+    # the child's log goes to a file: a pipe nobody reads until the end fills up (64 KB of dask
+    # worker logs) and blocks the child
+    log_path = result_path + ".log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+        peak = 0
+        while process.poll() is None:
+            peak = max(peak, _tree_rss(process.pid))
+            time.sleep(0.1)
     wall = time.perf_counter() - start
-    stderr = process.stderr.read() if process.stderr else ""
+    with open(log_path) as log:
+        stderr = log.read()
     name, n, _, _ = CASES[case]
     if process.returncode != 0 or not os.path.exists(result_path):
         return Run(side, case, n, 0, wall, peak / 2**20, {}, {}, error=stderr.strip()[-500:])
