@@ -8,8 +8,12 @@ distance, the point itself removed *by index* (so duplicated points stay correct
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import shutil
+import socket
+import tempfile
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +47,11 @@ PROJECTED_BLOCK_BYTES = 32 * 2**20
 # sample; every point joins its PARTITION_COPIES nearest partitions (about PARTITION_ROWS points
 # each); one task per partition searches, reranks and solves the weights there; each point keeps
 # its best partition's list (recall 0.989 at 70,000 digits-784; 0.963 with 2 copies). No task
-# holds more than a partition, and PARTITION_GROUP_BYTES bounds the rows being shuffled.
+# holds more than a partition. The shuffle goes through a scratch directory on disk when every
+# worker can read this machine's files (the threaded and synchronous schedulers, a local
+# cluster): then each source chunk is read once and nothing in flight lives in memory. Otherwise
+# (workers on other hosts) it goes through dask's memory, a group of partitions at a time, with
+# PARTITION_GROUP_BYTES bounding the rows in flight.
 PARTITION_ROWS = 20_000
 PARTITION_BYTES = 128 * 2**20  # and fewer rows in very high dimension
 PARTITION_COPIES = 3
@@ -233,29 +241,38 @@ def partitioned_graph(
         .fit(_project(np.asarray(sample), mean, axes))
         .cluster_centers_.astype(np.float32)
     )
-    # Shuffle and solve a group of partitions at a time, so that the rows in flight (each row
-    # travels to PARTITION_COPIES partitions) stay near PARTITION_GROUP_BYTES whatever n is.
-    in_flight = PARTITION_COPIES * X.nbytes
-    n_groups = min(n_parts, max(1, int(np.ceil(in_flight / PARTITION_GROUP_BYTES))))
-    getitem = dask.delayed(_item, pure=True)
-    solve = dask.delayed(_partition_graph, pure=True)
     results = []
-    for g, group in enumerate(np.array_split(np.arange(n_parts), n_groups)):
-        assigned = row_block_tasks(
-            _assign_rows, [X], centres=centres, group=group, mean=mean, axes=axes
-        )
-        parts = [
-            solve(
-                *(getitem(block, j) for block in assigned),
+    with shuffle_directory() as directory:
+        if directory is not None:
+            n_groups = 1
+        else:
+            # rows in flight: each row travels to PARTITION_COPIES partitions
+            in_flight = PARTITION_COPIES * X.nbytes
+            n_groups = min(n_parts, max(1, int(np.ceil(in_flight / PARTITION_GROUP_BYTES))))
+        getitem = dask.delayed(_item, pure=True)
+        solve = dask.delayed(_partition_graph, pure=True)
+        for g, group in enumerate(np.array_split(np.arange(n_parts), n_groups)):
+            assigned = row_block_tasks(
+                _assign_rows,
+                [X],
+                centres=centres,
+                group=group,
                 mean=mean,
                 axes=axes,
-                n_candidates=n_candidates,
-                k=n_neighbors,
-                reg=reg,
+                directory=directory,
             )
-            for j in range(len(group))
-        ]
-        results.extend(compute(*parts, label=f"neighbors {g + 1}/{n_groups}"))
+            parts = [
+                solve(
+                    *(getitem(block, j) for block in assigned),
+                    mean=mean,
+                    axes=axes,
+                    n_candidates=n_candidates,
+                    k=n_neighbors,
+                    reg=reg,
+                )
+                for j in range(len(group))
+            ]
+            results.extend(compute(*parts, label=f"neighbors {g + 1}/{n_groups}"))
     pieces = [tuple(np.asarray(a) for a in part) for part in results]
     dummy = np.empty((n, 0))
     indices = _best_copy(dummy, *pieces, row_offset=0, k=n_neighbors, column=1)
@@ -268,19 +285,79 @@ def _default_compute(*collections, label: str):
     return dask.compute(*collections)
 
 
-def _assign_rows(block, *, row_offset: int, centres, group, mean, axes) -> list:
-    """For each partition in group: (global rows, full rows) of this block's rows joining it."""
+@contextlib.contextmanager
+def shuffle_directory():
+    """A scratch directory that every worker can read, removed afterwards; None if there is none.
+
+    Under the threaded and synchronous schedulers, and on a cluster whose workers all run on
+    this host, it is a new directory under dask's ``temporary-directory`` (the system's temporary
+    directory if unset).
+    """
+    if not _workers_on_this_host():
+        yield None
+        return
+    base = dask.config.get("temporary-directory", None) or None
+    path = tempfile.mkdtemp(prefix="dasklle-shuffle-", dir=base)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _workers_on_this_host() -> bool:
+    try:
+        from distributed import get_client
+
+        client = get_client()
+    except (ImportError, ValueError):  # no distributed client: this process computes
+        return True
+    return set(client.run(socket.gethostname).values()) <= {socket.gethostname()}
+
+
+def _assign_rows(block, *, row_offset: int, centres, group, mean, axes, directory=None) -> list:
+    """For each partition in group: (global rows, their data) of this block's rows joining it.
+
+    With a directory, the data goes to a file there and its path stands in for it. The file is
+    written under a temporary name and renamed, so a task that is retried (a lost worker)
+    overwrites it whole and a reader never sees a partial one.
+    """
     z = _project(block, mean, axes)
     assigned = _assign_block(z, row_offset=row_offset, centres=centres)
-    return [(assigned[p][0], block[assigned[p][0] - row_offset]) for p in group]
+    pieces = []
+    for p in group:
+        rows = assigned[p][0]
+        data = block[rows - row_offset]
+        if directory is not None:
+            path = os.path.join(directory, f"partition{p}-rows{row_offset}.npy")
+            partial = f"{path}.{uuid.uuid4().hex}.partial"
+            with open(partial, "wb") as f:
+                np.save(f, data, allow_pickle=False)
+            os.replace(partial, path)
+            data = path
+        pieces.append((rows, data))
+    return pieces
+
+
+def _gather_pieces(pieces) -> tuple[np.ndarray, np.ndarray]:
+    """(global rows, data) of a partition from its pieces (arrays, or .npy paths)."""
+    ids = np.concatenate([p[0] for p in pieces])
+    points = None
+    start = 0
+    for rows, data in pieces:
+        if isinstance(data, str):
+            data = np.load(data, allow_pickle=False)
+        if points is None:
+            points = np.empty((len(ids), data.shape[1]), dtype=data.dtype)
+        points[start : start + len(rows)] = data
+        start += len(rows)
+    return ids, points
 
 
 def _partition_graph(*pieces, mean, axes, n_candidates: int, k: int, reg: float | None):
     """(rows, k neighbor rows, weights, total squared distance) within one partition."""
     from .weights import barycenter_weights, batch_rows
 
-    ids = np.concatenate([p[0] for p in pieces])
-    points = np.concatenate([p[1] for p in pieces])
+    ids, points = _gather_pieces(pieces)
     m = len(ids)
     z = _project(points, mean, axes)
     K = min(n_candidates, m - 1)

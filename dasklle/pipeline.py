@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from dask.base import tokenize
 from scipy.sparse.csgraph import connected_components
 
-from . import assemble, coarse, eigen, methods, neighbors, progress, weights
+from . import assemble, eigen, methods, neighbors, progress, weights
 from ._chunked import map_row_blocks, row_block_tasks, tree_reduce
 from ._validation import check_data_dependent
 from .store import Checkpoints
@@ -270,15 +270,6 @@ def fit_lle(
             )
             _resumed("eigen", verbose)
         else:
-            start = None
-            if method == "standard" and n_samples >= coarse.COARSE_MIN_ROWS:
-
-                def start(block):
-                    with timer("coarse start"):
-                        return coarse.coarse_start(
-                            X, block, n_neighbors=n_neighbors, reg=reg, random_state=seed
-                        )
-
             result = eigen.null_space(
                 M,
                 n_wanted,
@@ -288,7 +279,7 @@ def fit_lle(
                 random_state=seed,
                 verbose=verbose,
                 n_features=n_features,
-                start=start,
+                neighbors=indices,
             )
             if checkpoints:
                 checkpoints.save(

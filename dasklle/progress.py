@@ -123,19 +123,21 @@ class IterationLog:
         self.residual = float("nan")
         self.last = time.monotonic()
 
+    def update(self, iterations: int, residual: float) -> None:
+        """Record an iteration (a solver that reports its own residuals calls this directly)."""
+        self.iterations, self.residual = iterations, residual
+        now = time.monotonic()
+        if self.verbose and now - self.last >= LOG_INTERVAL:
+            self.last = now
+            log(f"{self.label}: iteration {self.iterations}, max residual {self.residual:.2e}")
+
     def wrap(self, preconditioner, n: int):
         from scipy.sparse.linalg import LinearOperator
 
         def apply(R):
             import numpy as np
 
-            self.iterations += 1
-            R2 = R.reshape(n, -1)
-            self.residual = float(np.linalg.norm(R2, axis=0).max())
-            now = time.monotonic()
-            if self.verbose and now - self.last >= LOG_INTERVAL:
-                self.last = now
-                log(f"{self.label}: iteration {self.iterations}, max residual {self.residual:.2e}")
+            self.update(self.iterations + 1, float(np.linalg.norm(R.reshape(n, -1), axis=0).max()))
             return R if preconditioner is None else preconditioner @ R
 
         return LinearOperator((n, n), matvec=apply, matmat=apply, dtype=float)

@@ -71,32 +71,45 @@ def test_auto_choice():
     assert choose_solver("auto", 10**6, 3, n_features=3) == "arpack"
 
 
-def test_coarse_start_is_close_and_amg_from_it_matches_dense(monkeypatch):
-    """LOBPCG + AMG started from the subsample LLE reaches the dense answer."""
-    import dask.array as da
+def test_amg_on_a_larger_problem_uses_its_hierarchy_and_matches_dense():
+    """Above the coarsest size (monkeypatched down), the V-cycle has two levels and LOBPCG still
+    reaches the dense answer; with and without the kNN graph for the aggregates."""
+    from dasklle import blockamg
 
-    from dasklle import LocallyLinearEmbedding, coarse, datasets
+    X = manifold("digits", 1500)
+    indices = sklearn_neighbors(X, 10)
+    M = cost_matrix(weight_matrix(indices, barycenter_weights_reference(X, X, indices)))
+    dense = null_space(M, 2, solver="dense")
+    for graph in (indices, None):
+        sizes = []
+        original = blockamg.build_preconditioner
 
-    monkeypatch.setattr(coarse, "COARSE_ROWS", 400)
-    monkeypatch.setattr(coarse, "COARSE_MIN_ROWS", 1000)
-    X, _ = datasets.digits_784(1500, random_state=3)
-    X = X.compute().astype(np.float64)
-    dense = LocallyLinearEmbedding(
-        n_neighbors=10, eigen_solver="dense", neighbors_algorithm="brute"
-    ).fit(X)
-    start = coarse.coarse_start(
-        da.from_array(X, chunks=(500, -1)), 10, n_neighbors=10, reg=1e-3, random_state=0
-    )
-    assert start.shape == (1500, 10) and np.all(np.isfinite(start))
-    # the start's span already holds most of the bottom eigenvectors
-    assert max_sine(start, dense.embedding_) < 0.9
-    amg = LocallyLinearEmbedding(
-        n_neighbors=10,
-        eigen_solver="amg",
-        neighbors_algorithm="brute",
-        random_state=0,
-        tol=1e-8,
-        max_iter=300,
-    ).fit(X)
-    assert "coarse start" in amg.timings_
-    assert max_sine(amg.embedding_, dense.embedding_) < 1e-3
+        def spy(*args, _original=original, _sizes=sizes):
+            preconditioner = _original(*args)
+            _sizes.extend(preconditioner.sizes)
+            return preconditioner
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(blockamg, "COARSEST_ROWS", 300)
+            patch.setattr(blockamg, "build_preconditioner", spy)
+            found = null_space(
+                M, 2, solver="amg", tol=1e-9, max_iter=500, random_state=0, neighbors=graph
+            )
+        assert len(sizes) >= 2 and sizes[0] == 1500 and sizes[-1] <= 300
+        assert found.residual < 1e-8
+        assert max_sine(found.vectors, dense.vectors) <= ITERATIVE_MAX_SINE
+
+
+def test_chebyshev_interval_covers_the_spectrum():
+    """The smoother's upper bound lies above D^-1 A's largest eigenvalue (an underestimate makes
+    the smoother diverge on the top modes)."""
+    import scipy.linalg
+
+    from dasklle.blockamg import _spectral_radius
+
+    M = lle_cost_matrix("digits", 600)
+    A = M + 1e-5 * np.eye(600)
+    D = np.diag(A.diagonal() ** -0.5)
+    exact = scipy.linalg.eigvalsh(D @ np.asarray(A) @ D)[-1]
+    estimate = _spectral_radius(A.tocsr() if hasattr(A, "tocsr") else A, np.random.default_rng(0))
+    assert exact * 0.999 <= estimate <= exact * 1.001

@@ -1,3 +1,4 @@
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -116,8 +117,12 @@ def test_auto_choice():
     assert choose_algorithm("ball_tree", 10, 3) == "ball_tree"
 
 
-def test_partitioned_graph_weights_and_recall(monkeypatch):
-    """Above 50,000 rows, neighbors and weights are solved inside partitions (no gather)."""
+def test_partitioned_graph_weights_and_recall(monkeypatch, tmp_path):
+    """Above 50,000 rows, neighbors and weights are solved inside partitions (no gather); the
+    shuffle through scratch files and the one through memory give the same result, and the
+    scratch files are removed."""
+    import contextlib
+
     from dasklle import neighbors
     from dasklle.weights import neighbor_weights
 
@@ -125,8 +130,14 @@ def test_partitioned_graph_weights_and_recall(monkeypatch):
     X, _ = datasets.digits_784(3000, random_state=1)
     X = X.compute()
     dX = da.from_array(X, chunks=(700, -1))
+    with dask.config.set({"temporary-directory": str(tmp_path)}):
+        indices, weights = neighbors.partitioned_graph(dX, 10, reg=1e-3, random_state=0)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(neighbors, "shuffle_directory", contextlib.nullcontext)
     monkeypatch.setattr(neighbors, "PARTITION_GROUP_BYTES", 2**20)  # a shuffle pass per partition
-    indices, weights = neighbors.partitioned_graph(dX, 10, reg=1e-3, random_state=0)
+    in_memory = neighbors.partitioned_graph(dX, 10, reg=1e-3, random_state=0)
+    np.testing.assert_array_equal(in_memory[0], indices)
+    np.testing.assert_array_equal(in_memory[1], weights)
     # measured 0.987 here (each point keeps the best of its 3 partitions' lists)
     assert recall(indices, sklearn_neighbors(X, 10)) >= 0.95
     assert not (indices == np.arange(len(X))[:, None]).any()
