@@ -188,6 +188,8 @@ def _run_in_this_process(
         stages = dict(model.timings_)
         stages["solver"] = model.eigen_solver_
         stages["knn"] = model.neighbors_algorithm_
+        stages["residual"] = model.eigen_residual_
+        stages["iterations"] = model.n_iter_
         np.save(result_path + ".neighbors.npy", model.neighbor_indices_)
         if client is not None:
             stages["workers"] = f"{cluster[0]} x {cluster[1]}"
@@ -258,6 +260,9 @@ def _solver(r: Run) -> str:
     if r.side == "sklearn":
         return "arpack"
     text = f"{r.stages.get('knn', '')}+{r.stages.get('solver', '')}"
+    if r.stages.get("residual") is not None:
+        its = r.stages.get("iterations")
+        text += f" (residual {r.stages['residual']:.0e}" + (f", {its} it)" if its else ")")
     if "workers" in r.stages:
         text += f" on {r.stages['workers']} workers, {r.stages['workers replaced']} replaced"
     return text

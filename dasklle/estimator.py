@@ -103,6 +103,8 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         The eigen solver that actually ran.
     eigen_residual_ : float
         Largest residual |M v - lambda v| of the returned eigenvectors.
+    n_iter_ : int or None
+        Iterations of the iterative eigen solver (LOBPCG, amg); None for dense and ARPACK.
     neighbors_algorithm_ : str
         The neighbor search that actually ran.
     n_graph_components_ : int
@@ -219,6 +221,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.weights_ = result.weights
         self.eigen_solver_ = result.eigen_solver
         self.eigen_residual_ = result.eigen_residual
+        self.n_iter_ = result.eigen_iterations
         self.neighbors_algorithm_ = result.neighbors_algorithm
         self.n_graph_components_ = result.n_graph_components
         self.timings_ = result.timings

@@ -35,6 +35,7 @@ class LLEResult:
     neighbors_algorithm: str
     eigen_solver: str
     eigen_residual: float
+    eigen_iterations: int | None = None
     n_graph_components: int = 1
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -306,6 +307,7 @@ def fit_lle(
         neighbors_algorithm=algorithm,
         eigen_solver=result.solver,
         eigen_residual=result.residual,
+        eigen_iterations=result.n_iter,
         n_graph_components=n_graph_components,
         timings=timer.timings,
     )
