@@ -63,6 +63,33 @@ def _merge_scans(*parts, k):
     return np.take_along_axis(d, order, 1), np.take_along_axis(idx, order, 1), counts
 
 
+def _batches(m: int, n: int, k: int) -> list[slice]:
+    """Slices of the m sampled rows such that a batch's (rows x n x k) booleans stay ~64 MB."""
+    step = max(1, 2**26 // (n * max(k, 1)))
+    return [slice(i, min(i + step, m)) for i in range(0, m, step)]
+
+
+def _embedding_distances(Y: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    d = _squared(Y[rows], Y)
+    d[np.arange(len(rows)), rows] = np.inf  # a point is not its own neighbor
+    return d
+
+
+def _embedding_neighbors(Y: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """The k nearest embedding points of each row (itself excluded), nearest first."""
+    d = _embedding_distances(Y, rows)
+    part = np.argpartition(d, k - 1, axis=1)[:, :k]
+    order = np.argsort(np.take_along_axis(d, part, 1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, 1)
+
+
+def _embedding_ranks(Y: np.ndarray, rows: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """1-based ranks in the embedding of each row's targets (number strictly closer, + 1)."""
+    d = _embedding_distances(Y, rows)
+    target_d = np.take_along_axis(d, targets, 1)
+    return (d[:, :, None] < target_d[:, None, :]).sum(1) + 1
+
+
 def _rank_penalty(ranks: np.ndarray, outside: np.ndarray, n: int, k: int) -> float:
     """scikit-learn's trustworthiness formula, averaged over the rows given."""
     m = ranks.shape[0]
@@ -101,10 +128,10 @@ def neighborhood_quality(
     sample = _sample(n, sample_size, random_state)
     Y = np.asarray(embedding, dtype=np.float64)
 
-    # Embedding-space neighbors of the sample (in memory: the embedding is small).
-    d_emb = _squared(Y[sample], Y)
-    d_emb[np.arange(len(sample)), sample] = np.inf
-    emb_nbrs = np.argsort(d_emb, axis=1, kind="stable")[:, :k]
+    # Embedding-space neighbors of the sample (in memory: the embedding is small), a batch of
+    # sampled rows at a time: (sample x n) distances at a million points would be 16 GB.
+    batches = _batches(len(sample), n, k)
+    emb_nbrs = np.concatenate([_embedding_neighbors(Y, sample[b], k) for b in batches])
 
     # Input-space distances from each sampled point to its embedding neighbors: the thresholds
     # whose rank in input space we count while scanning the data.
@@ -128,8 +155,7 @@ def neighborhood_quality(
     trust = _rank_penalty(counts + 1, ~in_input, n, k)
 
     # Continuity: ranks, in the embedding, of the true neighbors that the embedding lost.
-    true_d = np.take_along_axis(d_emb, input_nbrs, 1)
-    emb_ranks = (d_emb[:, :, None] < true_d[:, None, :]).sum(1) + 1
+    emb_ranks = np.concatenate([_embedding_ranks(Y, sample[b], input_nbrs[b]) for b in batches])
     in_emb = (input_nbrs[:, :, None] == emb_nbrs[:, None, :]).any(-1)
     cont = _rank_penalty(emb_ranks, ~in_emb, n, k)
 
