@@ -20,6 +20,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from . import blockamg, progress
+from .assemble import CostOperator
 
 # Extra LOBPCG block vectors beyond the wanted ones: the bottom of LLE's spectrum is bunched
 # (eigenvalues 1e-13..1e-5), and a wider block converges in far fewer iterations.
@@ -170,7 +171,8 @@ def null_space(
 
     Parameters
     ----------
-    M : symmetric positive semi-definite matrix, sparse or dense
+    M : symmetric positive semi-definite matrix, sparse or dense, or a CostOperator
+        ((I - W)^T (I - W) applied through I - W; formed here for all solvers but amg)
     n_components : number of eigenvectors to keep
     solver : "auto", "dense", "arpack", "lobpcg" or "amg"
     tol, max_iter : passed to the iterative solvers
@@ -196,6 +198,8 @@ def null_space(
         k_skip != 1 or n < LOBPCG_MIN_ROWS_PER_VECTOR * (n_components + LOBPCG_EXTRA_VECTORS) + 2
     ):
         solver = "dense"
+    if solver != "amg" and isinstance(M, CostOperator):
+        M = M.tocsr()  # only amg works with the operator; the others need M itself
     if solver == "dense":
         values, vectors = _dense(M, n_components, k_skip)
     elif solver == "arpack":

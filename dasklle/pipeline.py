@@ -107,8 +107,11 @@ def embedding_matrix(
     modified_tol: float = 1e-12,
     verbose: bool = False,
     timer: _Timer | None = None,
-) -> tuple[sp.csr_array, np.ndarray | None]:
-    """Stages 2-3: M from the neighbor graph, and the barycentric weights (standard only)."""
+) -> tuple[sp.csr_array | assemble.CostOperator, np.ndarray | None]:
+    """Stages 2-3: M from the neighbor graph, and the barycentric weights (standard only).
+
+    For the standard method M is a CostOperator: products through I - W, never formed.
+    """
     timer = timer or _Timer(verbose)
     if method == "standard":
         with timer("weights"):
@@ -116,7 +119,7 @@ def embedding_matrix(
                 weights.neighbor_weights(X, indices, reg=reg), label="weights", verbose=verbose
             )
         with timer("assemble"):
-            M = assemble.cost_matrix(assemble.weight_matrix(indices, W_values))
+            M = assemble.CostOperator.from_weights(assemble.weight_matrix(indices, W_values))
         return M, W_values
     with timer("weights"):
         M = _local_alignment(
@@ -225,7 +228,7 @@ def fit_lle(
         with timer("weights"):
             W_values = saved.get("weights")
             if W_values is not None:
-                M = assemble.cost_matrix(assemble.weight_matrix(indices, W_values))
+                M = assemble.CostOperator.from_weights(assemble.weight_matrix(indices, W_values))
             else:
                 M = sp.csr_array(
                     (saved["data"], saved["indices"], saved["indptr"]), shape=(n_samples, n_samples)
@@ -235,7 +238,7 @@ def fit_lle(
         W_values = found_weights
         timer.timings.setdefault("weights", 0.0)
         with timer("assemble"):
-            M = assemble.cost_matrix(assemble.weight_matrix(indices, W_values))
+            M = assemble.CostOperator.from_weights(assemble.weight_matrix(indices, W_values))
         if checkpoints:
             checkpoints.save("weights", fp_weights, {"weights": W_values}, {"method": method})
     else:

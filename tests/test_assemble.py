@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
 
-from dasklle.assemble import cost_matrix, cost_matrix_reference, weight_matrix
+from dasklle.assemble import CostOperator, cost_matrix, cost_matrix_reference, weight_matrix
+from dasklle.eigen import null_space
 
 
 def test_sparse_cost_matrix_matches_dense():
@@ -34,3 +36,44 @@ def test_weight_matrix_leaves_neighbor_order_alone():
     weight_matrix(indices, weights)
     np.testing.assert_array_equal(indices, before[0])
     np.testing.assert_array_equal(weights, before[1])
+
+
+def test_cost_operator_is_m_without_forming_it():
+    rng = np.random.default_rng(2)
+    n = 60
+    indices = np.array([rng.choice(np.delete(np.arange(n), i), 6, replace=False) for i in range(n)])
+    weights = rng.random(indices.shape)
+    weights /= weights.sum(1, keepdims=True)
+    W = weight_matrix(indices, weights)
+    M = cost_matrix(W).toarray()
+    op = CostOperator.from_weights(W)
+    X = rng.standard_normal((n, 4))
+    assert op.shape == (n, n)
+    np.testing.assert_allclose(op @ X, M @ X, atol=1e-12)
+    np.testing.assert_allclose(op @ X[:, 0], M @ X[:, 0], atol=1e-12)
+    np.testing.assert_allclose(op.diagonal(), np.diag(M), atol=1e-12)
+    np.testing.assert_allclose(op.tocsr().toarray(), M, atol=1e-12)
+    shifted = op.with_shift(0.5)
+    np.testing.assert_allclose(shifted @ X, M @ X + 0.5 * X, atol=1e-12)
+    np.testing.assert_allclose(shifted.diagonal(), np.diag(M) + 0.5, atol=1e-12)
+    np.testing.assert_allclose(shifted.tocsr().toarray(), M + 0.5 * np.eye(n), atol=1e-12)
+    order = rng.permutation(n)
+    np.testing.assert_allclose(op.permuted(order).tocsr().toarray(), M[order][:, order], atol=1e-12)
+    single = op.astype(np.float32)
+    assert (single @ X.astype(np.float32)).dtype == np.float32
+    np.testing.assert_allclose(single @ X.astype(np.float32), M @ X, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("solver", ["dense", "arpack", "lobpcg"])
+def test_solvers_other_than_amg_take_the_operator(solver):
+    rng = np.random.default_rng(3)
+    n = 300
+    indices = np.array([rng.choice(np.delete(np.arange(n), i), 8, replace=False) for i in range(n)])
+    weights = rng.random(indices.shape)
+    weights /= weights.sum(1, keepdims=True)
+    W = weight_matrix(indices, weights)
+    a = null_space(cost_matrix(W), 2, solver=solver, random_state=0, tol=1e-8, max_iter=500)
+    b = null_space(
+        CostOperator.from_weights(W), 2, solver=solver, random_state=0, tol=1e-8, max_iter=500
+    )
+    np.testing.assert_allclose(np.abs(a.vectors.T @ b.vectors), np.eye(2), atol=1e-5)

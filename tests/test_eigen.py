@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-from dasklle.assemble import cost_matrix, weight_matrix
+from dasklle.assemble import CostOperator, cost_matrix, weight_matrix
 from dasklle.eigen import choose_solver, null_space
 from dasklle.weights import barycenter_weights_reference
 
@@ -73,19 +73,22 @@ def test_auto_choice():
 
 def test_amg_on_a_larger_problem_uses_its_hierarchy_and_matches_dense():
     """Above the coarsest size (monkeypatched down), the V-cycle has two levels and LOBPCG still
-    reaches the dense answer; with and without the kNN graph for the aggregates."""
+    reaches the dense answer; with and without the kNN graph for the aggregates, and with M
+    given as the matrix-free CostOperator."""
     from dasklle import blockamg
 
     X = manifold("digits", 1500)
     indices = sklearn_neighbors(X, 10)
-    M = cost_matrix(weight_matrix(indices, barycenter_weights_reference(X, X, indices)))
+    W = weight_matrix(indices, barycenter_weights_reference(X, X, indices))
+    M = cost_matrix(W)
     dense = null_space(M, 2, solver="dense")
-    for graph in (indices, None):
+    # the matrix, and the operator through I - W that the pipeline passes (M never formed)
+    for graph, operator in ((indices, M), (None, M), (indices, CostOperator.from_weights(W))):
         sizes = []
         original = blockamg.build_preconditioner
 
-        def spy(*args, _original=original, _sizes=sizes):
-            preconditioner = _original(*args)
+        def spy(*args, _original=original, _sizes=sizes, **kwargs):
+            preconditioner = _original(*args, **kwargs)
             _sizes.extend(preconditioner.sizes)
             return preconditioner
 
@@ -93,7 +96,7 @@ def test_amg_on_a_larger_problem_uses_its_hierarchy_and_matches_dense():
             patch.setattr(blockamg, "COARSEST_ROWS", 300)
             patch.setattr(blockamg, "build_preconditioner", spy)
             found = null_space(
-                M, 2, solver="amg", tol=1e-9, max_iter=500, random_state=0, neighbors=graph
+                operator, 2, solver="amg", tol=1e-9, max_iter=500, random_state=0, neighbors=graph
             )
         assert len(sizes) >= 2 and sizes[0] == 1500 and sizes[-1] <= 300
         assert found.residual < 1e-8
