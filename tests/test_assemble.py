@@ -38,13 +38,17 @@ def test_weight_matrix_leaves_neighbor_order_alone():
     np.testing.assert_array_equal(weights, before[1])
 
 
+def random_weight_matrix(n: int, k: int, rng):
+    """W of a random k-neighbor graph on n points, each row summing to one."""
+    indices = np.array([rng.choice(np.delete(np.arange(n), i), k, replace=False) for i in range(n)])
+    weights = rng.random(indices.shape)
+    return weight_matrix(indices, weights / weights.sum(1, keepdims=True))
+
+
 def test_cost_operator_is_m_without_forming_it():
     rng = np.random.default_rng(2)
     n = 60
-    indices = np.array([rng.choice(np.delete(np.arange(n), i), 6, replace=False) for i in range(n)])
-    weights = rng.random(indices.shape)
-    weights /= weights.sum(1, keepdims=True)
-    W = weight_matrix(indices, weights)
+    W = random_weight_matrix(n, 6, rng)
     M = cost_matrix(W).toarray()
     op = CostOperator.from_weights(W)
     X = rng.standard_normal((n, 4))
@@ -66,12 +70,7 @@ def test_cost_operator_is_m_without_forming_it():
 
 @pytest.mark.parametrize("solver", ["dense", "arpack", "lobpcg"])
 def test_solvers_other_than_amg_take_the_operator(solver):
-    rng = np.random.default_rng(3)
-    n = 300
-    indices = np.array([rng.choice(np.delete(np.arange(n), i), 8, replace=False) for i in range(n)])
-    weights = rng.random(indices.shape)
-    weights /= weights.sum(1, keepdims=True)
-    W = weight_matrix(indices, weights)
+    W = random_weight_matrix(300, 8, np.random.default_rng(3))
     a = null_space(cost_matrix(W), 2, solver=solver, random_state=0, tol=1e-8, max_iter=500)
     b = null_space(
         CostOperator.from_weights(W), 2, solver=solver, random_state=0, tol=1e-8, max_iter=500
