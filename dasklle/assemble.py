@@ -39,9 +39,9 @@ class CostOperator:
     row) instead of M (64 a row).
     """
 
-    def __init__(self, B, shift: float = 0.0, dtype=np.float64):
-        self.B = _csr32(B, dtype)
-        self.BT = _csr32(sp.csr_array(B).T, dtype)
+    def __init__(self, B, shift: float = 0.0, dtype=np.float64, *, BT=None):
+        self.B = compact_csr(B, dtype)
+        self.BT = compact_csr(sp.csr_array(B).T if BT is None else BT, dtype)
         self.shift = float(shift)
         self.dtype = np.dtype(dtype)
         self.shape = (B.shape[1], B.shape[1])
@@ -65,10 +65,10 @@ class CostOperator:
         return np.asarray(squares.sum(axis=0)).ravel() + self.shift
 
     def astype(self, dtype) -> CostOperator:
-        return CostOperator(self.B, self.shift, dtype)
+        return CostOperator(self.B, self.shift, dtype, BT=self.BT)
 
     def with_shift(self, shift: float) -> CostOperator:
-        return CostOperator(self.B, shift, self.dtype)
+        return CostOperator(self.B, shift, self.dtype, BT=self.BT)
 
     def permuted(self, order: np.ndarray) -> CostOperator:
         """The operator of M[order][:, order] (B's rows follow, for products that read in order)."""
@@ -84,8 +84,8 @@ class CostOperator:
         return M
 
 
-def _csr32(A, dtype) -> sp.csr_array:
-    """A as CSR with 32-bit indices where they fit (faster products) in dtype."""
+def compact_csr(A, dtype) -> sp.csr_array:
+    """A as CSR in dtype with 32-bit indices where they fit (faster products)."""
     A = sp.csr_array(A, dtype=dtype)
     if max(A.shape) < 2**31 - 1 and A.nnz < 2**31 - 1:
         A.indices = A.indices.astype(np.int32, copy=False)

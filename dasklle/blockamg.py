@@ -45,7 +45,7 @@ import scipy.sparse.linalg as spla
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 from threadpoolctl import threadpool_limits
 
-from .assemble import CostOperator
+from .assemble import CostOperator, compact_csr
 
 # The hierarchy is built on M + SHIFT_FRACTION * mean(diag M) * I (M itself is singular); the
 # iteration counts did not change for shifts between 1e-9 and 1e-5 of the diagonal.
@@ -76,10 +76,7 @@ def _compact(A, dtype):
     """A as CSR with 32-bit indices (faster products) in dtype; an operator in dtype."""
     if isinstance(A, CostOperator):
         return A.astype(dtype)
-    A = sp.csr_array(A, dtype=dtype)
-    A.indices = A.indices.astype(np.int32, copy=False)
-    A.indptr = A.indptr.astype(np.int32, copy=False)
-    return A
+    return compact_csr(A, dtype)
 
 
 def _spectral_radius(A, rng) -> float:
@@ -163,7 +160,8 @@ class BlockVCycle:
 
 
 def build_preconditioner(A, graph, rng, fine=None) -> BlockVCycle:
-    """Smoothed-aggregation hierarchy of the SPD matrix A, aggregated over graph if given.
+    """Aggregation hierarchy of the SPD matrix A (prolongators smoothed only if
+    SMOOTH_PROLONGATOR), aggregated over graph if given.
 
     ``fine``, an operator equal to A (a CostOperator), replaces A on the finest level, whose
     products are most of the cycle's work.
@@ -314,9 +312,8 @@ def bottom_eigenvectors(
         shift = SHIFT_FRACTION * float(M.diagonal().mean())
         if isinstance(M, CostOperator):
             # pyamg needs the matrix to build the hierarchy; the cycle then uses the operator
-            preconditioner = build_preconditioner(
-                M.with_shift(shift).tocsr(), graph, rng, fine=M.with_shift(shift)
-            )
+            shifted = M.with_shift(shift)
+            preconditioner = build_preconditioner(shifted.tocsr(), graph, rng, fine=shifted)
         else:
             shifted = (M + shift * sp.eye_array(n, format="csr")).tocsr()
             preconditioner = build_preconditioner(shifted, graph, rng)
