@@ -19,7 +19,7 @@ import scipy.sparse.linalg as spla
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
-from . import blockamg, progress
+from . import blockamg, factored, progress
 from .assemble import CostOperator
 
 # Extra LOBPCG block vectors beyond the wanted ones: the bottom of LLE's spectrum is bunched
@@ -198,6 +198,30 @@ def null_space(
         k_skip != 1 or n < LOBPCG_MIN_ROWS_PER_VECTOR * (n_components + LOBPCG_EXTRA_VECTORS) + 2
     ):
         solver = "dense"
+    if solver == "arpack" and k_skip == 1 and isinstance(M, CostOperator) and M.shift == 0:
+        # Standard LLE: factorise I - W rather than M (``factored``), when its graph is connected.
+        try:
+            if factored.is_connected(M.B):
+                values, vectors, inverse = factored.bottom_eigenvectors(
+                    M.B,
+                    n_components,
+                    BT=M.BT,
+                    tol=tol,
+                    max_iter=max_iter,
+                    rng=np.random.default_rng(rng.randint(2**31 - 1)),
+                )
+                result = _checked(
+                    M, vectors, values, solver, tol, max_iter, inverse.n_solves, warn=False
+                )
+                if result.residual <= _accepted(tol):
+                    return result
+                raise RuntimeError(f"residual {result.residual:.1e}")
+        except RuntimeError as exc:  # also ArpackError and SuperLU's singular factor
+            warnings.warn(
+                f"ARPACK through the LU of I - W failed ({exc}); factorising M instead.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     if solver != "amg" and isinstance(M, CostOperator):
         M = M.tocsr()  # only amg works with the operator; the others need M itself
     if solver == "dense":
@@ -236,6 +260,17 @@ def null_space(
             )
         else:
             values, vectors, n_iter = _lobpcg(M, n_components, tol, max_iter, rng, verbose, X0)
+    return _checked(M, vectors, values, solver, tol, max_iter, n_iter)
+
+
+def _accepted(tol: float) -> float:
+    """The largest residual accepted without a warning."""
+    return max(tol, 1e-12) * 10
+
+
+def _checked(M, vectors, values, solver, tol, max_iter, n_iter, warn=True) -> NullSpace:
+    """The NullSpace with fixed signs and its measured residual; refuses non-finite vectors and
+    warns when an iterative solver ended above 10 * tol."""
     vectors = deterministic_signs(vectors)
     residual = float(residual_norms(M, vectors, values).max())
     if not np.all(np.isfinite(vectors)):
@@ -243,11 +278,12 @@ def null_space(
             f"eigen_solver={solver!r} returned non-finite eigenvectors; try eigen_solver='dense' "
             "or a larger reg."
         )
-    if solver in ("lobpcg", "amg") and residual > max(tol, 1e-12) * 10:
+    if warn and solver != "dense" and residual > _accepted(tol):
+        other = "'dense'" if solver == "arpack" else "'arpack' or 'dense'"
         warnings.warn(
             f"eigen_solver={solver!r} did not converge in max_iter={max_iter} iterations: largest "
             f"residual |Mv - lambda v| = {residual:.2e} > 10 * tol = {10 * tol:.1e}. Increase "
-            "max_iter, or use eigen_solver='arpack' or 'dense'.",
+            f"max_iter, or use eigen_solver={other}.",
             ConvergenceWarning,
             stacklevel=2,
         )
