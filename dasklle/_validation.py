@@ -12,7 +12,7 @@ import numpy as np
 import zarr
 
 METHODS = ("standard", "hessian", "modified", "ltsa")
-EIGEN_SOLVERS = ("auto", "dense", "arpack", "lobpcg", "amg")
+EIGEN_SOLVERS = ("auto", "dense", "arpack", "factored", "lobpcg", "amg")
 NEIGHBORS_ALGORITHMS = ("auto", "brute", "kd_tree", "ball_tree", "nndescent", "projected")
 
 # Target bytes of input per row block: large enough that dask's per-task overhead (~1 ms) is

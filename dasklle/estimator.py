@@ -38,12 +38,15 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Dimension of the embedding.
     reg : float, default=1e-3
         Regularisation of the local Gram matrices, relative to their trace.
-    eigen_solver : {"auto", "dense", "arpack", "lobpcg", "amg"}, default="auto"
+    eigen_solver : {"auto", "dense", "arpack", "factored", "lobpcg", "amg"}, default="auto"
         ``dense``: LAPACK on the dense M (the reference; O(n^2) memory). ``arpack``: shift-invert
-        Lanczos (scikit-learn's choice). ``lobpcg``: LOBPCG with the constant vector deflated.
-        ``amg``: LOBPCG preconditioned with algebraic multigrid (pyamg). ``auto``:
-        ``dense`` up to 200 samples, else ``arpack`` (if ARPACK fails, ``dense`` up to 5,000
-        samples, else ``amg``, with a warning; ``eigen_solver_`` records what ran).
+        Lanczos about 0 through a sparse LU of M (scikit-learn's choice). ``factored``: the same
+        through a sparse LU of I - W, far sparser than M (standard method on a connected
+        neighbor graph, else ``arpack``; see ``dasklle.factored``). ``lobpcg``: LOBPCG with the
+        constant vector deflated. ``amg``: LOBPCG preconditioned with algebraic multigrid
+        (pyamg). ``auto``: ``dense`` up to 200 samples; ``factored`` on data with at most 15
+        features or at most 5,000 samples; else ``amg`` (if ARPACK fails, ``dense`` up to
+        5,000 samples, else ``amg``, with a warning; ``eigen_solver_`` records what ran).
     tol : float, default=1e-6
         Convergence tolerance of the iterative eigen solvers.
     max_iter : int, default=100
@@ -104,7 +107,8 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     eigen_residual_ : float
         Largest residual |M v - lambda v| of the returned eigenvectors.
     n_iter_ : int or None
-        Iterations of the iterative eigen solver (LOBPCG, amg); None for dense and ARPACK.
+        Iterations of the LOBPCG eigen solvers (lobpcg, amg); for ``factored``, the number of
+        solves with M's pseudo-inverse; None otherwise.
     neighbors_algorithm_ : str
         The neighbor search that actually ran.
     n_graph_components_ : int

@@ -45,6 +45,8 @@ FACTOR_SHIFT = 1e-13
 # weights); 0.1 pivots away from a diagonal under 10% of its column's largest entry (fill at 100,000
 # swiss-roll points: 9.8M nonzeros at 0.01, 10.2M at 0.1, 10.9M with full partial pivoting).
 DIAG_PIVOT_THRESHOLD = 0.1
+# Smallest second singular value of I - W taken as non-singular (I - W has entries of order 1).
+SINGULAR_BELOW = 1e-10
 
 
 def is_connected(B) -> bool:
@@ -80,11 +82,17 @@ class PseudoInverse:
         del shifted
         self.shape = (n, n)
         rng = np.random.default_rng(rng)
-        u = rng.standard_normal(n)
-        for _ in range(2):  # B^-T amplifies u's direction by 1 / eps: two steps are plenty
-            u = self.lu.solve(u, trans="T")
-            u /= np.linalg.norm(u)
-        self.left_null = u
+        # Inverse iteration on two vectors: B^-T amplifies the left null vector by 1 / eps, so two
+        # steps are plenty for it; the second vector tells whether there is another one.
+        U = rng.standard_normal((n, 2))
+        for _ in range(2):
+            U, _ = np.linalg.qr(self.lu.solve(U, trans="T"))
+        # Any unit vector orthogonal to u has |B^T q| >= sigma_2(B) (about 1e-7 at 1,000,000
+        # swiss-roll points), so a second direction below SINGULAR_BELOW means B, and M, are
+        # singular beyond the constant vector (duplicated points, too few neighbors).
+        if np.linalg.norm(BT @ U[:, 1]) < SINGULAR_BELOW:
+            raise RuntimeError("I - W is singular beyond the constant vector")
+        self.left_null = U[:, 0]
         self.n_solves = 0
 
     def __call__(self, x: np.ndarray) -> np.ndarray:

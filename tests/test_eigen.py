@@ -60,15 +60,16 @@ def test_arpack_failure_is_a_value_error():
 
 
 def test_auto_choice():
-    assert choose_solver("auto", 201, 3) == "arpack"
+    assert choose_solver("auto", 201, 3) == "factored"
     assert choose_solver("auto", 200, 3) == "dense"
     # Many eigenvalues on a large problem stay on ARPACK (scikit-learn would go dense).
-    assert choose_solver("auto", 5000, 13) == "arpack"
-    # Large high-dimensional problems go to LOBPCG + AMG (ARPACK's factorisation fills in);
-    # low-dimensional ones stay on ARPACK at any size.
+    assert choose_solver("auto", 5000, 13) == "factored"
+    # Large high-dimensional problems go to LOBPCG + AMG (even the LU of I - W fills in);
+    # low-dimensional ones stay on ARPACK through that LU at any size.
     assert choose_solver("auto", 20_000, 3, n_features=784) == "amg"
-    assert choose_solver("auto", 5000, 3, n_features=784) == "arpack"
-    assert choose_solver("auto", 10**6, 3, n_features=3) == "arpack"
+    assert choose_solver("auto", 5000, 3, n_features=784) == "factored"
+    assert choose_solver("auto", 10**6, 3, n_features=3) == "factored"
+    assert choose_solver("arpack", 10**6, 3, n_features=3) == "arpack"
 
 
 def test_amg_on_a_larger_problem_uses_its_hierarchy_and_matches_dense():
