@@ -262,7 +262,8 @@ def _solver(r: Run) -> str:
     text = f"{r.stages.get('knn', '')}+{r.stages.get('solver', '')}"
     if r.stages.get("residual") is not None:
         its = r.stages.get("iterations")
-        text += f" (residual {r.stages['residual']:.0e}" + (f", {its} it)" if its else ")")
+        unit = "solves" if r.stages.get("solver") == "factored" else "it"
+        text += f" (residual {r.stages['residual']:.0e}" + (f", {its} {unit})" if its else ")")
     if "workers" in r.stages:
         text += f" on {r.stages['workers']} workers, {r.stages['workers replaced']} replaced"
     return text

@@ -295,7 +295,7 @@ def fit_lle(
     if verbose:
         progress.log(
             f"eigen solver {result.solver}: residual {result.residual:.1e}"
-            + (f" after {result.n_iter} iterations" if result.n_iter else "")
+            + (f" after {result.n_iter} {_counted(result.solver)}" if result.n_iter else "")
         )
 
     embedding = result.vectors[:, :n_components].astype(X.dtype, copy=False)
@@ -314,6 +314,11 @@ def fit_lle(
         n_graph_components=n_graph_components,
         timings=timer.timings,
     )
+
+
+def _counted(solver: str) -> str:
+    """What ``n_iter`` counts for this solver."""
+    return "solves with M's pseudo-inverse" if solver == "factored" else "iterations"
 
 
 class DisconnectedGraphWarning(UserWarning):
