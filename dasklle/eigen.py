@@ -170,6 +170,7 @@ def null_space(
     n_features: int = 0,
     start=None,
     neighbors: np.ndarray | None = None,
+    n_graph_components: int | None = None,
 ) -> NullSpace:
     """The n_components eigenvectors of M above its k_skip smallest ones.
 
@@ -188,6 +189,8 @@ def null_space(
         n_components + LOBPCG_EXTRA_VECTORS, its only argument); random vectors otherwise
     neighbors : (n, k) kNN indices behind M; ``amg`` aggregates its multigrid levels over
         this graph (without it, over M's pattern: about 3x more iterations)
+    n_graph_components : connected components of the neighbor graph, if the caller has counted
+        them (``factored`` needs one); counted here otherwise
 
     Returns
     -------
@@ -203,32 +206,15 @@ def null_space(
     ):
         solver = "dense"
     if solver == "factored":
-        # ARPACK through the LU of I - W: the standard method (M given as a CostOperator) on a
-        # connected neighbor graph; ARPACK on M otherwise, and if the factored solve fails.
-        solver = "arpack"
+        # ARPACK through the LU of I - W where it applies and succeeds; ARPACK on M otherwise.
         if k_skip == 1 and isinstance(M, CostOperator) and M.shift == 0:
-            try:
-                if factored.is_connected(M.B):
-                    values, vectors, inverse = factored.bottom_eigenvectors(
-                        M.B,
-                        n_components,
-                        BT=M.BT,
-                        tol=tol,
-                        max_iter=max_iter,
-                        rng=np.random.default_rng(rng.randint(2**31 - 1)),
-                    )
-                    result = _checked(
-                        M, vectors, values, "factored", tol, max_iter, inverse.n_solves, warn=False
-                    )
-                    if result.residual <= _accepted(tol):
-                        return result
-                    raise RuntimeError(f"residual {result.residual:.1e}")
-            except RuntimeError as exc:  # also ArpackError and SuperLU's singular factor
-                warnings.warn(
-                    f"ARPACK through the LU of I - W failed ({exc}); factorising M instead.",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+            if n_graph_components is None:
+                n_graph_components = factored.graph_components(M.B)
+            if n_graph_components == 1:
+                result = _factored(M, n_components, tol, max_iter, rng)
+                if result is not None:
+                    return result
+        solver = "arpack"
     if solver != "amg" and isinstance(M, CostOperator):
         M = M.tocsr()  # only amg works with the operator; the others need M itself
     if solver == "dense":
@@ -268,6 +254,33 @@ def null_space(
         else:
             values, vectors, n_iter = _lobpcg(M, n_components, tol, max_iter, rng, verbose, X0)
     return _checked(M, vectors, values, solver, tol, max_iter, n_iter)
+
+
+def _factored(M: CostOperator, n_components, tol, max_iter, rng) -> NullSpace | None:
+    """ARPACK through the LU of I - W (``factored``) on a connected graph; None, with a warning,
+    when the factorisation or ARPACK fails or the residual ends above 10 * tol."""
+    try:
+        values, vectors, inverse = factored.bottom_eigenvectors(
+            M.B,
+            n_components,
+            BT=M.BT,
+            tol=tol,
+            max_iter=max_iter,
+            rng=np.random.default_rng(rng.randint(2**31 - 1)),
+        )
+        result = _checked(
+            M, vectors, values, "factored", tol, max_iter, inverse.n_solves, warn=False
+        )
+        if result.residual > _accepted(tol):
+            raise RuntimeError(f"residual {result.residual:.1e}")
+    except RuntimeError as exc:  # also ArpackError and SuperLU's singular factor
+        warnings.warn(
+            f"ARPACK through the LU of I - W failed ({exc}); factorising M instead.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+    return result
 
 
 def _accepted(tol: float) -> float:

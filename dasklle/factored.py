@@ -49,10 +49,10 @@ DIAG_PIVOT_THRESHOLD = 0.1
 SINGULAR_BELOW = 1e-10
 
 
-def is_connected(B) -> bool:
-    """Whether the graph of B's pattern is (weakly) connected."""
+def graph_components(B) -> int:
+    """Number of (weakly) connected components of the graph of B's pattern."""
     count, _ = connected_components(sp.csr_array(B), directed=True, connection="weak")
-    return count == 1
+    return count
 
 
 class PseudoInverse:
@@ -69,9 +69,8 @@ class PseudoInverse:
         n = B.shape[0]
         BT = sp.csr_array(B).T.tocsr() if BT is None else sp.csr_array(BT)
         # B^T in CSR has B's CSC arrays; SuperLU takes CSC.
-        B_csc = sp.csc_array(
-            (BT.data.astype(np.float64), BT.indices, BT.indptr), shape=(n, n), copy=False
-        )
+        data = BT.data.astype(np.float64, copy=False)
+        B_csc = sp.csc_array((data, BT.indices, BT.indptr), shape=(n, n), copy=False)
         shifted = (B_csc + FACTOR_SHIFT * sp.eye_array(n, format="csc")).tocsc()
         self.lu = spla.splu(
             shifted,
@@ -115,9 +114,8 @@ def bottom_eigenvectors(
     """
     rng = np.random.default_rng(rng)
     inverse = PseudoInverse(B, BT, rng)
-    n = B.shape[0]
-    operator = spla.LinearOperator((n, n), matvec=inverse, matmat=inverse, dtype=np.float64)
-    v0 = rng.uniform(-1, 1, n)
+    operator = spla.LinearOperator(inverse.shape, matvec=inverse, matmat=inverse, dtype=np.float64)
+    v0 = rng.uniform(-1, 1, inverse.shape[0])
     inverted, vectors = spla.eigsh(
         operator, n_components, which="LM", tol=tol, maxiter=max_iter, v0=v0 - v0.mean()
     )

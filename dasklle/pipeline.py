@@ -284,6 +284,7 @@ def fit_lle(
                 verbose=verbose,
                 n_features=n_features,
                 neighbors=indices,
+                n_graph_components=n_graph_components,
             )
             if checkpoints:
                 checkpoints.save(

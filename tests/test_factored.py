@@ -59,7 +59,7 @@ def test_disconnected_graph_factorises_M_as_scikit_learn_does():
     X = manifold("swiss_roll", 600)
     X[300:] += 1000.0  # two far-apart copies: the 10-NN graph has two components
     op = cost_operator(X)
-    assert not factored.is_connected(op.B)
+    assert factored.graph_components(op.B) == 2
     result = null_space(op, 2, solver="factored", random_state=0)
     reference = null_space(op.tocsr(), 2, solver="arpack", random_state=0)
     assert result.n_iter is None and result.solver == "arpack"  # ARPACK on M
@@ -101,7 +101,7 @@ def test_weights_singular_beyond_the_constant_are_refused():
         nodes = np.arange(start, start + half)
         W[nodes, np.roll(nodes, -1)] = 1.0
     W[half, 0], W[half, 1] = -0.5, 0.5
-    assert factored.is_connected(sp.csr_array(np.eye(n) - W))
+    assert factored.graph_components(sp.csr_array(np.eye(n) - W)) == 1
     with pytest.raises(RuntimeError, match="singular beyond the constant"):
         factored.PseudoInverse(sp.csr_array(np.eye(n) - W), rng=0)
 
@@ -115,3 +115,17 @@ def test_arpack_is_scikit_learns_and_raises_its_error_on_identical_points():
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match="Error in determining null-space with ARPACK"):
             model.fit(np.ones((200, 3)))
+
+
+def test_a_component_count_from_the_caller_is_not_recounted(monkeypatch):
+    """The pipeline has counted the kNN graph's components already (check_connected)."""
+    op = cost_operator(manifold("swiss_roll", 600))
+
+    def recount(B):
+        raise AssertionError("counted twice")
+
+    monkeypatch.setattr(factored, "graph_components", recount)
+    result = null_space(op, 2, solver="factored", random_state=0, n_graph_components=1)
+    assert result.solver == "factored"
+    disconnected = null_space(op, 2, solver="factored", random_state=0, n_graph_components=2)
+    assert disconnected.solver == "arpack"
