@@ -5,7 +5,13 @@ import pytest
 from sklearn.neighbors import NearestNeighbors
 
 from dasklle import datasets
-from dasklle.neighbors import choose_algorithm, drop_self, nearest_neighbors
+from dasklle.neighbors import (
+    PARTITION_COPIES,
+    _partition_members,
+    choose_algorithm,
+    drop_self,
+    nearest_neighbors,
+)
 
 from .conftest import manifold
 
@@ -145,6 +151,19 @@ def test_partitioned_graph_weights_and_recall(monkeypatch, tmp_path):
     expected = neighbor_weights(dX, indices, reg=1e-3).compute()
     np.testing.assert_allclose(weights, expected, rtol=0, atol=1e-12)
     np.testing.assert_allclose(weights.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("n_parts", [2, 3, 40])
+def test_partition_members_are_the_nearest_centres(n_parts):
+    rng = np.random.default_rng(n_parts)
+    z = (rng.standard_normal((500, 8)) * 4 + 2).astype(np.float32)
+    centres = (rng.standard_normal((n_parts, 8)) * 3).astype(np.float32)
+    members = _partition_members(z, centres)
+    copies = min(PARTITION_COPIES, n_parts)
+    distance = ((z[:, None, :].astype(np.float64) - centres[None]) ** 2).sum(axis=2)
+    nearest = np.argsort(distance, axis=1)[:, :copies]
+    for p in range(n_parts):
+        np.testing.assert_array_equal(members[p], np.flatnonzero((nearest == p).any(axis=1)))
 
 
 def test_fit_uses_partitioned_graph_above_threshold(monkeypatch):
