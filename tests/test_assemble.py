@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from dasklle.assemble import CostOperator, cost_matrix, cost_matrix_reference, weight_matrix
+from dasklle import _rowkernels, assemble
+from dasklle.assemble import (
+    CostOperator,
+    chebyshev_step,
+    cost_matrix,
+    cost_matrix_reference,
+    weight_matrix,
+)
 from dasklle.eigen import null_space
 
 
@@ -45,7 +52,15 @@ def random_weight_matrix(n: int, k: int, rng):
     return weight_matrix(indices, weights / weights.sum(1, keepdims=True))
 
 
-def test_cost_operator_is_m_without_forming_it():
+@pytest.fixture(params=["scipy", "row kernels"])
+def products(request, monkeypatch):
+    """Run a test with CostOperator's products through scipy and through the row kernels."""
+    if request.param == "row kernels":
+        monkeypatch.setattr(assemble, "ROW_KERNEL_MIN_ROWS", 0)
+    return request.param
+
+
+def test_cost_operator_is_m_without_forming_it(products):
     rng = np.random.default_rng(2)
     n = 60
     W = random_weight_matrix(n, 6, rng)
@@ -66,6 +81,48 @@ def test_cost_operator_is_m_without_forming_it():
     single = op.astype(np.float32)
     assert (single @ X.astype(np.float32)).dtype == np.float32
     np.testing.assert_allclose(single @ X.astype(np.float32), M @ X, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(op @ np.asfortranarray(X), M @ X, atol=1e-12)
+    np.testing.assert_allclose(op @ X[::2].repeat(2, axis=0), M @ X[::2].repeat(2, axis=0))
+
+
+def test_cost_operator_with_more_rows_than_columns(products):
+    rng = np.random.default_rng(4)
+    B = rng.standard_normal((50, 30)) * (rng.random((50, 30)) < 0.2)
+    op = CostOperator(B, shift=0.25)
+    X = rng.standard_normal((30, 3))
+    np.testing.assert_allclose(op @ X, B.T @ (B @ X) + 0.25 * X, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_chebyshev_step(products, dtype):
+    rng = np.random.default_rng(5)
+    n = 80
+    W = random_weight_matrix(n, 5, rng)
+    op = CostOperator.from_weights(W).with_shift(0.1).astype(dtype)
+    M = cost_matrix(W).toarray() + 0.1 * np.eye(n)
+    step, residual, x = (rng.standard_normal((n, 3)).astype(dtype) for _ in range(3))
+    d_inv = (1.0 / op.diagonal()).astype(dtype)
+    expected_residual = residual - M @ step
+    expected_step = 0.7 * step + 0.2 * d_inv[:, None] * expected_residual
+    expected_x = x + expected_step
+    chebyshev_step(op, step, residual, x, d_inv, 0.7, 0.2)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(residual, expected_residual, atol=tol)
+    np.testing.assert_allclose(step, expected_step, atol=tol)
+    np.testing.assert_allclose(x, expected_x, atol=tol)
+
+
+def test_row_kernels_do_not_depend_on_the_thread_count(monkeypatch):
+    monkeypatch.setattr(assemble, "ROW_KERNEL_MIN_ROWS", 0)
+    rng = np.random.default_rng(6)
+    op = CostOperator.from_weights(random_weight_matrix(301, 7, rng))
+    X = rng.standard_normal((301, 5))
+    results = []
+    for threads in [1, 2, 3]:
+        monkeypatch.setattr(_rowkernels, "THREADS", threads)
+        results.append(op @ X)
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
 
 
 @pytest.mark.parametrize("solver", ["dense", "arpack", "lobpcg"])
