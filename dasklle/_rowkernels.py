@@ -8,8 +8,9 @@ numpy update as a separate pass over the block. Here the rows are split between 
 the result does not depend on the number of threads), and a smoothing step's updates are done
 in the same pass as its product.
 
-Measured on digits-784 weights (k = 10, RCM order, blocks of 10 float32 columns, 2 cores;
-numbers in ``blockamg``'s docstring).
+Measured in the whole ``"amg"`` solve (numbers in ``blockamg``'s docstring): 5.06 -> 4.57 s an
+iteration at 1,000,000 digits-784 points on this 2-core machine. Products use these kernels from
+``assemble.ROW_KERNEL_MIN_ROWS`` rows on; below, scipy's, which need no compile.
 """
 
 from __future__ import annotations
