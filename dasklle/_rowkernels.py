@@ -48,37 +48,35 @@ def run_rows(kernel, n_rows: int, *args) -> None:
         future.result()
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _add_row_product(indptr, indices, data, Y, i, acc):  # pragma: no cover - compiled
+    """acc += A[i] @ Y for row i of the CSR matrix A."""
+    for jj in range(indptr[i], indptr[i + 1]):
+        j = indices[jj]
+        a = data[jj]
+        for c in range(acc.shape[0]):
+            acc[c] += a * Y[j, c]
+
+
 @numba.njit(nogil=True, cache=True)
 def csr_times(indptr, indices, data, X, out, start, stop):  # pragma: no cover - compiled
     """out[i] = A[i] @ X for rows start..stop of the CSR matrix A."""
-    m = X.shape[1]
-    acc = np.zeros(m, dtype=out.dtype)
+    acc = np.zeros(X.shape[1], dtype=out.dtype)
     for i in range(start, stop):
         acc[:] = 0
-        for jj in range(indptr[i], indptr[i + 1]):
-            j = indices[jj]
-            a = data[jj]
-            for c in range(m):
-                acc[c] += a * X[j, c]
-        for c in range(m):
-            out[i, c] = acc[c]
+        _add_row_product(indptr, indices, data, X, i, acc)
+        out[i] = acc
 
 
 @numba.njit(nogil=True, cache=True)
 def csr_times_plus(indptr, indices, data, Y, shift, X, out, start, stop):  # pragma: no cover
     """out[i] = A[i] @ Y + shift * X[i] for rows start..stop."""
-    m = Y.shape[1]
-    acc = np.zeros(m, dtype=out.dtype)
+    acc = np.zeros(Y.shape[1], dtype=out.dtype)
     for i in range(start, stop):
-        for c in range(m):
+        for c in range(acc.shape[0]):
             acc[c] = shift * X[i, c]
-        for jj in range(indptr[i], indptr[i + 1]):
-            j = indices[jj]
-            a = data[jj]
-            for c in range(m):
-                acc[c] += a * Y[j, c]
-        for c in range(m):
-            out[i, c] = acc[c]
+        _add_row_product(indptr, indices, data, Y, i, acc)
+        out[i] = acc
 
 
 @numba.njit(nogil=True, cache=True)
@@ -87,17 +85,12 @@ def chebyshev_rows(
 ):  # pragma: no cover - compiled
     """One Chebyshev step, rows start..stop, with A @ step = A[i] @ Y + shift * step[i]:
     residual -= A @ step; step = a * step + b * d_inv * residual; x += step."""
-    m = Y.shape[1]
-    acc = np.zeros(m, dtype=step.dtype)
+    acc = np.zeros(Y.shape[1], dtype=step.dtype)
     for i in range(start, stop):
-        for c in range(m):
+        for c in range(acc.shape[0]):
             acc[c] = shift * step[i, c]
-        for jj in range(indptr[i], indptr[i + 1]):
-            j = indices[jj]
-            w = data[jj]
-            for c in range(m):
-                acc[c] += w * Y[j, c]
-        for c in range(m):
+        _add_row_product(indptr, indices, data, Y, i, acc)
+        for c in range(acc.shape[0]):
             r = residual[i, c] - acc[c]
             s = a * step[i, c] + b * d_inv[i] * r
             residual[i, c] = r
