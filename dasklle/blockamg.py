@@ -28,7 +28,8 @@ scipy's ``lobpcg`` preconditioned by pyamg's ``aspreconditioner`` (58-75 s):
 - rows are put in reverse Cuthill-McKee order: the products with M read memory in order (3x
   faster products at 70,000 rows);
 - BLAS runs one thread: the dense work is on n x 30 blocks, and two threads on a busy 2-core
-  machine made it 3x slower;
+  machine made it 3x slower (at 1,000,000 rows two threads gave 3.31 s an iteration against
+  3.43 s, within this machine's noise);
 - from 20,000 rows on, the products with B and B^T run in dasklle's row-parallel kernels
   (``_rowkernels``: numba, the rows split between threads, the result independent of their
   number) and each Chebyshev step's vector updates are done in the pass of its product, and
