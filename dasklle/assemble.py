@@ -6,8 +6,13 @@ import numpy as np
 import scipy.sparse as sp
 
 # From this many rows on, products go through dasklle's row-parallel kernels (``_rowkernels``,
-# numba); below, through scipy, which needs no compile (~1 s on a process's first use).
-ROW_KERNEL_MIN_ROWS = 20_000
+# numba); below, through scipy. Measured in the amg solve on digits-784 (fresh processes,
+# alternated): at 20,000 points the kernels made the eigen stage slower (3.6-3.8 s against
+# 2.7-3.5 s: importing numba and loading the compiled kernels costs ~0.5 s a process); at
+# 100,000 points 40 iterations took 12.2-12.5 s either way; at 1,000,000 points the kernels
+# are 1.5-2x faster (``blockamg``'s docstring). In between it was not measured: 200,000 rows
+# is where a block of 20 float64 vectors (32 MB) no longer fits this machine's L3 cache.
+ROW_KERNEL_MIN_ROWS = 200_000
 
 
 def weight_matrix(

@@ -30,10 +30,11 @@ scipy's ``lobpcg`` preconditioned by pyamg's ``aspreconditioner`` (58-75 s):
 - BLAS runs one thread: the dense work is on n x 30 blocks, and two threads on a busy 2-core
   machine made it 3x slower (at 1,000,000 rows two threads gave 3.31 s an iteration against
   3.43 s, within this machine's noise);
-- from 20,000 rows on, the products with B and B^T run in dasklle's row-parallel kernels
-  (``_rowkernels``: numba, the rows split between threads, the result independent of their
-  number) and each Chebyshev step's vector updates are done in the pass of its product, and
-  LOBPCG keeps its n-row arrays in buffers reused across iterations. At 1,000,000 digits-784
+- from 200,000 rows on (``assemble.ROW_KERNEL_MIN_ROWS``), the products with B and B^T run in
+  dasklle's row-parallel kernels (``_rowkernels``: numba, the rows split between threads, the
+  result independent of their number) and each Chebyshev step's vector updates are done in the
+  pass of its product, and LOBPCG keeps its n-row arrays in buffers reused across iterations
+  (at every size). At 1,000,000 digits-784
   points (stored weights, 20 iterations, the same residuals to the last digit): 5.06 s an
   iteration with scipy's products and fresh arrays, 4.57 s with the kernels, 3.69 s with the
   buffers as well. The kernels prefetch the rows they will read a few rows ahead, which takes
