@@ -105,8 +105,10 @@ def _prefetch_row_inputs(indptr, indices, Y, i, stop):  # pragma: no cover - com
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _add_row_product(indptr, indices, data, Y, i, acc):  # pragma: no cover - compiled
-    """acc += A[i] @ Y for row i of the CSR matrix A."""
+def _add_row_product(indptr, indices, data, Y, i, stop, acc):  # pragma: no cover - compiled
+    """acc += A[i] @ Y for row i of the CSR matrix A, once the reads of the row
+    PREFETCH_ROWS_AHEAD places ahead (if before stop) are prefetched."""
+    _prefetch_row_inputs(indptr, indices, Y, i, stop)
     for jj in range(indptr[i], indptr[i + 1]):
         j = indices[jj]
         a = data[jj]
@@ -119,9 +121,8 @@ def csr_times(indptr, indices, data, X, out, start, stop):  # pragma: no cover -
     """out[i] = A[i] @ X for rows start..stop of the CSR matrix A."""
     acc = np.zeros(X.shape[1], dtype=out.dtype)
     for i in range(start, stop):
-        _prefetch_row_inputs(indptr, indices, X, i, stop)
         acc[:] = 0
-        _add_row_product(indptr, indices, data, X, i, acc)
+        _add_row_product(indptr, indices, data, X, i, stop, acc)
         out[i] = acc
 
 
@@ -130,10 +131,9 @@ def csr_times_plus(indptr, indices, data, Y, shift, X, out, start, stop):  # pra
     """out[i] = A[i] @ Y + shift * X[i] for rows start..stop."""
     acc = np.zeros(Y.shape[1], dtype=out.dtype)
     for i in range(start, stop):
-        _prefetch_row_inputs(indptr, indices, Y, i, stop)
         for c in range(acc.shape[0]):
             acc[c] = shift * X[i, c]
-        _add_row_product(indptr, indices, data, Y, i, acc)
+        _add_row_product(indptr, indices, data, Y, i, stop, acc)
         out[i] = acc
 
 
@@ -145,10 +145,9 @@ def chebyshev_rows(
     residual -= A @ step; step = a * step + b * d_inv * residual; x += step."""
     acc = np.zeros(Y.shape[1], dtype=step.dtype)
     for i in range(start, stop):
-        _prefetch_row_inputs(indptr, indices, Y, i, stop)
         for c in range(acc.shape[0]):
             acc[c] = shift * step[i, c]
-        _add_row_product(indptr, indices, data, Y, i, acc)
+        _add_row_product(indptr, indices, data, Y, i, stop, acc)
         for c in range(acc.shape[0]):
             r = residual[i, c] - acc[c]
             s = a * step[i, c] + b * d_inv[i] * r
