@@ -34,12 +34,11 @@ scipy's ``lobpcg`` preconditioned by pyamg's ``aspreconditioner`` (58-75 s):
   dasklle's row-parallel kernels (``_rowkernels``: numba, the rows split between threads, the
   result independent of their number) and each Chebyshev step's vector updates are done in the
   pass of its product, and LOBPCG keeps its n-row arrays in buffers reused across iterations
-  (at every size). At 1,000,000 digits-784
-  points (stored weights, 20 iterations, the same residuals to the last digit): 5.06 s an
-  iteration with scipy's products and fresh arrays, 4.57 s with the kernels, 3.69 s with the
-  buffers as well. The kernels prefetch the rows they will read a few rows ahead, which takes
-  the V-cycle from 2.55 to 1.86 s at 1,000,000 points (little change at 100,000, where the
-  vectors fit in cache).
+  (at every size). At 1,000,000 digits-784 points (stored weights, 20 iterations, the same
+  residuals to the last digit): 5.06 s an iteration with scipy's products and fresh arrays,
+  4.57 s with the kernels, 3.69 s with the buffers as well. The kernels prefetch the rows they
+  will read a few rows ahead, which takes the V-cycle from 2.55 to 1.86 s at 1,000,000 points
+  (little change at 100,000 with the kernels forced on, where the vectors fit in cache).
 
 Result: 2.5 s instead of 58-75 s at 20,000 points for a subspace within sine 1e-2 of the exact
 one; about 4 s to the default residual 1e-6 (sine 1e-4).
