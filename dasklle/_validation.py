@@ -11,15 +11,12 @@ import dask.array as da
 import numpy as np
 import zarr
 
+from ._memory import block_rows
+from .inputs import InputError, open_input
+
 METHODS = ("standard", "hessian", "modified", "ltsa")
 EIGEN_SOLVERS = ("auto", "dense", "arpack", "factored", "lobpcg", "amg")
 NEIGHBORS_ALGORITHMS = ("auto", "brute", "kd_tree", "ball_tree", "nndescent", "projected")
-
-# Target bytes of input per row block: large enough that dask's per-task overhead (~1 ms) is
-# negligible, small enough that a block's neighbor rows (up to n_neighbors times the block) fit a
-# worker comfortably.
-TARGET_BLOCK_BYTES = 16 * 2**20
-MIN_BLOCK_ROWS = 256
 
 
 def _is_int(value: Any) -> bool:
@@ -144,81 +141,52 @@ def working_dtype(dtype: np.dtype, name: str = "X") -> np.dtype:
     return np.dtype(np.float64)
 
 
-def default_chunk_rows(n_samples: int, n_features: int, itemsize: int) -> int:
-    """Rows per block so that a block holds about TARGET_BLOCK_BYTES of input."""
-    rows = TARGET_BLOCK_BYTES // max(1, n_features * itemsize)
-    return int(min(max(rows, MIN_BLOCK_ROWS), max(n_samples, 1)))
-
-
-def open_zarr_array(path: str | os.PathLike, name: str = "X") -> zarr.Array:
-    """Open a zarr array (or a group holding exactly one 2-D array, or an array called 'X')."""
-    try:
-        node = zarr.open(store=os.fspath(path), mode="r")
-    except Exception as exc:  # zarr raises several types for a missing or broken store
-        raise ValueError(
-            f"{name}: cannot open {os.fspath(path)!r} as a zarr array ({exc})."
-        ) from exc
-    if isinstance(node, zarr.Array):
-        return node
-    arrays = dict(node.arrays())
-    if "X" in arrays:
-        return arrays["X"]
-    two_d = [a for a in arrays.values() if a.ndim == 2]
-    if len(two_d) == 1:
-        return two_d[0]
-    raise ValueError(
-        f"{name}: the zarr group {os.fspath(path)!r} does not hold an array called 'X' or a single "
-        f"2-D array; it holds {sorted(arrays)}."
-    )
-
-
 def _assert_finite_block(block: np.ndarray) -> np.ndarray:
     if not np.isfinite(block).all():
         raise ValueError("Input X contains NaN or infinity; every value must be finite.")
     return block
 
 
-def as_dask_input(X: Any, chunk_rows: int | None = None, name: str = "X") -> tuple[da.Array, str]:
-    """Wrap a dask array, zarr array or zarr path as a row-chunked dask array of working dtype.
+def as_dask_input(
+    X: Any,
+    chunk_rows: int | None = None,
+    name: str = "X",
+    *,
+    n_neighbors: int = 10,
+    columns=None,
+) -> tuple[da.Array, str]:
+    """Open any accepted input (see ``dasklle.inputs``) as a row-chunked dask array of working
+    dtype, in blocks sized from the workers' memory (or ``chunk_rows``).
 
-    Returns the array and the kind of input ("dask", "zarr" or "numpy"). Nothing is computed:
-    the finiteness check runs lazily, block by block, when a stage first reads the data.
+    Returns the array and a description of the input. Nothing is computed: the finiteness check
+    runs lazily, block by block, when a stage first reads the data.
     """
-    if isinstance(X, str | os.PathLike):
-        X = open_zarr_array(X, name)
-    if isinstance(X, zarr.Array):
-        kind = "zarr"
-        if X.ndim != 2:
-            raise ValueError(f"{name} must be 2-D (n_samples, n_features); got shape {X.shape}.")
-        dtype = working_dtype(X.dtype, name)
-        rows = chunk_rows or max(X.chunks[0], default_chunk_rows(*X.shape, dtype.itemsize))
-        array = da.from_zarr(X, chunks=(min(rows, max(X.shape[0], 1)), X.shape[1]))
-    elif isinstance(X, da.Array):
-        kind = "dask"
-        if X.ndim != 2:
-            raise ValueError(f"{name} must be 2-D (n_samples, n_features); got shape {X.shape}.")
-        if any(np.isnan(c) for c in X.shape) or any(np.isnan(c) for cs in X.chunks for c in cs):
-            raise ValueError(
-                f"{name} is a dask array with unknown chunk sizes; call "
-                f"{name}.compute_chunk_sizes() first."
-            )
-        dtype = working_dtype(X.dtype, name)
-        array = X
-    else:
-        kind = "numpy"
-        X = np.asarray(X)
-        if X.ndim != 2:
-            raise ValueError(f"{name} must be 2-D (n_samples, n_features); got shape {X.shape}.")
-        dtype = working_dtype(X.dtype, name)
-        array = da.from_array(X, chunks=(max(X.shape[0], 1), X.shape[1]))
+    planned = chunk_rows
+    if planned is None and not isinstance(X, str | os.PathLike | da.Array | zarr.Array):
+        shape = np.shape(X)
+        if len(shape) == 2 and shape[0] and shape[1]:
+            itemsize = working_dtype(getattr(X, "dtype", np.float64), name).itemsize
+            planned = block_rows(*shape, itemsize, n_neighbors)
+    try:
+        array, kind = open_input(X, columns=columns, rows=planned)
+    except InputError as exc:
+        raise InputError(f"{name}: {exc}") from None
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features); got shape {array.shape}.")
+    if any(np.isnan(c) for c in array.shape) or any(np.isnan(c) for cs in array.chunks for c in cs):
+        raise ValueError(
+            f"{name} is a dask array with unknown chunk sizes; call "
+            f"{name}.compute_chunk_sizes() first."
+        )
+    dtype = working_dtype(array.dtype, name)
     n_samples, n_features = array.shape
     if n_samples == 0 or n_features == 0:
         raise ValueError(
             f"{name} is empty: shape {array.shape}; need at least 2 samples and 1 feature."
         )
-    rows = chunk_rows or default_chunk_rows(n_samples, n_features, dtype.itemsize)
-    if kind == "zarr" and chunk_rows is None:
-        rows = array.chunks[0][0]
+    # a stored input's chunks are read whole: keep blocks aligned with them
+    stored = 0 if kind in ("numpy array", "dask array") else array.chunks[0][0]
+    rows = chunk_rows or block_rows(n_samples, n_features, dtype.itemsize, n_neighbors, stored)
     array = array.astype(dtype).rechunk({0: min(rows, n_samples), 1: -1})
     array = array.map_blocks(_assert_finite_block, dtype=dtype, meta=np.empty((0, 0), dtype))
     return array, kind

@@ -14,6 +14,12 @@ import numpy as np
 
 from ._validation import EIGEN_SOLVERS, METHODS, NEIGHBORS_ALGORITHMS
 
+INPUT_HELP = (
+    "the data, read lazily: a .npy file, a zarr array or group, HDF5 'file.h5:/dataset', "
+    "AnnData 'file.h5ad' (dense X) or 'file.h5ad:X_pca' (an obsm entry), Parquet (a file or "
+    "folder) or CSV."
+)
+
 
 def _add_scheduler_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("where it runs")
@@ -150,15 +156,20 @@ def _estimator(args: argparse.Namespace, store: str):
     )
 
 
-def _open_input(path: str):
-    """A lazy array for a .npy file (memory-mapped) or a zarr array/store."""
-    if not os.path.exists(path):
-        raise ValueError(f"INPUT {path!r} does not exist.")
-    if path.endswith(".npy"):
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    from ._validation import open_zarr_array
+def _open_input(args: argparse.Namespace):
+    """INPUT, checked before any cluster starts: its path, or its selected columns (lazy)."""
+    from .inputs import InputError, open_path
 
-    return open_zarr_array(path, "INPUT")
+    columns = _columns(args)
+    try:
+        selected = open_path(args.input, columns)
+    except InputError as exc:
+        raise InputError(f"INPUT {exc}") from None
+    return selected if columns else args.input
+
+
+def _columns(args: argparse.Namespace) -> list[str] | None:
+    return [c for c in args.columns.split(",") if c.strip()] if args.columns else None
 
 
 def _quality(args, source, model, store_path: str) -> dict | None:
@@ -196,11 +207,7 @@ def _report(model, store: str, seconds: float, quality: dict | None) -> None:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    import dask.array as da
-
-    source = _open_input(args.input)
-    if isinstance(source, np.ndarray):  # a memory map: wrap it so it is read block by block
-        source = da.from_array(source, chunks=(args.chunk_rows or "auto", -1))
+    source = _open_input(args)
     model = _estimator(args, args.out)
     with _scheduler(args) as where:
         print(f"running on {where}")
@@ -260,7 +267,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     ks = _parse_grid(args.n_neighbors, "--n-neighbors")
     ds = _parse_grid(args.n_components, "--n-components")
-    source = _open_input(args.input)
+    source = _open_input(args)
     with _scheduler(args) as where:
         print(f"sweep on {where}: n_neighbors {ks} x n_components {ds}")
         rows = reconstruction_error_grid(
@@ -390,9 +397,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo, n_neighbors=12, n_eigenvalues=10)
 
     embed = commands.add_parser(
-        "embed", help="embed a .npy file or a zarr array into a zarr store.", **sub
+        "embed",
+        help="embed a data file (.npy, zarr, HDF5, .h5ad, Parquet, CSV) into a zarr store.",
+        **sub,
     )
-    embed.add_argument("input", help="a .npy file (memory-mapped) or a zarr array/store.")
+    embed.add_argument("input", help=INPUT_HELP)
+    embed.add_argument(
+        "--columns",
+        help="comma-separated columns of a Parquet or CSV input (default: every numeric one).",
+    )
     embed.add_argument("--out", required=True, help="output zarr store.")
     _add_lle_flags(embed)
     _add_output_flags(embed)
@@ -404,7 +417,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="reconstruction error over a grid of n_neighbors x n_components (kNN computed once).",
         **sub,
     )
-    sweep.add_argument("input", help="a .npy file (memory-mapped) or a zarr array/store.")
+    sweep.add_argument("input", help=INPUT_HELP)
+    sweep.add_argument(
+        "--columns",
+        help="comma-separated columns of a Parquet or CSV input (default: every numeric one).",
+    )
     sweep.add_argument("--n-neighbors", default="5,8,12,20", help="comma-separated k values.")
     sweep.add_argument("--n-components", default="2,4,6,8,10", help="comma-separated d values.")
     sweep.add_argument(

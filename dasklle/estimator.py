@@ -19,7 +19,8 @@ from . import assemble, pipeline, store, weights
 from ._chunked import map_row_blocks
 from ._validation import as_dask_input, check_parameters
 
-_LAZY_INPUTS = (da.Array, zarr.Array, str, os.PathLike)
+# inputs read lazily, never through scikit-learn's in-memory checks
+_LAZY_INPUTS = (da.Array, zarr.Array, zarr.Group, np.memmap, str, os.PathLike)
 
 
 class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -176,7 +177,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     def _as_input(self, X, *, reset: bool) -> tuple[da.Array, str]:
         """Validate X (in memory through scikit-learn's checks) and wrap it as a dask array."""
         if isinstance(X, _LAZY_INPUTS):
-            array, kind = as_dask_input(X, self.chunk_rows)
+            array, kind = as_dask_input(X, self.chunk_rows, n_neighbors=self.n_neighbors)
             if reset:
                 self.n_features_in_ = array.shape[1]
                 if hasattr(self, "feature_names_in_"):
@@ -194,11 +195,11 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             dtype=[np.float64, np.float32],
             ensure_min_samples=1 if not reset else 2,
         )
-        return as_dask_input(X, self.chunk_rows)
+        return as_dask_input(X, self.chunk_rows, n_neighbors=self.n_neighbors)
 
     def _fit(self, X) -> None:
         check_parameters(self.get_params())
-        array, _ = self._as_input(X, reset=True)
+        array, source = self._as_input(X, reset=True)
         result = pipeline.fit_lle(
             array,
             n_neighbors=self.n_neighbors,
@@ -241,7 +242,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 self.store,
                 result.embedding,
                 result.eigenvalues,
-                pipeline.store_attributes(result, params),
+                {**pipeline.store_attributes(result, params), "input": source},
             )
             self.timings_["write"] = time.perf_counter() - start
 
@@ -289,7 +290,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         ndarray of shape (n_samples, n_components), or a dask array for dask/zarr input
         """
         check_is_fitted(self)
-        lazy = isinstance(X, _LAZY_INPUTS)
+        lazy = isinstance(X, _LAZY_INPUTS) and not isinstance(X, np.ndarray)
         array, _ = self._as_input(X, reset=False)
         (indices,) = dask.compute(self._neighbor_index.query(array, self.n_neighbors))
         embedding = da.from_array(self.embedding_, chunks=(-1, -1))
