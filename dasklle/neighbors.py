@@ -3,7 +3,8 @@
 ``exact`` (blockwise brute force over dask chunks) is the reference; ``kd_tree``/``ball_tree``
 are exact and fast in low dimension; ``nndescent`` (pynndescent) is approximate and fast in high
 dimension. Every function returns int64 indices of shape (n_samples, n_neighbors), sorted by
-distance, the point itself removed *by index* (so duplicated points stay correct).
+distance, the point itself removed *by index* (so duplicated points stay correct). The exact
+searches rank equal distances by row index, the lower first, whatever the chunking.
 """
 
 from __future__ import annotations
@@ -91,14 +92,33 @@ def _squared_distances(queries: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def _smallest(dist: np.ndarray, index: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k smallest (distance, index) pairs of each row, ties broken by the smaller index."""
+    """The k smallest (distance, index) pairs of each row, ties broken by the smaller index.
+
+    Ordering by the pair makes the result independent of how the candidates were split into
+    blocks, so every chunking and every exact algorithm finds the same neighbors.
+    """
     k = min(k, dist.shape[1])
     if dist.shape[1] > k:
-        part = np.argpartition(dist, k - 1, axis=1)[:, :k]
+        part = np.argpartition(dist, (k - 1, k), axis=1)
+        bounds = np.take_along_axis(dist, part[:, k - 1 : k + 1], 1)
+        part = part[:, :k]
+        # argpartition picks arbitrary entries among those tied at the k-th value
+        tied = np.flatnonzero(bounds[:, 0] == bounds[:, 1])
+        if len(tied):
+            part[tied] = _lowest_index_ties(dist[tied], index[tied], bounds[tied, 0], k)
         dist = np.take_along_axis(dist, part, 1)
         index = np.take_along_axis(index, part, 1)
     order = np.lexsort((index, dist), axis=1)
     return np.take_along_axis(dist, order, 1), np.take_along_axis(index, order, 1)
+
+
+def _lowest_index_ties(dist: np.ndarray, index: np.ndarray, kth: np.ndarray, k: int) -> np.ndarray:
+    """Positions of each row's k smallest (distance, index) pairs, given its k-th distance."""
+    kth = kth[:, None]
+    # every entry below the k-th distance ranks first, then the ties by index, then the rest
+    key = np.where(dist == kth, index, np.iinfo(index.dtype).max)
+    key = np.where(dist < kth, -1, key)
+    return np.argpartition(key, k - 1, axis=1)[:, :k]
 
 
 def _block_candidates(
@@ -557,7 +577,7 @@ def _query_block(block, index, *, row_offset: int, algorithm: str, n_neighbors: 
     if algorithm == "nndescent":
         index.prepare()
         return index.query(block, k=n_neighbors)[0].astype(np.int64)
-    return index.query(block, k=n_neighbors, return_distance=False).astype(np.int64)
+    return tree_query(index, block, n_neighbors)
 
 
 def _exact_query(Y: da.Array, X: da.Array, n_neighbors: int) -> da.Array:
@@ -587,10 +607,34 @@ def _fit_tree(points: np.ndarray, algorithm: str):
 
 
 def _tree_self_neighbors(block, tree, *, row_offset: int, n_neighbors: int) -> np.ndarray:
-    k = min(n_neighbors + 1, tree.data.shape[0])
-    candidates = tree.query(block, k=k, return_distance=False, sort_results=True)
+    candidates = tree_query(tree, block, n_neighbors + 1)
     rows = np.arange(block.shape[0]) + row_offset
-    return drop_self(candidates, rows, n_neighbors).astype(np.int64)
+    return drop_self(candidates, rows, n_neighbors)
+
+
+def tree_query(tree, queries: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k nearest tree points of each query, ties broken by the smaller index.
+
+    The tree orders equal distances arbitrarily. One extra neighbor shows the rows whose k-th
+    distance is tied; only those fetch every point within it.
+    """
+    n_points = tree.data.shape[0]
+    k = min(k, n_points)
+    dist, index = tree.query(queries, k=min(k + 1, n_points))
+    dist, index = _smallest(dist, index.astype(np.int64), k + 1)
+    if index.shape[1] > k:
+        tied = np.flatnonzero(dist[:, k - 1] == dist[:, k])
+        index = index[:, :k]
+        if len(tied):
+            index[tied] = _within(tree, queries[tied], dist[tied, k - 1], k)
+    return np.ascontiguousarray(index)
+
+
+def _within(tree, queries: np.ndarray, radius: np.ndarray, k: int) -> np.ndarray:
+    """For each query, the k smallest (distance, index) among the points within its radius."""
+    # one step outward: the tree compares squared radii, and sqrt(r^2)^2 may fall below r^2
+    found, dist = tree.query_radius(queries, np.nextafter(radius, np.inf), return_distance=True)
+    return np.stack([i[np.lexsort((i, d))[:k]] for i, d in zip(found, dist, strict=True)])
 
 
 def _nndescent_threads(n_jobs: int | None) -> int:

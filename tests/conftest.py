@@ -40,6 +40,28 @@ def manifold(name: str, n_samples: int = 800) -> np.ndarray:
 MANIFOLDS = ("swiss_roll", "s_curve", "digits")
 
 
+def integer_data(name: str) -> np.ndarray:
+    """Data whose float64 squared distances are exact integers, so many of them tie exactly."""
+    if name == "digits":
+        return load_digits().data[:1000]  # pixel counts 0..16, no duplicated rows
+    if name == "grid":
+        axes = np.meshgrid(np.arange(12), np.arange(12), np.arange(4), indexing="ij")
+        return np.stack(axes, axis=-1).reshape(-1, 3).astype(np.float64)
+    raise ValueError(name)
+
+
+def lowest_index_neighbors(queries: np.ndarray, points: np.ndarray, k: int) -> np.ndarray:
+    """Each query's k nearest points by (squared distance, row index), all of them ranked.
+
+    Exact on integer-valued (or half-integer) data, whose float64 squared distances are exact.
+    """
+    q = np.asarray(queries, dtype=np.float64)
+    p = np.asarray(points, dtype=np.float64)
+    d2 = (q * q).sum(1)[:, None] - 2.0 * (q @ p.T) + (p * p).sum(1)[None, :]
+    index = np.broadcast_to(np.arange(len(p)), d2.shape)
+    return np.lexsort((index, d2), axis=1)[:, :k]
+
+
 @pytest.fixture(scope="session")
 def cluster():
     """A 2-worker, 1-thread-each LocalCluster with real processes, bound to localhost."""

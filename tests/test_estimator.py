@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 import zarr
 from sklearn.manifold import LocallyLinearEmbedding as SklearnLLE
-from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from dasklle import LocallyLinearEmbedding, locally_linear_embedding
 from dasklle.store import read_embedding
 
-from .conftest import MANIFOLDS, manifold, max_sine
+from .conftest import MANIFOLDS, integer_data, lowest_index_neighbors, manifold, max_sine
 
 # Dense mode vs scikit-learn's dense LLE: the same linear algebra in a different order; measured
 # sines are 1e-10..1e-7 and relative error differences 1e-11..1e-8, the issue's bound is 1e-6.
@@ -33,6 +33,30 @@ def test_dense_mode_agrees_with_sklearn(name, n_components):
     X = manifold(name)
     ours = dense(n_neighbors=10, n_components=n_components).fit(X)
     theirs = SklearnLLE(n_neighbors=10, n_components=n_components, eigen_solver="dense").fit(X)
+    assert max_sine(ours.embedding_, theirs.embedding_) <= DENSE_MAX_SINE
+    np.testing.assert_allclose(
+        ours.reconstruction_error_, theirs.reconstruction_error_, rtol=DENSE_ERROR_RTOL
+    )
+
+
+class LowestIndexNeighbors(NearestNeighbors):
+    """scikit-learn's neighbor search with equal distances ranked by row index."""
+
+    def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
+        assert X is not None and not return_distance  # the only call LLE makes
+        return lowest_index_neighbors(X, self._fit_X, n_neighbors or self.n_neighbors)
+
+
+def test_dense_mode_agrees_with_sklearn_on_integer_digits(monkeypatch):
+    # Integer pixels tie many neighbor distances exactly. Among ties at the k-th distance,
+    # scikit-learn's own search keeps whichever its heaps, chunk size and thread count leave (5
+    # or 6 of these 800 rows get another set than by row index; its 1- and 2-thread runs differ
+    # on 7), so scikit-learn's LLE runs here with the (distance, index) order of dasklle's.
+    X = integer_data("digits")[:800]
+    ours = dense(n_neighbors=10).fit(X)
+    np.testing.assert_array_equal(ours.neighbor_indices_, lowest_index_neighbors(X, X, 11)[:, 1:])
+    monkeypatch.setattr("sklearn.manifold._locally_linear.NearestNeighbors", LowestIndexNeighbors)
+    theirs = SklearnLLE(n_neighbors=10, eigen_solver="dense").fit(X)
     assert max_sine(ours.embedding_, theirs.embedding_) <= DENSE_MAX_SINE
     np.testing.assert_allclose(
         ours.reconstruction_error_, theirs.reconstruction_error_, rtol=DENSE_ERROR_RTOL

@@ -8,12 +8,14 @@ from dasklle import datasets
 from dasklle.neighbors import (
     PARTITION_COPIES,
     _partition_members,
+    _smallest,
     choose_algorithm,
     drop_self,
     nearest_neighbors,
+    rerank,
 )
 
-from .conftest import manifold
+from .conftest import integer_data, lowest_index_neighbors, manifold
 
 # pynndescent is approximate; at k=10 on digits-784 its recall is typically ~0.99 (measured).
 MIN_NNDESCENT_RECALL = 0.95
@@ -37,6 +39,55 @@ def test_exact_algorithms_match_sklearn(name, algorithm, chunk_rows):
         da.from_array(X, chunks=(chunk_rows, -1)), 7, algorithm=algorithm
     )
     np.testing.assert_array_equal(indices.compute(), sklearn_neighbors(X, 7))
+
+
+# scikit-learn's own search keeps an order among equal distances that depends on its chunk size
+# and thread count, so on tied data the reference ranks by (distance, index) directly.
+@pytest.mark.parametrize("name", ["digits", "grid"])
+@pytest.mark.parametrize("algorithm", ["brute", "kd_tree", "ball_tree"])
+@pytest.mark.parametrize("chunk_rows", [None, 97, 500])
+def test_exact_algorithms_break_ties_by_lower_index(name, algorithm, chunk_rows):
+    X = integer_data(name)
+    assert len(np.unique(X, axis=0)) == len(
+        X
+    )  # so the nearest point, column 0, is the point itself
+    indices, _ = nearest_neighbors(
+        da.from_array(X, chunks=(chunk_rows or -1, -1)), 10, algorithm=algorithm
+    )
+    np.testing.assert_array_equal(indices.compute(), lowest_index_neighbors(X, X, 11)[:, 1:])
+
+
+@pytest.mark.parametrize("algorithm", ["brute", "kd_tree", "ball_tree"])
+def test_query_new_points_breaks_ties_by_lower_index(algorithm):
+    X = integer_data("grid")
+    Y = X[::7] + 0.5  # half-way between grid points: up to 8 at each distance
+    _, index = nearest_neighbors(da.from_array(X, chunks=(100, -1)), 6, algorithm=algorithm)
+    found = index.query(da.from_array(Y, chunks=(30, -1)), 6).compute()
+    np.testing.assert_array_equal(found, lowest_index_neighbors(Y, X, 6))
+
+
+def test_smallest_ranks_ties_at_the_boundary_by_index():
+    dist = np.array([[1.0, 0.0, 1.0, 1.0, 2.0, 1.0]])
+    index = np.array([[5, 9, 3, 7, 0, 1]])
+    found_dist, found = _smallest(dist, index, 3)
+    np.testing.assert_array_equal(found_dist, [[0.0, 1.0, 1.0]])
+    np.testing.assert_array_equal(found, [[9, 1, 3]])
+    # many small integer distances, indices in no particular order
+    rng = np.random.default_rng(0)
+    dist = rng.integers(0, 4, size=(200, 40)).astype(np.float64)
+    index = rng.permuted(np.tile(np.arange(40), (200, 1)), axis=1)
+    order = np.lexsort((index, dist), axis=1)[:, :7]
+    found_dist, found = _smallest(dist, index, 7)
+    np.testing.assert_array_equal(found, np.take_along_axis(index, order, 1))
+    np.testing.assert_array_equal(found_dist, np.take_along_axis(dist, order, 1))
+
+
+def test_rerank_breaks_ties_by_lower_index():
+    X = integer_data("digits")
+    exact = lowest_index_neighbors(X, X, 31)[:, 1:]
+    candidates = np.random.default_rng(0).permuted(exact, axis=1)
+    found = rerank(da.from_array(X, chunks=(300, -1)), candidates, 10).compute()
+    np.testing.assert_array_equal(found, exact[:, :10])
 
 
 def test_brute_on_cluster(client):
