@@ -82,7 +82,7 @@ def check_parameters(params: Mapping[str, Any]) -> None:
     chunk_rows = params.get("chunk_rows")
     if chunk_rows is not None:
         check_int("chunk_rows", chunk_rows, 1)
-    for flag in ("verbose", "resume"):
+    for flag in ("verbose", "resume", "overwrite"):
         if flag in params and not isinstance(params[flag], bool | int | np.bool_):
             raise TypeError(f"{flag} must be True or False; got {params[flag]!r}.")
     store = params.get("store")

@@ -19,6 +19,10 @@ INPUT_HELP = (
     "AnnData 'file.h5ad' (dense X) or 'file.h5ad:X_pca' (an obsm entry), Parquet (a file or "
     "folder) or CSV."
 )
+OVERWRITE_HELP = (
+    "empty an existing dasklle store at --out first instead of resuming from it (a file or a "
+    "folder dasklle did not write is never deleted)."
+)
 
 
 def _add_scheduler_flags(parser: argparse.ArgumentParser) -> None:
@@ -70,6 +74,7 @@ def _add_output_flags(parser: argparse.ArgumentParser) -> None:
         help="recompute every stage even if the output store holds matching checkpoints "
         "(by default a rerun resumes after the last complete stage).",
     )
+    group.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     group.add_argument(
         "--quality-sample",
         type=int,
@@ -152,6 +157,7 @@ def _estimator(args: argparse.Namespace, store: str):
         store=store,
         verbose=not getattr(args, "quiet", False),
         resume=not getattr(args, "no_resume", False),
+        overwrite=args.overwrite,
         n_eigenvalues=getattr(args, "n_eigenvalues", None),
     )
 
@@ -170,6 +176,21 @@ def _open_input(args: argparse.Namespace):
 
 def _columns(args: argparse.Namespace) -> list[str] | None:
     return [c for c in args.columns.split(",") if c.strip()] if args.columns else None
+
+
+def _check_out(args: argparse.Namespace, source=None) -> None:
+    """Refuse a bad --out before the cluster starts; with a source, also another input's store."""
+    import dask
+
+    from ._validation import as_dask_input
+    from .pipeline import input_fingerprint
+    from .store import check_output_store
+
+    fingerprint = None
+    if source is not None:  # reads four rows: cheap without a cluster
+        with dask.config.set(scheduler="threads"):
+            fingerprint = input_fingerprint(as_dask_input(source, args.chunk_rows)[0])
+    check_output_store(args.out, fingerprint, name="--out", overwrite=args.overwrite)
 
 
 def _quality(args, source, model, store_path: str) -> dict | None:
@@ -208,6 +229,7 @@ def _report(model, store: str, seconds: float, quality: dict | None) -> None:
 
 def cmd_embed(args: argparse.Namespace) -> int:
     source = _open_input(args)
+    _check_out(args, source)
     model = _estimator(args, args.out)
     with _scheduler(args) as where:
         print(f"running on {where}")
@@ -224,6 +246,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .plotting import plot_embedding
 
     X, t = datasets.swiss_roll(args.n_samples, random_state=args.random_state)
+    _check_out(args, X)
     model = _estimator(args, args.out)
     with _scheduler(args) as where:
         print(f"demo: swiss roll, {args.n_samples:,} points, on {where}")
@@ -262,12 +285,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from .plotting import plot_sweep
-    from .store import update_attributes
+    from .store import clear_store, update_attributes
     from .sweep import as_grid, reconstruction_error_grid, write_csv
 
     ks = _parse_grid(args.n_neighbors, "--n-neighbors")
     ds = _parse_grid(args.n_components, "--n-components")
     source = _open_input(args)
+    _check_out(args)  # no input check: a sweep is recorded beside any embedding of the store
     with _scheduler(args) as where:
         print(f"sweep on {where}: n_neighbors {ks} x n_components {ds}")
         rows = reconstruction_error_grid(
@@ -285,6 +309,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     prefix = _prefix(args.out)
     write_csv(rows, prefix + ".csv")
     plot_sweep(*as_grid(rows), prefix + ".png")
+    if args.overwrite:
+        clear_store(args.out, name="--out")
     update_attributes(args.out, {"sweep": [asdict(r) for r in rows]})
     for r in rows:
         print(f"  k={r.n_neighbors:3d} d={r.n_components:3d}  error {r.reconstruction_error:.3e}")
@@ -441,6 +467,14 @@ def build_parser() -> argparse.ArgumentParser:
         ("--chunk-rows", dict(type=int, default=None, help="rows per block (default ~16 MB).")),
         ("--random-state", dict(type=int, default=0, help="seed.")),
         ("--quiet", dict(action="store_true", help="no progress reports.")),
+        (
+            "--overwrite",
+            dict(
+                action="store_true",
+                help="empty an existing dasklle store at --out (its embedding too) before "
+                "recording the sweep (a file or a folder dasklle did not write is never deleted).",
+            ),
+        ),
     ):
         sweep.add_argument(flag, **kwargs)
     _add_scheduler_flags(sweep)

@@ -74,7 +74,10 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     chunk_rows : int or None, default=None
         Rows per block; by default about 16 MB of input per block (zarr inputs keep their chunks).
     store : str, path or None, default=None
-        If given, ``fit`` writes the embedding and its metadata to this zarr store.
+        If given, ``fit`` writes the embedding and its metadata to this zarr store: a new path,
+        an empty folder or a store dasklle wrote. Before computing anything ``fit`` raises
+        ``ValueError`` for a file, a folder dasklle did not write, a location it cannot write,
+        and a store holding results of another input (unless ``overwrite``).
     n_eigenvalues : int or None, default=None
         How many bottom eigenvalues of M (above the constant one) to compute and keep in
         ``eigenvalues_``; at least ``n_components``. More show where the spectrum cuts off.
@@ -86,6 +89,9 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         stage that uses it and those after it. With ``False`` every stage is recomputed (and
         still saved). The input fingerprint samples four rows: an input overwritten in place
         with the same shape and identical sampled rows would be taken for the old one.
+    overwrite : bool, default=False
+        Empty an existing dasklle store before fitting (no resume, even for the same input).
+        A file or a folder dasklle did not write is never deleted: it stays an error.
     verbose : bool, default=False
         Report each stage on stderr: dask progress bars on a terminal (``distributed.progress``
         with a distributed client), periodic lines in batch logs, and the eigen solver's
@@ -150,6 +156,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         n_eigenvalues: int | None = None,
         verbose: bool = False,
         resume: bool = True,
+        overwrite: bool = False,
     ):
         self.n_neighbors = n_neighbors
         self.n_components = n_components
@@ -168,6 +175,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.n_eigenvalues = n_eigenvalues
         self.verbose = verbose
         self.resume = resume
+        self.overwrite = overwrite
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -200,6 +208,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     def _fit(self, X) -> None:
         check_parameters(self.get_params())
         array, source = self._as_input(X, reset=True)
+        fingerprint = self._check_store(array)
         result = pipeline.fit_lle(
             array,
             n_neighbors=self.n_neighbors,
@@ -217,6 +226,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             n_eigenvalues=self.n_eigenvalues,
             verbose=bool(self.verbose),
             checkpoints=self._checkpoints(),
+            fingerprint=fingerprint,
         )
         self.embedding_ = result.embedding
         self._n_features_out = result.embedding.shape[1]
@@ -237,22 +247,31 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self._M = result.M if self.method != "standard" else None
         if self.store is not None:
             params = {k: v for k, v in self.get_params().items() if k != "store"}
+            attributes = pipeline.store_attributes(result, params)
             start = time.perf_counter()
             store.write_embedding(
                 self.store,
                 result.embedding,
                 result.eigenvalues,
-                {**pipeline.store_attributes(result, params), "input": source},
+                {**attributes, "input_fingerprint": fingerprint, "input": source},
             )
             self.timings_["write"] = time.perf_counter() - start
+
+    def _check_store(self, array: da.Array) -> str | None:
+        """The input's fingerprint, once the store is known to be a place fit may write to."""
+        if self.store is None:
+            return None
+        fingerprint = pipeline.input_fingerprint(array)
+        store.check_output_store(self.store, fingerprint, overwrite=bool(self.overwrite))
+        return fingerprint
 
     def _checkpoints(self) -> store.Checkpoints | None:
         if self.store is None:
             return None
-        checkpoints = store.Checkpoints(self.store)
-        if not self.resume:  # recompute everything; still save, so a later run can resume
-            checkpoints.load = lambda stage, fingerprint: None
-        return checkpoints
+        # Without resume nothing is loaded, but stages are still saved for a later run.
+        return store.Checkpoints(
+            self.store, resume=bool(self.resume), overwrite=bool(self.overwrite)
+        )
 
     def fit(self, X, y=None):
         """Compute the embedding of X.

@@ -21,6 +21,7 @@ zarr array or group           per chunk (``dask.array.from_zarr``)
 
 from __future__ import annotations
 
+import functools
 import logging
 import mmap
 import os
@@ -231,6 +232,12 @@ def _open_h5ad(path: str, key: str | None) -> da.Array:
 
 def _open_tabular(path: str, columns: Sequence[str] | None) -> da.Array:
     """Numeric columns of a Parquet or CSV input (all of them unless ``columns`` names some)."""
+    return _tabular_array(path, tuple(columns or ()), _stamp(path))
+
+
+@functools.lru_cache(maxsize=8)
+def _tabular_array(path: str, columns: tuple[str, ...], stamp: tuple[int, int]) -> da.Array:
+    """Cached per file version: counting a CSV's rows reads all of it, which is done once."""
     import dask.dataframe as dd
 
     is_csv = path.lower().endswith(CSV_SUFFIXES)

@@ -167,12 +167,14 @@ def fit_lle(
     n_eigenvalues: int | None = None,
     verbose: bool = False,
     checkpoints: Checkpoints | None = None,
+    fingerprint: str | None = None,
 ) -> LLEResult:
     """Run LLE on a validated, row-chunked dask array X (see ``locally_linear_embedding``).
 
     With ``checkpoints``, each stage's result is saved as it completes, and a stage whose
     fingerprint (input sample + the parameters it depends on) matches a complete saved one is
-    loaded instead of recomputed.
+    loaded instead of recomputed. ``fingerprint`` is ``input_fingerprint(X)`` when the caller
+    has it already.
     """
     n_samples, n_features = X.shape
     check_data_dependent(n_samples, n_features, n_neighbors, n_components, method, n_eigenvalues)
@@ -181,8 +183,8 @@ def fit_lle(
     n_wanted = max(n_components, n_eigenvalues or 0)
     algorithm = neighbors.choose_algorithm(neighbors_algorithm, n_samples, n_features)
     if checkpoints is not None:
-        checkpoints.begin()
-        fingerprint = input_fingerprint(X)
+        fingerprint = fingerprint or input_fingerprint(X)
+        checkpoints.begin(fingerprint)
     else:
         fingerprint = ""
 

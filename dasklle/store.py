@@ -10,16 +10,21 @@ Layout of a store (a zarr group):
   sample and every parameter the stage depends on) and ``complete``;
 - ``sweep`` attribute: a reconstruction-error sweep, when ``dasklle sweep`` wrote one here;
 - group attributes: ``parameters``, ``eigenvalues``, ``reconstruction_error``, ``eigen_solver``
-  (the one that ran), ``eigen_residual``, ``timings``, ``dasklle_version`` and ``complete``.
+  (the one that ran), ``eigen_residual``, ``timings``, ``dasklle_version``, ``input_fingerprint``
+  (``pipeline.input_fingerprint`` of the input the results were computed from) and ``complete``.
 
 Every write clears a ``complete`` flag first and sets it last, after every array: a store or a
 stage interrupted mid-write is never mistaken for a finished one, and is redone on the next run.
+
+``check_output_store`` vets an output path before anything is computed: dasklle writes only to a
+new path, an empty folder or a store it wrote from the same input, and empties (``clear_store``)
+nothing but its own stores.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
+import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +34,8 @@ import zarr
 EMBEDDING = "embedding"
 EIGENVALUES = "eigenvalues"
 CHUNK_ROWS = 65536
+# Attributes that only dasklle writes: a group with one of them (or a stages group) is its store.
+MARKERS = ("dasklle_version", "complete", "parameters", "input_fingerprint", "sweep")
 
 
 def _jsonable(value: Any) -> Any:
@@ -73,14 +80,19 @@ class Checkpoints:
     """Stage results kept in a store's ``stages`` group, each with its fingerprint.
 
     ``load`` returns a stage's arrays and attributes only when the stage is complete and was
-    produced from the same fingerprint; ``save`` marks the store incomplete, rewrites the stage
-    and marks the stage complete last.
+    produced from the same fingerprint (never with ``resume=False``); ``save`` marks the store
+    incomplete, rewrites the stage and marks the stage complete last. With ``overwrite``,
+    ``begin`` empties the store first.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, resume: bool = True, overwrite: bool = False):
         self.path = os.fspath(path)
+        self.resume = resume
+        self.overwrite = overwrite
 
     def load(self, stage: str, fingerprint: str) -> dict[str, Any] | None:
+        if not self.resume:
+            return None
         try:
             group = zarr.open_group(store=self.path, mode="r")[f"stages/{stage}"]
         except Exception:  # no store, no stages group or no such stage
@@ -110,11 +122,20 @@ class Checkpoints:
             group.create_array(name, data=values, chunks=(rows,) + values.shape[1:])
         group.attrs.update({**_jsonable(dict(attributes or {})), "complete": True})
 
-    def begin(self) -> None:
-        """Mark the store incomplete before a run that will rewrite its results."""
-        if os.path.exists(self.path):
-            with contextlib.suppress(Exception):
-                zarr.open_group(store=self.path, mode="a").attrs["complete"] = False
+    def begin(self, input_fingerprint: str) -> None:
+        """Start a run: empty the store if asked to, mark it incomplete and record the input."""
+        if self.overwrite:
+            clear_store(self.path)
+        from . import __version__
+
+        group = zarr.open_group(store=self.path, mode="a")
+        group.attrs.update(
+            {
+                "complete": False,
+                "dasklle_version": __version__,
+                "input_fingerprint": input_fingerprint,
+            }
+        )
 
 
 def read_embedding(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
@@ -156,3 +177,111 @@ def update_attributes(path: str | os.PathLike, attributes: Mapping[str, Any]) ->
     """Add attributes to a store (created if missing; arrays already in it are kept)."""
     group = zarr.open_group(store=os.fspath(path), mode="a")
     group.attrs.update(_jsonable(dict(attributes)))
+
+
+def check_output_store(
+    path: str | os.PathLike,
+    input_fingerprint: str | None = None,
+    *,
+    name: str = "store",
+    overwrite: bool = False,
+) -> None:
+    """Refuse an output path dasklle must not write to, before anything is computed.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Where the store is to be written.
+    input_fingerprint : str or None, default=None
+        ``pipeline.input_fingerprint`` of the input. When given, a store holding results (an
+        embedding or stage checkpoints) of another input is refused unless ``overwrite``.
+    name : str, default="store"
+        The parameter the path came from, as the caller knows it (``store``, ``--out``).
+    overwrite : bool, default=False
+        Whether the run will empty an existing dasklle store first.
+
+    Raises
+    ------
+    ValueError
+        With one sentence naming ``name`` and the path, for an existing file; a folder that is
+        neither empty nor a dasklle store; a location that cannot be written (a parent that is
+        a file, a read-only folder); results of another input without ``overwrite``.
+    """
+    where = f"{name} {os.fspath(path)!r}"
+    full = os.path.abspath(os.fspath(path))
+    if os.path.isdir(full):
+        if os.listdir(full):
+            group = _dasklle_group(full, where, name)
+            _check_same_input(group, input_fingerprint, where, name, overwrite)
+        _check_writable(full, where)
+    elif os.path.lexists(full):
+        raise ValueError(
+            f"{where} is an existing file, not a zarr store; choose another path (dasklle never "
+            f"replaces a file, even with {_overwrite_flag(name)})."
+        )
+    else:
+        _check_writable(_nearest_existing(full), where)
+
+
+def clear_store(path: str | os.PathLike, name: str = "store") -> None:
+    """Empty a dasklle store (refusing anything else), leaving an incomplete dasklle store."""
+    from . import __version__
+
+    check_output_store(path, name=name, overwrite=True)
+    group = zarr.open_group(store=os.fspath(path), mode="w")
+    group.attrs.put({"complete": False, "dasklle_version": __version__})
+
+
+def _overwrite_flag(name: str) -> str:
+    return "--overwrite" if name.startswith("-") else "overwrite=True"
+
+
+def _dasklle_group(path: str, where: str, name: str) -> zarr.Group:
+    """The zarr group at a non-empty folder, if dasklle wrote it; else a ValueError."""
+    try:
+        node = zarr.open(store=path, mode="r")
+    except Exception:  # no zarr metadata here (zarr raises several types)
+        node = None
+    if isinstance(node, zarr.Group) and (
+        any(key in node.attrs for key in MARKERS) or "stages" in node
+    ):
+        return node
+    what = "a folder" if node is None else f"a zarr {type(node).__name__.lower()}"
+    raise ValueError(
+        f"{where} is {what} not written by dasklle; choose a new path or an empty folder "
+        f"(dasklle never deletes it, even with {_overwrite_flag(name)})."
+    )
+
+
+def _check_same_input(
+    group: zarr.Group, input_fingerprint: str | None, where: str, name: str, overwrite: bool
+) -> None:
+    recorded = group.attrs.get("input_fingerprint")
+    # Stores written before fingerprints were recorded are left to the stages' own fingerprints.
+    if input_fingerprint is None or overwrite or recorded in (None, input_fingerprint):
+        return
+    if EMBEDDING in group or "stages" in group:
+        raise ValueError(
+            f"{where} holds results of a different input; pass {_overwrite_flag(name)} to "
+            "replace them or choose another path."
+        )
+
+
+def _nearest_existing(path: str) -> str:
+    while not os.path.lexists(path):
+        path = os.path.dirname(path)
+    return path
+
+
+def _check_writable(folder: str, where: str) -> None:
+    """Create and remove a probe file: permission bits do not tell (root writes anyway)."""
+    if not os.path.isdir(folder):
+        raise ValueError(f"{where} cannot be created: {folder!r} is a file, not a folder.")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".dasklle-probe-", dir=folder)
+    except OSError as exc:
+        raise ValueError(
+            f"{where} is not writable: cannot create a file in {folder!r} ({exc.strerror or exc})."
+        ) from None
+    os.close(handle)
+    os.remove(probe)

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import zarr
 
 from dasklle.cli import main
 from dasklle.store import read_embedding
@@ -187,3 +188,109 @@ def test_bad_sweep_grid_is_a_one_line_error(tmp_path, capsys):
         == 2
     )
     assert "--n-neighbors must be a comma-separated list" in capsys.readouterr().err
+
+
+def _argv(command, tmp_path, out, *extra):
+    """A quick run of a command writing to out (input x.npy for embed and sweep)."""
+    head = {
+        "demo": ["demo", "--n-samples", "300"],
+        "embed": ["embed", str(tmp_path / "x.npy"), "--quality-sample", "0"],
+        "sweep": ["sweep", str(tmp_path / "x.npy"), "--n-neighbors", "5", "--n-components", "2"],
+    }[command]
+    return [*head, "--out", str(out), "--scheduler", "synchronous", "--quiet", *extra]
+
+
+def _snapshot(root):
+    paths = [root, *sorted(root.rglob("*"))]
+    return {p: (p.read_bytes() if p.is_file() else None, p.stat().st_mtime_ns) for p in paths}
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail the test if a cluster starts or the pipeline runs."""
+    from dasklle import cli, pipeline, sweep
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("work started before --out was checked")
+
+    monkeypatch.setattr(cli, "_scheduler", refuse)
+    monkeypatch.setattr(pipeline, "fit_lle", refuse)
+    monkeypatch.setattr(sweep, "reconstruction_error_grid", refuse)
+
+
+@pytest.mark.parametrize("command", ["demo", "embed", "sweep"])
+@pytest.mark.parametrize(
+    ("out", "words"),
+    [
+        ("taken.txt", "is an existing file, not a zarr store"),
+        ("mine", "is a folder not written by dasklle"),
+        ("x.zarr", "is a zarr array not written by dasklle"),
+        ("taken.txt/o.zarr", "taken.txt' is a file, not a folder"),
+    ],
+)
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_bad_out_is_refused_before_any_work(
+    command, out, words, overwrite, tmp_path, no_work, capsys
+):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((60, 3)))
+    zarr.create_array(store=str(tmp_path / "x.zarr"), data=np.ones((60, 3)))
+    (tmp_path / "taken.txt").write_text("mine")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    before = _snapshot(tmp_path)
+    extra = ["--overwrite"] if overwrite else []
+    assert main(_argv(command, tmp_path, tmp_path / out, *extra)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"dasklle {command}: error: --out ") and words in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    if overwrite and "not a folder" not in words:
+        assert "even with --overwrite" in err
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("command", ["demo", "embed", "sweep"])
+def test_read_only_out_is_refused(command, tmp_path, no_work, capsys, monkeypatch):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((60, 3)))
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("tempfile.mkstemp", refuse)  # as a read-only file system would
+    assert main(_argv(command, tmp_path, tmp_path / "new" / "o.zarr")) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "is not writable" in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]
+
+
+def test_out_of_another_input_needs_overwrite(tmp_path, capsys, monkeypatch):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.random((60, 3)))
+    out = tmp_path / "o.zarr"
+    assert main(_argv("embed", tmp_path, out)) == 0
+    assert main(_argv("embed", tmp_path, out)) == 0  # the same input resumes
+    np.save(tmp_path / "x.npy", rng.random((80, 3)))
+    before = _snapshot(tmp_path)
+    capsys.readouterr()
+    assert main(_argv("embed", tmp_path, out)) == 2
+    err = capsys.readouterr().err
+    assert "holds results of a different input; pass --overwrite" in err
+    assert err.count("\n") == 1 and _snapshot(tmp_path) == before
+    assert main(_argv("embed", tmp_path, out, "--overwrite")) == 0
+    assert read_embedding(out)[0].shape == (80, 2)
+    # demo's swiss roll is another input too.
+    assert main(_argv("demo", tmp_path, out)) == 2
+    assert "different input" in capsys.readouterr().err
+
+
+def test_sweep_keeps_or_overwrites_an_embedding(tmp_path):
+    from dasklle.store import read_attributes
+
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((60, 3)))
+    out = tmp_path / "o.zarr"
+    assert main(_argv("embed", tmp_path, out)) == 0
+    np.save(tmp_path / "x.npy", np.random.default_rng(1).random((60, 3)))  # a subsample, say
+    assert main(_argv("sweep", tmp_path, out)) == 0
+    assert "sweep" in read_attributes(out) and read_embedding(out)[0].shape == (60, 2)
+    assert main(_argv("sweep", tmp_path, out, "--overwrite")) == 0
+    attributes = read_attributes(out)
+    assert "sweep" in attributes and not attributes["complete"] and "parameters" not in attributes

@@ -1,10 +1,14 @@
 """Checkpoints and resume: nothing is lost, nothing partial is ever marked complete."""
 
+import os
+
+import dask.array as da
 import numpy as np
 import pytest
+import zarr
 
-from dasklle import LocallyLinearEmbedding, eigen, neighbors, weights
-from dasklle.store import Checkpoints, read_attributes, read_embedding
+from dasklle import LocallyLinearEmbedding, eigen, neighbors, pipeline, weights
+from dasklle.store import Checkpoints, check_output_store, read_attributes, read_embedding
 
 from .conftest import manifold
 
@@ -61,8 +65,10 @@ def test_changed_parameter_recomputes_what_depends_on_it(tmp_path, spies):
     assert (spies["neighbors"].calls, spies["weights"].calls, spies["eigen"].calls) == (1, 2, 3)
     model(tmp_path / "s.zarr", n_neighbors=9).fit(X)  # everything
     assert (spies["neighbors"].calls, spies["weights"].calls, spies["eigen"].calls) == (2, 3, 4)
-    # Different data with the same shape: nothing is reused.
-    model(tmp_path / "s.zarr", n_neighbors=9).fit(X + 1.0)
+    # Different data with the same shape: refused, then replaced on purpose (nothing reused).
+    with pytest.raises(ValueError, match="different input"):
+        model(tmp_path / "s.zarr", n_neighbors=9).fit(X + 1.0)
+    model(tmp_path / "s.zarr", n_neighbors=9, overwrite=True).fit(X + 1.0)
     assert spies["neighbors"].calls == 3
 
 
@@ -122,3 +128,97 @@ def test_other_methods_checkpoint_m(tmp_path, spies, method):
     assert spies["eigen"].calls == 1
     np.testing.assert_array_equal(first.embedding_, second.embedding_)
     assert (first.get_cost_matrix() != second.get_cost_matrix()).nnz == 0
+
+
+def snapshot(root):
+    """Every path under root with its bytes (files) and modification time."""
+    paths = [root, *sorted(root.rglob("*"))]
+    return {p: (p.read_bytes() if p.is_file() else None, p.stat().st_mtime_ns) for p in paths}
+
+
+@pytest.fixture
+def no_fit(monkeypatch):
+    """Fail the test if the pipeline starts."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the pipeline ran before the store was checked")
+
+    monkeypatch.setattr(pipeline, "fit_lle", refuse)
+
+
+def read_only(monkeypatch):
+    """Make every folder refuse new files, as a read-only file system would."""
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("tempfile.mkstemp", refuse)
+
+
+def mistakes(tmp_path):
+    """Output paths fit must refuse, each with the words its message holds."""
+    (tmp_path / "file.txt").write_text("mine")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    zarr.create_array(store=str(tmp_path / "data.zarr"), data=np.ones((4, 2)))
+    zarr.open_group(store=str(tmp_path / "group.zarr"), mode="w").attrs["owner"] = "someone"
+    return [
+        (tmp_path / "file.txt", "is an existing file"),
+        (tmp_path / "mine", "is a folder not written by dasklle"),
+        (tmp_path / "data.zarr", "is a zarr array not written by dasklle"),
+        (tmp_path / "group.zarr", "is a zarr group not written by dasklle"),
+        (tmp_path / "file.txt" / "s.zarr", "file.txt' is a file, not a folder"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(5))
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_bad_store_refused_before_computing(tmp_path, no_fit, case, overwrite):
+    path, words = mistakes(tmp_path)[case]
+    before = snapshot(tmp_path)
+    with pytest.raises(ValueError, match=words) as error:
+        model(path, overwrite=overwrite).fit(X)
+    message = str(error.value)
+    assert message.startswith(f"store {str(path)!r}") and "\n" not in message
+    if overwrite and case < 4:
+        assert "even with overwrite=True" in message  # never deleted, said so
+    assert snapshot(tmp_path) == before
+
+
+def test_read_only_location_refused(tmp_path, no_fit, monkeypatch):
+    read_only(monkeypatch)
+    with pytest.raises(ValueError, match="is not writable: .*Permission denied"):
+        model(tmp_path / "new" / "s.zarr").fit(X)
+    assert os.listdir(tmp_path) == []
+
+
+def test_empty_folder_and_missing_parents_are_fine(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for path in (tmp_path / "empty", tmp_path / "a" / "b" / "s.zarr"):
+        check_output_store(path, pipeline.input_fingerprint(da.from_array(X)))
+    assert os.listdir(tmp_path / "empty") == []  # the probe file is gone
+
+
+def test_other_input_refused_then_overwritten(tmp_path, spies):
+    path = tmp_path / "s.zarr"
+    model(path).fit(X)
+    before = snapshot(tmp_path)
+    with pytest.raises(ValueError, match="holds results of a different input; pass overwrite"):
+        model(path).fit(X[::-1])
+    assert snapshot(tmp_path) == before and spies["neighbors"].calls == 1
+    replaced = model(path, overwrite=True).fit(X[::-1])
+    np.testing.assert_array_equal(read_embedding(path)[0], replaced.embedding_)
+    assert spies["neighbors"].calls == 2
+    # Overwrite never resumes, even from the same input.
+    model(path, overwrite=True).fit(X[::-1])
+    assert spies["neighbors"].calls == 3
+
+
+def test_interrupted_run_records_its_input(tmp_path, spies):
+    spies["weights"].fail_on = 1
+    with pytest.raises(KeyboardInterrupt):
+        model(tmp_path / "s.zarr").fit(X)
+    attributes = read_attributes(tmp_path / "s.zarr")
+    assert attributes["input_fingerprint"] and attributes["complete"] is False
+    with pytest.raises(ValueError, match="different input"):
+        model(tmp_path / "s.zarr").fit(X + 1.0)

@@ -28,6 +28,7 @@ BAD_PARAMETERS = [
     (dict(n_jobs=1.5), TypeError, "n_jobs"),
     (dict(chunk_rows=0), ValueError, "chunk_rows"),
     (dict(store=3), TypeError, "store"),
+    (dict(overwrite="yes"), TypeError, "overwrite"),
 ]
 
 
