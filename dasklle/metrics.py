@@ -22,7 +22,8 @@ import dask
 import dask.array as da
 import numpy as np
 
-from ._chunked import row_offsets, tree_reduce
+from ._chunked import row_offsets, take_rows, tree_reduce
+from ._memory import rows_within
 
 DEFAULT_SAMPLE = 1000
 
@@ -135,15 +136,19 @@ def neighborhood_quality(
 
     # Input-space distances from each sampled point to its embedding neighbors: the thresholds
     # whose rank in input space we count while scanning the data.
-    queries = X[sample].compute()
-    gathered = X[np.unique(emb_nbrs)].compute()
+    queries = take_rows(X, sample)
+    gathered = take_rows(X, np.unique(emb_nbrs))
     lookup = {j: r for r, j in enumerate(np.unique(emb_nbrs))}
     emb_points = gathered[np.vectorize(lookup.get)(emb_nbrs)]
     thresholds = ((queries[:, None, :].astype(np.float64) - emb_points) ** 2).sum(-1)
 
+    # a scan task holds (sample x block) distances, indices and k comparison flags
+    X = X.rechunk({0: rows_within(len(sample) * (24 + 2 * k), at_least=64)})
     scan = dask.delayed(_block_scan, pure=True)
+    # one graph key each, not a copy inside every task
+    shared = [dask.delayed(a, pure=True) for a in (queries, thresholds, emb_nbrs, sample)]
     parts = [
-        scan(block, queries, thresholds, emb_nbrs, sample, int(off), k)
+        scan(block, *shared, int(off), k)
         for block, off in zip(X.to_delayed().ravel(), row_offsets(X.chunks[0]), strict=True)
     ]
     ((_, input_nbrs, counts),) = dask.compute(

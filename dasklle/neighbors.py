@@ -16,6 +16,7 @@ import shutil
 import socket
 import tempfile
 import uuid
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,11 +26,12 @@ import numpy as np
 from dask.delayed import Delayed
 
 from ._chunked import map_row_blocks, row_block_tasks, row_offsets, take_rows, tree_reduce
+from ._memory import rows_within, task_bytes
 
-# "auto" picks exact brute force when its cost n^2 * D stays below this many multiply-adds
-# (about 10 s on this 2-core machine in float64 BLAS), a KD-tree when the dimension is low, and
-# pynndescent otherwise. pynndescent's numba compile costs ~20 s per process, so small jobs must
-# not pay it.
+# "auto" picks a KD-tree in low dimension while the tree fits a task's memory, exact brute force
+# while its cost n^2 * D stays below BRUTE_MAX_WORK multiply-adds (about 10 s on 2 cores in
+# float64 BLAS), and the projected search otherwise (partitioned above PROJECTED_BRUTE_MAX_ROWS),
+# in every dimension: no task then holds more than a partition. pynndescent runs when asked for.
 BRUTE_MAX_WORK = 2e11
 TREE_MAX_DIM = 15
 # "projected": exact search for PROJECTED_CANDIDATES(k) candidates among the points projected on
@@ -64,17 +66,40 @@ def projected_candidates_count(n_neighbors: int) -> int:
     return max(2 * n_neighbors, n_neighbors + 10)
 
 
-def choose_algorithm(algorithm: str, n_samples: int, n_features: int) -> str:
-    """Resolve ``"auto"`` (and the sklearn aliases) to the algorithm that will run."""
-    if algorithm != "auto":
-        return algorithm
-    if n_features <= TREE_MAX_DIM:
-        return "kd_tree"
-    if float(n_samples) ** 2 * n_features <= BRUTE_MAX_WORK:
-        return "brute"
-    if n_features >= PROJECTED_MIN_DIM:
+def choose_algorithm(algorithm: str, n_samples: int, n_features: int, n_neighbors: int = 10) -> str:
+    """Resolve ``"auto"`` to the algorithm that will run, and a single-task index that would
+    not fit a task's memory to the partitioned search (with a warning)."""
+    if algorithm == "auto":
+        if n_features <= TREE_MAX_DIM and index_fits("kd_tree", n_samples, n_features, n_neighbors):
+            return "kd_tree"
+        if float(n_samples) ** 2 * n_features <= BRUTE_MAX_WORK:
+            return "brute"
         return "projected"
-    return "nndescent"
+    if not index_fits(algorithm, n_samples, n_features, n_neighbors):
+        warnings.warn(
+            f"neighbors_algorithm={algorithm!r} builds one index over all {n_samples:,} points "
+            "in one task, more than a task's share of the workers' memory; running the "
+            "partitioned search ('projected') instead.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return "projected"
+    return algorithm
+
+
+# pynndescent's numba compilation takes this much of a worker's memory before any data.
+NNDESCENT_FIXED_BYTES = 400 * 2**20
+
+
+def index_fits(algorithm: str, n_samples: int, n_features: int, n_neighbors: int) -> bool:
+    """Whether a single-task index (tree or pynndescent graph) over all points fits a task."""
+    if algorithm in ("kd_tree", "ball_tree"):  # float64 copy of the data, node bounds, indices
+        need = n_samples * (16 * n_features + 16)
+    elif algorithm == "nndescent":  # data, search trees, and the graph's heaps while it builds
+        need = NNDESCENT_FIXED_BYTES + n_samples * (12 * n_features + 64 * (n_neighbors + 1))
+    else:
+        return True
+    return need <= task_bytes()
 
 
 def drop_self(candidates: np.ndarray, rows: np.ndarray, n_neighbors: int) -> np.ndarray:
@@ -148,8 +173,25 @@ def _tree_reduce(parts: list, k: int):
 
 
 def exact_neighbors(X: da.Array, n_neighbors: int) -> da.Array:
-    """Exact kNN by blockwise brute force: one task per (query block, point block) pair."""
-    return _blockwise_neighbors(X, n_neighbors, _block_candidates)
+    """Exact kNN by blockwise brute force: one task per (query block, point block) pair.
+
+    The result is chunked in search blocks (sized from the task memory budget), not as X.
+    """
+    return _blockwise_neighbors(_in_search_blocks(X), n_neighbors, _block_candidates)
+
+
+def search_block_rows(n_features: int) -> int:
+    """Rows per block of exact search: a pair task's (q x p) float64 distances and their int64
+    partition indices, and both blocks in float64, fit a task's memory budget."""
+    budget = task_bytes()
+    by_pairs = int(np.sqrt(budget / 24))
+    by_data = budget // (4 * 8 * max(n_features, 1))
+    return max(256, min(by_pairs, by_data))
+
+
+def _in_search_blocks(X: da.Array) -> da.Array:
+    rows = search_block_rows(X.shape[1])
+    return X if max(X.chunks[0]) <= rows else X.rechunk({0: rows})
 
 
 def _blockwise_neighbors(X: da.Array, n_neighbors: int, kernel) -> da.Array:
@@ -251,9 +293,7 @@ def partitioned_graph(
     n = X.shape[0]
     n_candidates = min(projected_candidates_count(n_neighbors), n - 1)
     mean, axes = principal_axes(X, min(PROJECTED_DIM, X.shape[1]))
-    part_rows = min(
-        PARTITION_ROWS, max(4 * n_candidates, PARTITION_BYTES // (X.dtype.itemsize * X.shape[1]))
-    )
+    part_rows = max(4 * n_candidates, min(PARTITION_ROWS, partition_rows(X.shape[1], X.dtype)))
     n_parts = max(2, int(np.ceil(PARTITION_COPIES * n / part_rows)))
     n_sample = min(n, n_parts * PARTITION_SAMPLE_PER_PART, SAMPLE_BYTES // (4 * X.shape[1]))
     rows = np.unique(np.linspace(0, n - 1, max(n_sample, n_parts)).astype(np.int64))
@@ -302,6 +342,13 @@ def partitioned_graph(
     if reg is None:
         return indices, None
     return indices, _best_copy(dummy, *pieces, row_offset=0, k=n_neighbors, column=2)
+
+
+def partition_rows(n_features: int, dtype) -> int:
+    """Rows per partition: at most PARTITION_BYTES of data, and within a task's memory budget
+    with room for the largest k-means cluster (~1.5x the mean) held twice while it is gathered."""
+    row_bytes = n_features * np.dtype(dtype).itemsize
+    return min(PARTITION_BYTES // row_bytes, rows_within(4 * row_bytes + 1024))
 
 
 def _shared(*arrays: np.ndarray) -> list:
@@ -581,6 +628,7 @@ def _query_block(block, index, *, row_offset: int, algorithm: str, n_neighbors: 
 
 
 def _exact_query(Y: da.Array, X: da.Array, n_neighbors: int) -> da.Array:
+    Y, X = _in_search_blocks(Y), _in_search_blocks(X)
     blocks = X.to_delayed().ravel()
     offsets = row_offsets(X.chunks[0])
     candidates = dask.delayed(_block_candidates, pure=True)
@@ -682,7 +730,7 @@ def nearest_neighbors(
     indices : lazy dask array (n_samples, n_neighbors) of int64
     index : NeighborIndex to query new points with the same algorithm
     """
-    algorithm = choose_algorithm(algorithm, *X.shape)
+    algorithm = choose_algorithm(algorithm, *X.shape, n_neighbors)
     if algorithm == "brute":
         return exact_neighbors(X, n_neighbors), NeighborIndex("brute", X)
     if algorithm == "projected" and X.shape[0] > PROJECTED_BRUTE_MAX_ROWS:

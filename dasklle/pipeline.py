@@ -79,7 +79,7 @@ def neighbor_graph(
     """Stage 1, computed: (indices (n, k) sorted by distance, reusable index, algorithm run,
     and the standard barycentric weights when the search computed them on the way — the
     partitioned search above ``PROJECTED_BRUTE_MAX_ROWS`` does, given ``reg``)."""
-    algorithm = neighbors.choose_algorithm(algorithm, *X.shape)
+    algorithm = neighbors.choose_algorithm(algorithm, *X.shape, n_neighbors)
     if algorithm == "projected" and X.shape[0] > neighbors.PROJECTED_BRUTE_MAX_ROWS:
 
         def compute(*collections, label):
@@ -181,7 +181,7 @@ def fit_lle(
     seed = _seed(random_state)
     timer = _Timer(verbose)
     n_wanted = max(n_components, n_eigenvalues or 0)
-    algorithm = neighbors.choose_algorithm(neighbors_algorithm, n_samples, n_features)
+    algorithm = neighbors.choose_algorithm(neighbors_algorithm, n_samples, n_features, n_neighbors)
     if checkpoints is not None:
         fingerprint = fingerprint or input_fingerprint(X)
         checkpoints.begin(fingerprint)

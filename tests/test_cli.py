@@ -294,3 +294,19 @@ def test_sweep_keeps_or_overwrites_an_embedding(tmp_path):
     assert main(_argv("sweep", tmp_path, out, "--overwrite")) == 0
     attributes = read_attributes(out)
     assert "sweep" in attributes and not attributes["complete"] and "parameters" not in attributes
+
+
+def test_embed_within_small_workers_memory(tmp_path):
+    """20,000 x 50 from a .npy on 2 workers of 1 GiB: exact search, weights and the quality scan
+    run in tasks sized from the memory limit (one block of the input would need 3.2 GB of
+    distances), and no worker is restarted."""
+    rng = np.random.default_rng(0)
+    latent = rng.random((20_000, 3))
+    X = np.tanh(latent @ rng.standard_normal((3, 50))).astype(np.float32)
+    np.save(tmp_path / "x.npy", X)
+    argv = ["embed", str(tmp_path / "x.npy"), "--out", str(tmp_path / "o.zarr")]
+    code = main([*argv, "--n-workers", "2", "--memory-limit", "1GiB", "--quiet"])
+    assert code == 0
+    attributes = read_embedding(tmp_path / "o.zarr")[1]
+    assert attributes["neighbors_algorithm"] == "brute"
+    assert attributes["quality"]["knn_recall"] == 1.0
