@@ -311,9 +311,12 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         check_is_fitted(self)
         lazy = isinstance(X, _LAZY_INPUTS) and not isinstance(X, np.ndarray)
         array, _ = self._as_input(X, reset=False)
-        (indices,) = dask.compute(self._neighbor_index.query(array, self.n_neighbors))
-        embedding = da.from_array(self.embedding_, chunks=(-1, -1))
-        Y = self._out_of_sample(array, indices, self._fit_X, embedding)
+        indices, w = self._neighbor_index.query_with_weights(array, self.n_neighbors, self.reg)
+        if w is None:
+            embedding = da.from_array(self.embedding_, chunks=(-1, -1))
+            Y = self._out_of_sample(array, indices, self._fit_X, embedding)
+        else:  # the partitioned search solved the weights where it found the neighbors
+            Y = da.from_array(np.einsum("ik,ikd->id", w, self.embedding_[indices]))
         Y = Y.astype(self.embedding_.dtype)
         return Y if lazy else Y.compute()
 

@@ -17,6 +17,7 @@ import socket
 import tempfile
 import uuid
 import warnings
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -275,7 +276,8 @@ def partitioned_graph(
     reg: float | None,
     random_state: int = 0,
     compute=None,
-) -> tuple[np.ndarray, np.ndarray | None]:
+    keep_index: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None, PartitionIndex | None]:
     """Neighbors (and, given ``reg``, barycentric weights) computed inside partitions.
 
     The input rows are shuffled once into partitions that keep each point with its likely
@@ -283,9 +285,10 @@ def partitioned_graph(
     partitions). Every source chunk is read once; one task per partition projects its rows,
     finds 2k candidates among them, reranks them by true distance and solves the weights with
     rows it already holds: no random-access gather of neighbor vectors. Each row keeps the
-    partition whose k neighbors are nearest in total. Returns (n, k) int64 indices and float64
-    weights (None without ``reg``), computed with ``compute(*delayed, label=...)`` (default
-    ``dask.compute``).
+    partition whose k neighbors are nearest in total. Returns (n, k) int64 indices, float64
+    weights (None without ``reg``) and, with ``keep_index`` and a shuffle through files, the
+    partitions as an index to search new points in (else None); computed with
+    ``compute(*delayed, label=...)`` (default ``dask.compute``).
     """
     compute = compute or _default_compute
     from sklearn.cluster import KMeans
@@ -303,45 +306,64 @@ def partitioned_graph(
         .fit(_project(np.asarray(sample), mean, axes))
         .cluster_centers_.astype(np.float32)
     )
-    results = []
-    shared_mean, shared_axes, shared_centres = _shared(mean, axes, centres)
-    with shuffle_directory() as directory:
-        if directory is not None:
-            n_groups = 1
-        else:
-            # rows in flight: each row travels to PARTITION_COPIES partitions
-            in_flight = PARTITION_COPIES * X.nbytes
-            n_groups = min(n_parts, max(1, int(np.ceil(in_flight / PARTITION_GROUP_BYTES))))
-        getitem = dask.delayed(_item, pure=True)
-        solve = dask.delayed(_partition_graph, pure=True)
-        for g, group in enumerate(np.array_split(np.arange(n_parts), n_groups)):
-            assigned = row_block_tasks(
-                _assign_rows,
-                [X],
-                centres=shared_centres,
-                group=group,
-                mean=shared_mean,
-                axes=shared_axes,
-                directory=directory,
-            )
-            parts = [
-                solve(
-                    *(getitem(block, j) for block in assigned),
-                    mean=shared_mean,
-                    axes=shared_axes,
-                    n_candidates=n_candidates,
-                    k=n_neighbors,
-                    reg=reg,
-                )
-                for j in range(len(group))
-            ]
-            results.extend(compute(*parts, label=f"neighbors {g + 1}/{n_groups}"))
+    directory = new_shuffle_directory()
+    try:
+        results = _solve_partitions(
+            X, mean, axes, centres, directory, n_candidates, n_neighbors, reg, compute
+        )
+    except BaseException:
+        _remove(directory)
+        raise
     pieces = [tuple(np.asarray(a) for a in part) for part in results]
+    index = None
+    if keep_index and directory is not None:
+        members = [piece[0] for piece in pieces]
+        index = PartitionIndex(mean, axes, centres, n_candidates, directory, X.chunks[0], members)
+    else:
+        _remove(directory)
     dummy = np.empty((n, 0))
     indices = _best_copy(dummy, *pieces, row_offset=0, k=n_neighbors, column=1)
     if reg is None:
-        return indices, None
-    return indices, _best_copy(dummy, *pieces, row_offset=0, k=n_neighbors, column=2)
+        return indices, None, index
+    return indices, _best_copy(dummy, *pieces, row_offset=0, k=n_neighbors, column=2), index
+
+
+def _solve_partitions(X, mean, axes, centres, directory, n_candidates, n_neighbors, reg, compute):
+    """Shuffle X's rows into the partitions and solve each; one result per partition."""
+    n_parts = centres.shape[0]
+    if directory is not None:
+        n_groups = 1
+    else:
+        # rows in flight: each row travels to PARTITION_COPIES partitions
+        in_flight = PARTITION_COPIES * X.nbytes
+        n_groups = min(n_parts, max(1, int(np.ceil(in_flight / PARTITION_GROUP_BYTES))))
+    shared_mean, shared_axes, shared_centres = _shared(mean, axes, centres)
+    getitem = dask.delayed(_item, pure=True)
+    solve = dask.delayed(_partition_graph, pure=True)
+    results = []
+    for g, group in enumerate(np.array_split(np.arange(n_parts), n_groups)):
+        assigned = row_block_tasks(
+            _assign_rows,
+            [X],
+            centres=shared_centres,
+            group=group,
+            mean=shared_mean,
+            axes=shared_axes,
+            directory=directory,
+        )
+        parts = [
+            solve(
+                *(getitem(block, j) for block in assigned),
+                mean=shared_mean,
+                axes=shared_axes,
+                n_candidates=n_candidates,
+                k=n_neighbors,
+                reg=reg,
+            )
+            for j in range(len(group))
+        ]
+        results.extend(compute(*parts, label=f"neighbors {g + 1}/{n_groups}"))
+    return results
 
 
 def partition_rows(n_features: int, dtype) -> int:
@@ -366,23 +388,32 @@ def _default_compute(*collections, label: str):
     return dask.compute(*collections)
 
 
-@contextlib.contextmanager
-def shuffle_directory():
-    """A scratch directory that every worker can read, removed afterwards; None if there is none.
+def new_shuffle_directory() -> str | None:
+    """A new scratch directory that every worker can read; None if there is none.
 
     Under the threaded and synchronous schedulers, and on a cluster whose workers all run on
     this host, it is a new directory under dask's ``temporary-directory`` (the system's temporary
     directory if unset).
     """
     if not _workers_on_this_host():
-        yield None
-        return
+        return None
     base = dask.config.get("temporary-directory", None) or None
-    path = tempfile.mkdtemp(prefix="dasklle-shuffle-", dir=base)
+    return tempfile.mkdtemp(prefix="dasklle-shuffle-", dir=base)
+
+
+def _remove(directory: str | None) -> None:
+    if directory is not None:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def shuffle_directory():
+    """``new_shuffle_directory()``, removed afterwards."""
+    directory = new_shuffle_directory()
     try:
-        yield path
+        yield directory
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        _remove(directory)
 
 
 def _workers_on_this_host() -> bool:
@@ -435,8 +466,6 @@ def _gather_pieces(pieces) -> tuple[np.ndarray, np.ndarray]:
 
 def _partition_graph(*pieces, mean, axes, n_candidates: int, k: int, reg: float | None):
     """(rows, k neighbor rows, weights, total squared distance) within one partition."""
-    from .weights import barycenter_weights, batch_rows
-
     ids, points = _gather_pieces(pieces)
     m = len(ids)
     z = _project(points, mean, axes)
@@ -445,8 +474,23 @@ def _partition_graph(*pieces, mean, axes, n_candidates: int, k: int, reg: float 
     is_self = found == np.arange(m)[:, None]
     cand = np.take_along_axis(found, np.argsort(is_self, axis=1, kind="stable")[:, :K], 1)
     local = _rerank_block(points, points, cand, np.arange(m), row_offset=0, k=min(k, K))
-    neighbor_rows = np.full((m, k), -1, dtype=np.int64)
-    neighbor_rows[:, : local.shape[1]] = ids[local]
+    score, w = _local_fit(points, points, local, k, reg)
+    return ids, _global_rows(ids, local, k), w, score
+
+
+def _global_rows(ids: np.ndarray, local: np.ndarray, k: int) -> np.ndarray:
+    """Partition-local neighbor positions as global rows, -1 where fewer than k were found."""
+    rows = np.full((local.shape[0], k), -1, dtype=np.int64)
+    rows[:, : local.shape[1]] = ids[local]
+    return rows
+
+
+def _local_fit(queries, points, local, k: int, reg: float | None, exact_match: bool = False):
+    """Each query's total squared distance to its k neighbors ``points[local]`` (inf where it
+    has fewer) and its barycentric weights (zeros without ``reg``)."""
+    from .weights import barycenter_weights, batch_rows
+
+    m = queries.shape[0]
     score = np.full(m, np.inf)
     w = np.zeros((m, k))
     if local.shape[1] == k:
@@ -454,11 +498,92 @@ def _partition_graph(*pieces, mean, axes, n_candidates: int, k: int, reg: float 
         for start in range(0, m, step):
             r = slice(start, start + step)
             neighbors = points[local[r]]
-            diff = neighbors.astype(np.float64) - points[r, None, :]
+            diff = neighbors.astype(np.float64) - queries[r, None, :]
             score[r] = np.einsum("ijd,ijd->i", diff, diff)
             if reg is not None:
-                w[r] = barycenter_weights(points[r], neighbors, reg)
-    return ids, neighbor_rows, w, score
+                w[r] = barycenter_weights(queries[r], neighbors, reg, exact_match)
+    return score, w
+
+
+@dataclass
+class PartitionIndex:
+    """A fit's partitions, kept as files, to search new points the way the fit searched.
+
+    ``members[p]`` are the training rows of partition p, ascending, stored in the files
+    ``partition{p}-rows{offset}.npy`` of ``directory`` (one per source block). A new point joins
+    its PARTITION_COPIES nearest partitions, is searched there with the same projection and
+    rerank, and keeps its best copy: a query costs about what a point of the fit cost, with no
+    scan of every training row. The directory is removed with the index.
+    """
+
+    mean: np.ndarray
+    axes: np.ndarray
+    centres: np.ndarray
+    n_candidates: int
+    directory: str
+    row_chunks: tuple[int, ...]
+    members: list[np.ndarray]
+
+    def __post_init__(self):
+        weakref.finalize(self, _remove, self.directory)
+
+    def query(self, Y: da.Array, n_neighbors: int, reg: float, compute=None):
+        """(indices, barycentric weights) of the rows of Y among the training points."""
+        compute = compute or _default_compute
+        n_parts = self.centres.shape[0]
+        offsets = row_offsets(self.row_chunks)
+        shared_mean, shared_axes, shared_centres = _shared(self.mean, self.axes, self.centres)
+        getitem = dask.delayed(_item, pure=True)
+        search = dask.delayed(_partition_query, pure=True)
+        with shuffle_directory() as directory:
+            assigned = row_block_tasks(
+                _assign_rows,
+                [Y],
+                centres=shared_centres,
+                group=np.arange(n_parts),
+                mean=shared_mean,
+                axes=shared_axes,
+                directory=directory,
+            )
+            parts = [
+                search(
+                    *(getitem(block, p) for block in assigned),
+                    train_rows=self.members[p],
+                    train_files=[self._file(p, off) for off in offsets],
+                    mean=shared_mean,
+                    axes=shared_axes,
+                    n_candidates=self.n_candidates,
+                    k=n_neighbors,
+                    reg=reg,
+                )
+                for p in range(n_parts)
+            ]
+            results = compute(*parts, label="neighbors of new points")
+        pieces = [tuple(np.asarray(a) for a in part) for part in results]
+        dummy = np.empty((Y.shape[0], 0))
+        indices = _best_copy(dummy, *pieces, row_offset=0, k=n_neighbors, column=1)
+        return indices, _best_copy(dummy, *pieces, row_offset=0, k=n_neighbors, column=2)
+
+    def _file(self, part: int, offset: int) -> str:
+        return os.path.join(self.directory, f"partition{part}-rows{offset}.npy")
+
+
+def _partition_query(
+    *pieces, train_rows, train_files, mean, axes, n_candidates: int, k: int, reg: float
+):
+    """(query rows, k neighbor rows, weights, total squared distance) of the new points that
+    joined one partition, searched among its training points."""
+    ids, queries = _gather_pieces(pieces)
+    if len(ids) == 0:
+        return ids, np.empty((0, k), np.int64), np.empty((0, k)), np.empty(0)
+    points = np.concatenate([np.load(path, allow_pickle=False) for path in train_files])
+    K = min(n_candidates, len(points))
+    _, cand = _fast_block_candidates(
+        _project(queries, mean, axes), _project(points, mean, axes), 0, K
+    )
+    local = _rerank_block(queries, points, cand, np.arange(len(points)), row_offset=0, k=min(k, K))
+    score, w = _local_fit(queries, points, local, k, reg, exact_match=True)
+    return ids, _global_rows(train_rows, local, k), w, score
 
 
 def _best_copy(block, *pieces, row_offset: int, k: int, column: int) -> np.ndarray:
@@ -555,7 +680,8 @@ class NeighborIndex:
     stays on the worker that built it and the client holds only a reference; with the local
     schedulers it is the object itself. Pickling materialises it (the user asked for a copy).
     When a fit resumed its neighbors from a checkpoint, ``index`` is None and is built from
-    ``points`` on the first query.
+    ``points`` on the first query. For ``"partitioned"``, ``index`` is the fit's
+    ``PartitionIndex``; a pickled copy searches exactly (``"brute"``), the files staying behind.
     """
 
     algorithm: str
@@ -563,8 +689,18 @@ class NeighborIndex:
     points: da.Array | None = None
     build_options: dict | None = None
 
+    def query_with_weights(self, Y: da.Array, n_neighbors: int, reg: float):
+        """(indices, weights) of Y's nearest training points, computed; the weights are None
+        where the search does not compute them on the way (all but the partitioned one)."""
+        if self.algorithm == "partitioned":
+            return self.index.query(Y, n_neighbors, reg)
+        (indices,) = dask.compute(self.query(Y, n_neighbors))
+        return indices, None
+
     def query(self, Y: da.Array, n_neighbors: int) -> da.Array:
         """Indices (into the training points) of the n_neighbors nearest training points of Y."""
+        if self.algorithm == "partitioned":
+            return da.from_array(self.index.query(Y, n_neighbors, reg=None)[0])
         if self.algorithm == "brute":
             return _exact_query(Y, self.index, n_neighbors)
         if self.index is None:
@@ -582,6 +718,8 @@ class NeighborIndex:
     def __getstate__(self):
         if self.algorithm == "brute":
             return self.__dict__
+        if self.algorithm == "partitioned":
+            return {**self.__dict__, "algorithm": "brute", "index": self.points}
         if self.index is None:
             self.index = _build_index(self.points, self.algorithm, **(self.build_options or {}))
         (value,) = dask.compute(self.index)
@@ -596,11 +734,19 @@ class NeighborIndex:
         )
 
 
+def partitioned_index(X: da.Array, partitions: PartitionIndex | None) -> NeighborIndex:
+    """The partitioned search's index when its partitions were kept, else exact search."""
+    if partitions is None:
+        return NeighborIndex("brute", X)
+    return NeighborIndex("partitioned", partitions, X)
+
+
 def deferred_index(
     X: da.Array, algorithm: str, n_neighbors: int, random_state: int, n_jobs: int | None
 ) -> NeighborIndex:
-    """An index over X that is built only if and when it is first queried."""
-    if algorithm == "brute":
+    """An index over X that is built only if and when it is first queried (exact search for
+    the brute and projected algorithms)."""
+    if algorithm in ("brute", "projected"):
         return NeighborIndex("brute", X)
     options = dict(n_neighbors=n_neighbors, random_state=random_state, n_jobs=n_jobs)
     return NeighborIndex(algorithm, None, X, options)
@@ -734,8 +880,10 @@ def nearest_neighbors(
     if algorithm == "brute":
         return exact_neighbors(X, n_neighbors), NeighborIndex("brute", X)
     if algorithm == "projected" and X.shape[0] > PROJECTED_BRUTE_MAX_ROWS:
-        found, _ = partitioned_graph(X, n_neighbors, reg=None, random_state=random_state)
-        return da.from_array(found, chunks=(X.chunks[0], -1)), NeighborIndex("brute", X)
+        found, _, partitions = partitioned_graph(
+            X, n_neighbors, reg=None, random_state=random_state, keep_index=True
+        )
+        return da.from_array(found, chunks=(X.chunks[0], -1)), partitioned_index(X, partitions)
     if algorithm == "projected":
         # the candidates must be known to plan the rerank's gather: computed here
         (candidates,) = dask.compute(

@@ -85,10 +85,10 @@ def neighbor_graph(
         def compute(*collections, label):
             return progress.compute(*collections, label=label, verbose=verbose)
 
-        indices, W = neighbors.partitioned_graph(
-            X, n_neighbors, reg=reg, random_state=seed, compute=compute
+        indices, W, partitions = neighbors.partitioned_graph(
+            X, n_neighbors, reg=reg, random_state=seed, compute=compute, keep_index=True
         )
-        return indices, neighbors.NeighborIndex("brute", X), algorithm, W
+        return indices, neighbors.partitioned_index(X, partitions), algorithm, W
     indices, index = neighbors.nearest_neighbors(
         X, n_neighbors, algorithm=algorithm, random_state=seed, n_jobs=n_jobs
     )

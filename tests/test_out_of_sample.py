@@ -121,3 +121,38 @@ def test_index_stays_on_cluster_and_pickles(cluster, algorithm):
     # The client is closed: the copy must not need the cluster the model was fitted on.
     with dask.config.set(scheduler="threads"):
         np.testing.assert_allclose(copy.transform(Q), on_cluster)
+
+
+def test_transform_searches_the_fits_partitions(monkeypatch, tmp_path):
+    """After a partitioned fit, new points are searched in the fit's partitions (kept as files,
+    removed with the model), not against every training row; the result matches the exact
+    construction wherever the partitions found the exact neighbors."""
+    import gc
+
+    from dasklle import datasets, neighbors
+
+    monkeypatch.setattr(neighbors, "PROJECTED_BRUTE_MAX_ROWS", 1000)
+    monkeypatch.setattr(neighbors, "PARTITION_ROWS", 1500)  # 6 partitions of ~1500 points
+    X = datasets.digits_784(3600, random_state=1)[0].compute()
+    train, new = X[:3000], X[3000:]
+    with dask.config.set({"temporary-directory": str(tmp_path)}):
+        model = LocallyLinearEmbedding(
+            n_neighbors=10, neighbors_algorithm="projected", random_state=0
+        ).fit(train)
+        assert model._neighbor_index.algorithm == "partitioned"
+        assert len(list(tmp_path.iterdir())) == 1  # the partitions, kept for transform
+        np.testing.assert_array_equal(model.transform(train[:200]), model.embedding_[:200])
+        Y = model.transform(new)
+        found, _ = model._neighbor_index.query_with_weights(
+            da.from_array(new, chunks=200), 10, 1e-3
+        )
+    exact = NearestNeighbors(n_neighbors=10).fit(train).kneighbors(new, return_distance=False)
+    shared = np.array([len(set(a) & set(b)) for a, b in zip(found, exact, strict=True)])
+    # measured 0.987, as the fit's own search on such data (test_neighbors)
+    assert shared.mean() / 10 >= 0.95
+    same = shared == 10
+    expected = dense_out_of_sample(new, train, model.embedding_.astype(np.float64), 10)
+    np.testing.assert_allclose(Y[same], expected[same], atol=1e-5)
+    del model
+    gc.collect()
+    assert list(tmp_path.iterdir()) == []
