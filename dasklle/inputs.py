@@ -323,32 +323,31 @@ def _is_parquet_folder(path: str) -> bool:
     )
 
 
-def _dasklle_attributes(path: str) -> dict | None:
-    """The attributes of the dasklle store at path or holding it (an array inside), or None."""
+def _dasklle_store_holding(path: str) -> Any:
+    """The dasklle store at path or holding it (an array inside one), or None."""
     import zarr
+
+    from .store import is_dasklle_store
 
     while _is_zarr(path):
         try:
-            attributes = dict(zarr.open_group(store=path, mode="r").attrs)
-        except Exception:  # an array, not a group
-            attributes = {}
-        if is_dasklle_store(attributes):
-            return attributes
+            node = zarr.open(store=path, mode="r")
+        except Exception:  # unreadable metadata: not a store dasklle wrote
+            return None
+        if is_dasklle_store(node):
+            return node
         path = os.path.dirname(os.path.normpath(path))
     return None
 
 
-def is_dasklle_store(attributes: dict) -> bool:
-    """Whether a zarr group's attributes are those of a store that dasklle wrote."""
-    return any(key in attributes for key in ("dasklle_version", "parameters", "complete"))
-
-
-def refuse_dasklle_store(path: str, attributes: dict | None = None) -> None:
+def refuse_dasklle_store(path: str, node: Any = None) -> None:
     """A store that dasklle wrote is output, not data: refuse it, naming its input if known."""
-    attributes = _dasklle_attributes(path) if attributes is None else attributes
-    if not attributes or not is_dasklle_store(attributes):
+    from .store import is_dasklle_store
+
+    node = _dasklle_store_holding(path) if node is None else node
+    if not is_dasklle_store(node):
         return
-    recorded = attributes.get("input")
+    recorded = node.attrs.get("input")
     origin = f" of {recorded}" if recorded else ""
     raise InputError(
         f"{path!r} is a store written by dasklle (an embedding{origin}), not input data; "
@@ -389,7 +388,7 @@ def open_input(
     if columns:
         raise InputError("columns select columns of Parquet or CSV files given by path.")
     if isinstance(X, zarr.Group):
-        refuse_dasklle_store(str(X.store), dict(X.attrs))
+        refuse_dasklle_store(str(X.store), X)
         return _open_zarr(_group_array(X)), "zarr group"
     if isinstance(X, zarr.Array):
         return _open_zarr(X), "zarr array"

@@ -35,7 +35,15 @@ EMBEDDING = "embedding"
 EIGENVALUES = "eigenvalues"
 CHUNK_ROWS = 65536
 # Attributes that only dasklle writes: a group with one of them (or a stages group) is its store.
-MARKERS = ("dasklle_version", "complete", "parameters", "input_fingerprint", "sweep")
+# Not "complete", which other tools' groups carry too (dasklle's own benchmark data sets do).
+MARKERS = ("dasklle_version", "parameters", "input_fingerprint", "sweep")
+
+
+def is_dasklle_store(node: Any) -> bool:
+    """Whether a zarr node is a group that dasklle wrote."""
+    return isinstance(node, zarr.Group) and (
+        any(key in node.attrs for key in MARKERS) or "stages" in node
+    )
 
 
 def _jsonable(value: Any) -> Any:
@@ -242,9 +250,7 @@ def _dasklle_group(path: str, where: str, name: str) -> zarr.Group:
         node = zarr.open(store=path, mode="r")
     except Exception:  # no zarr metadata here (zarr raises several types)
         node = None
-    if isinstance(node, zarr.Group) and (
-        any(key in node.attrs for key in MARKERS) or "stages" in node
-    ):
+    if is_dasklle_store(node):
         return node
     what = "a folder" if node is None else f"a zarr {type(node).__name__.lower()}"
     raise ValueError(

@@ -171,3 +171,12 @@ def test_transform_reads_paths_too(files, data):
     np.testing.assert_allclose(
         dask.compute(model.transform(files["npy"]))[0], model.transform(data), atol=1e-6
     )
+
+
+def test_a_data_group_with_its_own_complete_flag_is_data(data, tmp_path):
+    """Other tools mark their groups complete too (dasklle's benchmark data sets do)."""
+    group = zarr.open_group(str(tmp_path / "data.zarr"), mode="w")
+    group.create_array("X", data=data)
+    group.attrs["complete"] = True
+    array, _ = as_dask_input(str(tmp_path / "data.zarr"))
+    np.testing.assert_array_equal(array.compute(), data)
