@@ -38,15 +38,37 @@ def row_block_tasks(
         aligned = array.rechunk({0: row_chunks, **single})
         blocks.append(aligned.to_delayed().reshape(len(row_chunks)))
     task = dask.delayed(func, pure=True)
+    extra = _on_workers(per_block) if per_block is not None else None
     return [
         task(
             *(b[i] for b in blocks),
-            *(tuple(per_block[i]) if per_block is not None else ()),
+            *(tuple(extra[i]) if extra is not None else ()),
             row_offset=int(offsets[i]),
             **kwargs,
         )
         for i in range(len(row_chunks))
     ]
+
+
+# With a distributed client, per-block numpy arguments above this total go to the workers by
+# scatter rather than inside the graph (dask warns of graphs above 10 MB).
+SCATTER_MIN_BYTES = 2**20
+
+
+def _on_workers(per_block: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """per_block with its numpy arrays scattered to the workers (futures), when a distributed
+    client runs and they are large; unchanged otherwise."""
+    arrays = [a for args in per_block for a in args if isinstance(a, np.ndarray)]
+    if sum(a.nbytes for a in arrays) < SCATTER_MIN_BYTES:
+        return [list(args) for args in per_block]
+    try:
+        from distributed import default_client
+
+        client = default_client()
+    except (ImportError, ValueError):  # the local schedulers share this process's memory
+        return [list(args) for args in per_block]
+    futures = iter(client.scatter(arrays))
+    return [[next(futures) if isinstance(a, np.ndarray) else a for a in args] for args in per_block]
 
 
 def map_row_blocks(

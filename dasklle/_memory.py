@@ -18,6 +18,8 @@ TARGET_BLOCK_BYTES = 16 * 2**20
 MIN_BLOCK_ROWS = 256
 # A task may use this share of its thread's part of the worker's memory limit.
 TASK_MEMORY_FRACTION = 0.25
+# dask's default spill threshold: memory a worker can fill before it starts writing to disk.
+SPILL_FRACTION = 0.7
 # Below this a task's fixed costs dominate; workers smaller than ~512 MB are not supported.
 MIN_TASK_BYTES = 32 * 2**20
 

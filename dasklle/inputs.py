@@ -101,8 +101,7 @@ def _from_reader(reader: _FileRows, kind: str, stored: int = 0) -> da.Array:
 
     from ._memory import block_rows
 
-    itemsize = 4 if reader.dtype in (np.float32, np.float16) else 8
-    rows = block_rows(*reader.shape, itemsize, stored=stored)
+    rows = block_rows(*reader.shape, _working_itemsize(reader.dtype), stored=stored)
     return da.from_array(
         reader,
         chunks=(rows, reader.shape[1]),
@@ -198,6 +197,8 @@ def _open_hdf5(path: str, key: str | None) -> da.Array:
         shape = _as_matrix_shape(f"{path}:{key}", dataset.shape)
         reader = _HDF5Rows(path, key, shape, dataset.dtype, _stamp(path))
         stored = dataset.chunks[0] if dataset.chunks else 0
+    if stored:
+        _check_stored_chunk(f"{path}:{key}", stored * shape[1] * dataset.dtype.itemsize)
     return _from_reader(reader, "hdf5", stored)
 
 
@@ -283,9 +284,37 @@ def _zarr_array(path: str) -> Any:
 
 
 def _open_zarr(source: Any) -> da.Array:
+    """Tasks read planned blocks, each within one stored chunk (zarr decodes whole chunks)."""
+    from ._memory import block_rows
+
     array = _zarr_array(source) if isinstance(source, str) else source
-    _as_matrix_shape(str(source) if isinstance(source, str) else "the zarr array", array.shape)
-    return da.from_zarr(array, chunks=(array.chunks[0], array.shape[1]))
+    where = str(source) if isinstance(source, str) else "the zarr array"
+    shape = _as_matrix_shape(where, array.shape)
+    itemsize = _working_itemsize(array.dtype)
+    _check_stored_chunk(where, array.chunks[0] * shape[1] * array.dtype.itemsize)
+    rows = block_rows(*shape, itemsize, stored=array.chunks[0])
+    return da.from_zarr(array, chunks=(rows, shape[1]))
+
+
+def _working_itemsize(dtype) -> int:
+    return 4 if np.dtype(dtype) in (np.float32, np.float16) else 8
+
+
+def _check_stored_chunk(where: str, chunk_bytes: int) -> None:
+    """Refuse, before any work, a stored chunk too large for a worker thread to decode: a
+    task holds the chunk's compressed and decoded bytes at once."""
+    from dask.utils import format_bytes
+
+    from ._memory import SPILL_FRACTION, thread_memory
+
+    available = thread_memory()
+    if 2 * chunk_bytes > SPILL_FRACTION * available:
+        raise InputError(
+            f"{where!r} is stored in chunks of {format_bytes(chunk_bytes)}; reading one takes "
+            f"about twice that, more than a worker thread's share of memory "
+            f"({format_bytes(available)}) allows. Rechunk the store to smaller row chunks, or "
+            "give the workers more memory (or fewer threads)."
+        )
 
 
 def _is_zarr(path: str) -> bool:
