@@ -25,6 +25,14 @@ OVERWRITE_HELP = (
 )
 
 
+def _add_input_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", help=INPUT_HELP)
+    parser.add_argument(
+        "--columns",
+        help="comma-separated columns of a Parquet or CSV input (default: every numeric one).",
+    )
+
+
 def _add_scheduler_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("where it runs")
     group.add_argument(
@@ -427,11 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="embed a data file (.npy, zarr, HDF5, .h5ad, Parquet, CSV) into a zarr store.",
         **sub,
     )
-    embed.add_argument("input", help=INPUT_HELP)
-    embed.add_argument(
-        "--columns",
-        help="comma-separated columns of a Parquet or CSV input (default: every numeric one).",
-    )
+    _add_input_flags(embed)
     embed.add_argument("--out", required=True, help="output zarr store.")
     _add_lle_flags(embed)
     _add_output_flags(embed)
@@ -443,11 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="reconstruction error over a grid of n_neighbors x n_components (kNN computed once).",
         **sub,
     )
-    sweep.add_argument("input", help=INPUT_HELP)
-    sweep.add_argument(
-        "--columns",
-        help="comma-separated columns of a Parquet or CSV input (default: every numeric one).",
-    )
+    _add_input_flags(sweep)
     sweep.add_argument("--n-neighbors", default="5,8,12,20", help="comma-separated k values.")
     sweep.add_argument("--n-components", default="2,4,6,8,10", help="comma-separated d values.")
     sweep.add_argument(
