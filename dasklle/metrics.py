@@ -142,8 +142,10 @@ def neighborhood_quality(
     emb_points = gathered[np.vectorize(lookup.get)(emb_nbrs)]
     thresholds = ((queries[:, None, :].astype(np.float64) - emb_points) ** 2).sum(-1)
 
-    # a scan task holds (sample x block) distances, indices and k comparison flags
-    X = X.rechunk({0: rows_within(len(sample) * (24 + 2 * k), at_least=64)})
+    # a scan task holds its block in float64, and (sample x block) distances, indices and k
+    # comparison flags
+    per_row = len(sample) * (24 + 2 * k) + 16 * X.shape[1]
+    X = X.rechunk({0: rows_within(per_row, at_least=64)})
     scan = dask.delayed(_block_scan, pure=True)
     # one graph key each, not a copy inside every task
     shared = [dask.delayed(a, pure=True) for a in (queries, thresholds, emb_nbrs, sample)]
