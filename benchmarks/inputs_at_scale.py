@@ -63,7 +63,7 @@ def write_inputs(work: str, rows: int, features: int, formats: list[str]) -> dic
         paths["zarr"] = os.path.join(work, "x.zarr")
         if not os.path.exists(paths["zarr"]):
             z = zarr.create_array(
-                paths["zarr"], shape=data.shape, dtype=np.float32, chunks=(BLOCK_ROWS, features)
+                paths["zarr"], shape=data.shape, dtype=np.float32, chunks=(1000, features)
             )
             for a, b in blocks(rows):
                 z[a:b] = data[a:b]

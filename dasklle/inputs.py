@@ -302,13 +302,15 @@ def _working_itemsize(dtype) -> int:
 
 def _check_stored_chunk(where: str, chunk_bytes: int) -> None:
     """Refuse, before any work, a stored chunk too large for a worker thread to decode: a
-    task holds the chunk's compressed and decoded bytes at once."""
+    task holds the chunk's compressed and decoded bytes at once, beside the worker's own
+    footprint and the blocks it holds for other tasks (half of what it may fill before
+    spilling)."""
     from dask.utils import format_bytes
 
     from ._memory import SPILL_FRACTION, thread_memory
 
     available = thread_memory()
-    if 2 * chunk_bytes > SPILL_FRACTION * available:
+    if 2 * chunk_bytes > SPILL_FRACTION * available / 2:
         raise InputError(
             f"{where!r} is stored in chunks of {format_bytes(chunk_bytes)}; reading one takes "
             f"about twice that, more than a worker thread's share of memory "

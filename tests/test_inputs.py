@@ -180,3 +180,21 @@ def test_a_data_group_with_its_own_complete_flag_is_data(data, tmp_path):
     group.attrs["complete"] = True
     array, _ = as_dask_input(str(tmp_path / "data.zarr"))
     np.testing.assert_array_equal(array.compute(), data)
+
+
+def test_stored_chunks_too_large_for_the_workers_are_refused_before_work(data, tmp_path):
+    """Decoding a zarr chunk holds its compressed and decoded bytes: on 2 GiB workers a 1 GB
+    chunk cannot be read, which is said before anything runs."""
+    from distributed import Client, LocalCluster
+
+    big = zarr.create_array(
+        str(tmp_path / "big.zarr"), shape=(4096, 65536), dtype=np.float32, chunks=(4096, 65536)
+    )
+    assert big.nbytes == 2**30
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, memory_limit="2GiB", processes=False,
+                     dashboard_address=None) as cluster,
+        Client(cluster),
+        pytest.raises(ValueError, match=r"stored in chunks of 1\.00 GiB; .* Rechunk the store"),
+    ):  # fmt: skip
+        as_dask_input(str(tmp_path / "big.zarr"))
