@@ -95,7 +95,8 @@ def write_inputs(work: str, rows: int, features: int, formats: list[str]) -> dic
             names = [f"f{i}" for i in range(features)]
             for a, b in blocks(rows):
                 table = pa.Table.from_arrays([pa.array(col) for col in data[a:b].T], names=names)
-                pq.write_table(table, os.path.join(folder + ".partial", f"part-{a:09d}.parquet"))
+                target = os.path.join(folder + ".partial", f"part-{a:09d}.parquet")
+                pq.write_table(table, target, row_group_size=1000)
             os.replace(folder + ".partial", folder)
         paths["parquet"] = folder
     return {name: paths[name] for name in formats}
