@@ -23,6 +23,7 @@ import dask.array as da
 import numpy as np
 
 from ._chunked import row_offsets, tree_reduce
+from .progress import compute
 
 DEFAULT_SAMPLE = 1000
 
@@ -135,8 +136,7 @@ def neighborhood_quality(
 
     # Input-space distances from each sampled point to its embedding neighbors: the thresholds
     # whose rank in input space we count while scanning the data.
-    queries = X[sample].compute()
-    gathered = X[np.unique(emb_nbrs)].compute()
+    queries, gathered = compute(X[sample], X[np.unique(emb_nbrs)])
     lookup = {j: r for r, j in enumerate(np.unique(emb_nbrs))}
     emb_points = gathered[np.vectorize(lookup.get)(emb_nbrs)]
     thresholds = ((queries[:, None, :].astype(np.float64) - emb_points) ** 2).sum(-1)
@@ -146,9 +146,7 @@ def neighborhood_quality(
         scan(block, queries, thresholds, emb_nbrs, sample, int(off), k)
         for block, off in zip(X.to_delayed().ravel(), row_offsets(X.chunks[0]), strict=True)
     ]
-    ((_, input_nbrs, counts),) = dask.compute(
-        tree_reduce(parts, functools.partial(_merge_scans, k=k))
-    )
+    ((_, input_nbrs, counts),) = compute(tree_reduce(parts, functools.partial(_merge_scans, k=k)))
 
     # Ranks are 1-based: rank = number of other points strictly closer + 1.
     in_input = (emb_nbrs[:, :, None] == input_nbrs[:, None, :]).any(-1)

@@ -23,7 +23,15 @@ import dask.array as da
 import numpy as np
 from dask.delayed import Delayed
 
-from ._chunked import map_row_blocks, row_block_tasks, row_offsets, take_rows, tree_reduce
+from ._chunked import (
+    map_row_blocks,
+    private_block,
+    row_block_tasks,
+    row_offsets,
+    take_rows,
+    tree_reduce,
+)
+from .progress import compute
 
 # "auto" picks exact brute force when its cost n^2 * D stays below this many multiply-adds
 # (about 10 s on this 2-core machine in float64 BLAS), a KD-tree when the dimension is low, and
@@ -134,7 +142,7 @@ def exact_neighbors(X: da.Array, n_neighbors: int) -> da.Array:
 
 def _blockwise_neighbors(X: da.Array, n_neighbors: int, kernel) -> da.Array:
     k = n_neighbors + 1
-    blocks = X.to_delayed().ravel()
+    blocks = X.to_delayed(optimize_graph=False).ravel()
     offsets = row_offsets(X.chunks[0])
     candidates = dask.delayed(kernel, pure=True)
     merged = []
@@ -296,7 +304,7 @@ def _shared(*arrays: np.ndarray) -> list:
 
 
 def _default_compute(*collections, label: str):
-    return dask.compute(*collections)
+    return compute(*collections, label=label)
 
 
 @contextlib.contextmanager
@@ -517,6 +525,7 @@ class NeighborIndex:
             return self.__dict__
         if self.index is None:
             self.index = _build_index(self.points, self.algorithm, **(self.build_options or {}))
+        # not progress.compute: the index stays held, so the scheduler cannot forget its key
         (value,) = dask.compute(self.index)
         return {"algorithm": self.algorithm, "index": value}
 
@@ -541,7 +550,7 @@ def deferred_index(
 
 def _build_index(X: da.Array, algorithm: str, *, n_neighbors, random_state, n_jobs) -> Delayed:
     """Fit a tree or a pynndescent graph over all of X in one task, persisted where it ran."""
-    points = X.rechunk({0: -1}).to_delayed().ravel()[0]
+    points = private_block(X, seed="neighbor-index")
     if algorithm in ("kd_tree", "ball_tree"):
         return dask.delayed(_fit_tree, pure=True)(points, algorithm).persist()
     fit = dask.delayed(_fit_nndescent, pure=True)
@@ -561,11 +570,11 @@ def _query_block(block, index, *, row_offset: int, algorithm: str, n_neighbors: 
 
 
 def _exact_query(Y: da.Array, X: da.Array, n_neighbors: int) -> da.Array:
-    blocks = X.to_delayed().ravel()
+    blocks = X.to_delayed(optimize_graph=False).ravel()
     offsets = row_offsets(X.chunks[0])
     candidates = dask.delayed(_block_candidates, pure=True)
     merged = []
-    for q in Y.to_delayed().ravel():
+    for q in Y.to_delayed(optimize_graph=False).ravel():
         parts = [
             candidates(q, p, int(off), n_neighbors) for p, off in zip(blocks, offsets, strict=True)
         ]
@@ -646,7 +655,7 @@ def nearest_neighbors(
         return da.from_array(found, chunks=(X.chunks[0], -1)), NeighborIndex("brute", X)
     if algorithm == "projected":
         # the candidates must be known to plan the rerank's gather: computed here
-        (candidates,) = dask.compute(
+        (candidates,) = compute(
             projected_candidates(X, n_neighbors, random_state=random_state, n_jobs=n_jobs)
         )
         return rerank(X, candidates, n_neighbors), NeighborIndex("brute", X)
