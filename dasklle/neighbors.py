@@ -31,7 +31,7 @@ from ._chunked import (
     take_rows,
     tree_reduce,
 )
-from .progress import compute
+from .progress import compute, distributed_client
 
 # "auto" picks exact brute force when its cost n^2 * D stays below this many multiply-adds
 # (about 10 s on this 2-core machine in float64 BLAS), a KD-tree when the dimension is low, and
@@ -293,14 +293,19 @@ def partitioned_graph(
 
 
 def _shared(*arrays: np.ndarray) -> list:
-    """Each array as one graph key that tasks depend on, rather than a copy inside every task.
+    """Each array as one key that tasks depend on, rather than a copy inside every task.
 
     A numpy argument is pickled into each task that uses it; a worker holds the specs of every
     task queued on it, so at 20,480 features the 10 MB of PCA axes in ~40 queued partition
     tasks took 900 MB of a worker's memory, outside dask's accounting (measured, out-of-core
-    test). As a key, an array travels to each worker once and counts as managed memory.
+    test). As a key, an array travels to each worker once and counts as managed memory. On a
+    distributed cluster the arrays are scattered: as graph keys they would travel inside every
+    graph the client sends.
     """
-    return [dask.delayed(a, pure=True) for a in arrays]
+    client = distributed_client()
+    if client is None:
+        return [dask.delayed(a, pure=True) for a in arrays]
+    return client.scatter(list(arrays), hash=True)
 
 
 def _default_compute(*collections, label: str):
