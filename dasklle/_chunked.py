@@ -8,7 +8,13 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
+from dask._task_spec import convert_legacy_graph
+from dask.base import clone_key
+from dask.core import flatten
 from dask.delayed import Delayed
+from dask.utils import ensure_dict
+
+from .progress import compute, distributed_client
 
 
 def row_offsets(row_chunks: Sequence[int]) -> np.ndarray:
@@ -29,6 +35,10 @@ def row_block_tasks(
     their other dimensions), so block ``i`` of every array covers the same rows. ``per_block``
     holds extra arguments for each block (numpy arrays, dask arrays or delayed objects), which is
     what the stages need when a block reads rows that live in other blocks.
+
+    The blocks keep the arrays' own, unoptimized graphs: whatever computes the tasks optimizes
+    the whole graph once. (An optimized block wrapped back into a dask array would be fused a
+    second time, under key names that differ from every other graph holding the same keys.)
     """
     row_chunks = arrays[0].chunks[0]
     offsets = row_offsets(row_chunks)
@@ -36,7 +46,7 @@ def row_block_tasks(
     for array in arrays:
         single = {axis: -1 for axis in range(1, array.ndim)}
         aligned = array.rechunk({0: row_chunks, **single})
-        blocks.append(aligned.to_delayed().reshape(len(row_chunks)))
+        blocks.append(aligned.to_delayed(optimize_graph=False).reshape(len(row_chunks)))
     task = dask.delayed(func, pure=True)
     extra = _on_workers(per_block) if per_block is not None else None
     return [
@@ -61,13 +71,10 @@ def _on_workers(per_block: Sequence[Sequence[Any]]) -> list[list[Any]]:
     arrays = [a for args in per_block for a in args if isinstance(a, np.ndarray)]
     if sum(a.nbytes for a in arrays) < SCATTER_MIN_BYTES:
         return [list(args) for args in per_block]
-    try:
-        from distributed import default_client
-
-        client = default_client()
-    except (ImportError, ValueError):  # the local schedulers share this process's memory
+    client = distributed_client()
+    if client is None:  # the local schedulers share this process's memory
         return [list(args) for args in per_block]
-    futures = iter(client.scatter(arrays))
+    futures = iter(client.scatter(arrays, hash=True))
     return [[next(futures) if isinstance(a, np.ndarray) else a for a in args] for args in per_block]
 
 
@@ -109,4 +116,20 @@ def take_rows(X: da.Array, rows: np.ndarray) -> np.ndarray:
     then hold the whole sample at once; here no task holds more than a chunk's share.
     """
     pieces = X[np.asarray(rows, dtype=np.int64)].to_delayed().ravel()
-    return np.concatenate(dask.compute(*pieces), axis=0)
+    return np.concatenate(compute(*pieces), axis=0)
+
+
+def private_block(array: da.Array, seed: str) -> Delayed:
+    """All of ``array`` as one Delayed block whose tasks share no key with ``array``.
+
+    Persisting a result keeps every task of its lineage in the scheduler. Later graphs hold the
+    same keys of the input, fused differently, and the scheduler would then see one key with two
+    different tasks; renamed keys keep the lineage to itself. Keys already computed (persisted
+    inputs) are referenced, not copied.
+    """
+    array = array.rechunk(-1)
+    (key,) = flatten(array.__dask_keys__())
+    graph = convert_legacy_graph(ensure_dict(array.__dask_graph__().cull({key})))
+    names = {k: clone_key(k, seed) for k in graph}
+    renamed = {names[k]: node.substitute(names, key=names[k]) for k, node in graph.items()}
+    return Delayed(names[key], renamed)

@@ -26,11 +26,10 @@ MIN_TASK_BYTES = 32 * 2**20
 
 def _thread_memory_on_cluster() -> int | None:
     """The smallest memory limit per thread among the current client's workers, or None."""
-    try:
-        from distributed import default_client
+    from .progress import distributed_client
 
-        client = default_client()
-    except (ImportError, ValueError):  # no distributed client: the local schedulers run
+    client = distributed_client()
+    if client is None:  # the local schedulers run
         return None
     shares = [
         worker["memory_limit"] / max(1, worker["nthreads"])

@@ -250,7 +250,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from . import datasets
+    from . import datasets, progress
     from .plotting import plot_embedding
 
     X, t = datasets.swiss_roll(args.n_samples, random_state=args.random_state)
@@ -262,7 +262,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         model.fit(X)
         seconds = time.perf_counter() - start
         quality = _quality(args, X, model, args.out)
-        labels = t.compute()
+        (labels,) = progress.compute(t)
     _report(model, args.out, seconds, quality)
     prefix = _prefix(args.out)
     np.save(prefix + "-labels.npy", labels)

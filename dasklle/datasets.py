@@ -16,6 +16,8 @@ import dask
 import dask.array as da
 import numpy as np
 
+from .progress import compute
+
 GENERATOR_BLOCK = 16384
 DIGIT_SIDE = 28
 _DIGIT_BOX = 20  # MNIST-style: the digit fills a 20 x 20 box centred in 28 x 28
@@ -191,4 +193,4 @@ def write_zarr(
                 "labels", shape=labels.shape, dtype=labels.dtype, chunks=labels.chunksize
             )
         )
-    da.store(sources, targets, lock=False)
+    compute(da.store(sources, targets, lock=False, compute=False))

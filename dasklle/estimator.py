@@ -6,7 +6,6 @@ import os
 import time
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 import scipy.sparse as sp
@@ -18,6 +17,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from . import assemble, pipeline, store, weights
 from ._chunked import map_row_blocks
 from ._validation import as_dask_input, check_parameters
+from .progress import compute
 
 # inputs read lazily, never through scikit-learn's in-memory checks
 _LAZY_INPUTS = (da.Array, zarr.Array, zarr.Group, np.memmap, str, os.PathLike)
@@ -318,7 +318,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         else:  # the partitioned search solved the weights where it found the neighbors
             Y = da.from_array(np.einsum("ik,ikd->id", w, self.embedding_[indices]))
         Y = Y.astype(self.embedding_.dtype)
-        return Y if lazy else Y.compute()
+        return Y if lazy else compute(Y)[0]
 
     def inverse_transform(self, X):
         """Map points of the embedding space back to the input space.
@@ -351,7 +351,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             )
         if self._embedding_index is None:
             self._embedding_index = KDTree(self.embedding_)
-        (indices,) = dask.compute(
+        (indices,) = compute(
             map_row_blocks(
                 _query_tree,
                 [array],
@@ -364,7 +364,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         embedding = da.from_array(self.embedding_, chunks=(-1, -1))
         X_back = self._out_of_sample(array, indices, embedding, self._fit_X)
         X_back = X_back.astype(self._fit_X.dtype)
-        return X_back if lazy else X_back.compute()
+        return X_back if lazy else compute(X_back)[0]
 
     def _out_of_sample(self, queries, indices, reference, values) -> da.Array:
         """Barycentric weights of queries among reference[indices], applied to values[indices]."""

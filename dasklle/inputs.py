@@ -429,13 +429,13 @@ def refuse_dasklle_store(path: str, node: Any = None) -> None:
 
 def _scatter_rows(X: np.ndarray, rows: int) -> da.Array | None:
     """With a distributed client, X's row blocks as data on the workers; else None."""
-    try:
-        from distributed import default_client
-
-        client = default_client()
-    except (ImportError, ValueError):
-        return None
     import dask
+
+    from .progress import distributed_client
+
+    client = distributed_client()
+    if client is None:
+        return None
 
     starts = range(0, X.shape[0], rows)
     futures = client.scatter([X[s : s + rows] for s in starts])

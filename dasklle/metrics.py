@@ -24,6 +24,7 @@ import numpy as np
 
 from ._chunked import row_offsets, take_rows, tree_reduce
 from ._memory import rows_within
+from .progress import compute
 
 DEFAULT_SAMPLE = 1000
 
@@ -162,11 +163,11 @@ def neighborhood_quality(
     shared = [dask.delayed(a, pure=True) for a in (queries, thresholds, emb_nbrs, sample)]
     parts = [
         scan(block, *shared, int(off), k)
-        for block, off in zip(X.to_delayed().ravel(), row_offsets(X.chunks[0]), strict=True)
+        for block, off in zip(
+            X.to_delayed(optimize_graph=False).ravel(), row_offsets(X.chunks[0]), strict=True
+        )
     ]
-    ((_, input_nbrs, counts),) = dask.compute(
-        tree_reduce(parts, functools.partial(_merge_scans, k=k))
-    )
+    ((_, input_nbrs, counts),) = compute(tree_reduce(parts, functools.partial(_merge_scans, k=k)))
 
     # Ranks are 1-based: rank = number of other points strictly closer + 1.
     in_input = (emb_nbrs[:, :, None] == input_nbrs[:, None, :]).any(-1)

@@ -26,8 +26,16 @@ import dask.array as da
 import numpy as np
 from dask.delayed import Delayed
 
-from ._chunked import map_row_blocks, row_block_tasks, row_offsets, take_rows, tree_reduce
+from ._chunked import (
+    map_row_blocks,
+    private_block,
+    row_block_tasks,
+    row_offsets,
+    take_rows,
+    tree_reduce,
+)
 from ._memory import rows_within, task_bytes
+from .progress import compute, distributed_client
 
 # "auto" picks a KD-tree in low dimension while the tree fits a task's memory, exact brute force
 # while its cost n^2 * D stays below BRUTE_MAX_WORK multiply-adds (about 10 s on 2 cores in
@@ -197,7 +205,7 @@ def _in_search_blocks(X: da.Array) -> da.Array:
 
 def _blockwise_neighbors(X: da.Array, n_neighbors: int, kernel) -> da.Array:
     k = n_neighbors + 1
-    blocks = X.to_delayed().ravel()
+    blocks = X.to_delayed(optimize_graph=False).ravel()
     offsets = row_offsets(X.chunks[0])
     candidates = dask.delayed(kernel, pure=True)
     merged = []
@@ -374,18 +382,23 @@ def partition_rows(n_features: int, dtype) -> int:
 
 
 def _shared(*arrays: np.ndarray) -> list:
-    """Each array as one graph key that tasks depend on, rather than a copy inside every task.
+    """Each array as one key that tasks depend on, rather than a copy inside every task.
 
     A numpy argument is pickled into each task that uses it; a worker holds the specs of every
     task queued on it, so at 20,480 features the 10 MB of PCA axes in ~40 queued partition
     tasks took 900 MB of a worker's memory, outside dask's accounting (measured, out-of-core
-    test). As a key, an array travels to each worker once and counts as managed memory.
+    test). As a key, an array travels to each worker once and counts as managed memory. On a
+    distributed cluster the arrays are scattered: as graph keys they would travel inside every
+    graph the client sends.
     """
-    return [dask.delayed(a, pure=True) for a in arrays]
+    client = distributed_client()
+    if client is None:
+        return [dask.delayed(a, pure=True) for a in arrays]
+    return client.scatter(list(arrays), hash=True)
 
 
 def _default_compute(*collections, label: str):
-    return dask.compute(*collections)
+    return compute(*collections, label=label)
 
 
 def new_shuffle_directory() -> str | None:
@@ -694,7 +707,7 @@ class NeighborIndex:
         where the search does not compute them on the way (all but the partitioned one)."""
         if self.algorithm == "partitioned":
             return self.index.query(Y, n_neighbors, reg)
-        (indices,) = dask.compute(self.query(Y, n_neighbors))
+        (indices,) = compute(self.query(Y, n_neighbors))
         return indices, None
 
     def query(self, Y: da.Array, n_neighbors: int) -> da.Array:
@@ -722,6 +735,7 @@ class NeighborIndex:
             return {**self.__dict__, "algorithm": "brute", "index": self.points}
         if self.index is None:
             self.index = _build_index(self.points, self.algorithm, **(self.build_options or {}))
+        # not progress.compute: the index stays held, so the scheduler cannot forget its key
         (value,) = dask.compute(self.index)
         return {"algorithm": self.algorithm, "index": value}
 
@@ -754,7 +768,7 @@ def deferred_index(
 
 def _build_index(X: da.Array, algorithm: str, *, n_neighbors, random_state, n_jobs) -> Delayed:
     """Fit a tree or a pynndescent graph over all of X in one task, persisted where it ran."""
-    points = X.rechunk({0: -1}).to_delayed().ravel()[0]
+    points = private_block(X, seed="neighbor-index")
     if algorithm in ("kd_tree", "ball_tree"):
         return dask.delayed(_fit_tree, pure=True)(points, algorithm).persist()
     fit = dask.delayed(_fit_nndescent, pure=True)
@@ -775,11 +789,11 @@ def _query_block(block, index, *, row_offset: int, algorithm: str, n_neighbors: 
 
 def _exact_query(Y: da.Array, X: da.Array, n_neighbors: int) -> da.Array:
     Y, X = _in_search_blocks(Y), _in_search_blocks(X)
-    blocks = X.to_delayed().ravel()
+    blocks = X.to_delayed(optimize_graph=False).ravel()
     offsets = row_offsets(X.chunks[0])
     candidates = dask.delayed(_block_candidates, pure=True)
     merged = []
-    for q in Y.to_delayed().ravel():
+    for q in Y.to_delayed(optimize_graph=False).ravel():
         parts = [
             candidates(q, p, int(off), n_neighbors) for p, off in zip(blocks, offsets, strict=True)
         ]
@@ -886,7 +900,7 @@ def nearest_neighbors(
         return da.from_array(found, chunks=(X.chunks[0], -1)), partitioned_index(X, partitions)
     if algorithm == "projected":
         # the candidates must be known to plan the rerank's gather: computed here
-        (candidates,) = dask.compute(
+        (candidates,) = compute(
             projected_candidates(X, n_neighbors, random_state=random_state, n_jobs=n_jobs)
         )
         return rerank(X, candidates, n_neighbors), NeighborIndex("brute", X)

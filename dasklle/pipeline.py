@@ -9,7 +9,6 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-import dask
 import numpy as np
 import scipy.sparse as sp
 from dask.base import tokenize
@@ -144,7 +143,7 @@ def input_fingerprint(X) -> str:
     """
     n = X.shape[0]
     rows = np.unique(np.linspace(0, n - 1, 4).astype(np.int64))
-    (sample,) = dask.compute(X[rows])
+    (sample,) = progress.compute(X[rows])
     digest = hashlib.sha256(np.ascontiguousarray(sample).tobytes()).hexdigest()
     return tokenize(X.shape, str(X.dtype), digest)
 

@@ -1,8 +1,9 @@
 """Feedback while stages run: dask's own progress bars, or periodic lines in non-interactive logs.
 
-``compute(*collections, label=..., verbose=...)`` replaces ``dask.compute`` in the pipeline:
+``compute(*collections, label=..., verbose=...)`` replaces ``dask.compute`` in dasklle (on a
+distributed cluster it also waits until the scheduler has forgotten the results):
 
-- quiet (``verbose=False``): plain ``dask.compute``;
+- quiet (``verbose=False``): no feedback;
 - on a terminal: ``dask.diagnostics.ProgressBar`` for the local schedulers, ``distributed.progress``
   when a distributed client is active;
 - elsewhere (batch logs): a line every ``LOG_INTERVAL`` seconds with tasks done / total.
@@ -23,6 +24,8 @@ import dask
 from dask.callbacks import Callback
 
 LOG_INTERVAL = 10.0
+RELEASE_TIMEOUT = 1.0  # longest wait for the scheduler to forget a compute's results (seconds)
+RELEASE_POLL = 0.005
 
 
 def _interactive() -> bool:
@@ -64,7 +67,10 @@ class _PeriodicLines(Callback):
             log(f"{self.label}: {len(state['finished'])}/{self.total} tasks")
 
 
-def _active_client():
+def distributed_client():
+    """The distributed client that dask.compute would use now, or None."""
+    if dask.config.get("scheduler", None) not in (None, "dask.distributed"):
+        return None
     try:
         from distributed import default_client
 
@@ -73,40 +79,84 @@ def _active_client():
         return None
 
 
-def compute(*collections: Any, label: str, verbose: bool) -> tuple[Any, ...]:
-    """dask.compute with progress feedback when verbose."""
+def compute(*collections: Any, label: str = "compute", verbose: bool = False) -> tuple[Any, ...]:
+    """dask.compute, with progress feedback when verbose.
+
+    With a distributed client it returns only once the scheduler has forgotten what it computed
+    (see ``_wait_forgotten``), so the next graph never meets this one's tasks.
+    """
+    client = distributed_client()
+    if client is None:
+        return _local_compute(collections, label, verbose)
+    futures = client.compute(list(collections))
+    keys = [future.key for future in futures]
+    try:
+        results = _gather(client, futures, label, verbose)
+    finally:
+        del futures  # the client releases the results when their futures go
+    _wait_forgotten(client, keys)
+    return results
+
+
+def _local_compute(collections: tuple, label: str, verbose: bool) -> tuple[Any, ...]:
     if not verbose:
         return dask.compute(*collections)
-    local = dask.config.get("scheduler", None) not in (None, "dask.distributed")
-    client = None if local else _active_client()
-    if client is None:
-        if _interactive():
-            from dask.diagnostics import ProgressBar
+    if _interactive():
+        from dask.diagnostics import ProgressBar
 
-            with ProgressBar(minimum=1.0, out=sys.stderr):
-                return dask.compute(*collections)
-        with _PeriodicLines(label):
+        with ProgressBar(minimum=1.0, out=sys.stderr):
             return dask.compute(*collections)
-    futures = client.compute(list(collections))
+    with _PeriodicLines(label):
+        return dask.compute(*collections)
+
+
+def _gather(client, futures: list, label: str, verbose: bool) -> tuple[Any, ...]:
+    if not verbose:
+        return tuple(client.gather(futures))
     if _interactive():
         from distributed import progress
 
         progress(futures, multi=False)
-    else:
-        _log_futures(futures, label)
-    return tuple(client.gather(futures))
+        return tuple(client.gather(futures))
+    done = _log_until_done(label)
+    try:
+        return tuple(client.gather(futures))
+    finally:
+        done.set()
 
 
-def _log_futures(futures: list, label: str) -> None:
-    """Periodic lines while distributed futures run (a background thread, stops when done)."""
+def _wait_forgotten(client, keys: list) -> None:
+    """Wait, at most RELEASE_TIMEOUT seconds, until the scheduler no longer knows ``keys``.
+
+    The client releases futures through its event loop, and the release can reach the scheduler
+    after the next graph. The scheduler then still holds this compute's tasks, and a key that
+    the next graph optimizes differently (fused with other tasks) arrives with a second task:
+    "Detected different `run_spec`", which dask warns can cause failures and deadlocks.
+    """
+    deadline = time.monotonic() + RELEASE_TIMEOUT
+    while client.run_on_scheduler(_known, keys) and time.monotonic() < deadline:
+        time.sleep(RELEASE_POLL)
+
+
+def _known(keys: list, dask_scheduler=None) -> bool:
+    return any(key in dask_scheduler.tasks for key in keys)
+
+
+def _log_until_done(label: str) -> threading.Event:
+    """Periodic lines from a background thread until the returned event is set.
+
+    The thread holds no futures: a future it kept would keep its result and the whole lineage
+    in the cluster after the compute returned.
+    """
     start = time.monotonic()
+    done = threading.Event()
 
     def watch() -> None:
-        while not all(f.done() for f in futures):
-            time.sleep(LOG_INTERVAL)
+        while not done.wait(LOG_INTERVAL):
             log(f"{label}: running for {time.monotonic() - start:.0f} s")
 
     threading.Thread(target=watch, daemon=True).start()
+    return done
 
 
 class IterationLog:

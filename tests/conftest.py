@@ -1,6 +1,8 @@
-"""Shared fixtures: a small 2-worker LocalCluster and the test manifolds."""
+"""Shared fixtures: a small 2-worker LocalCluster, the test manifolds, and the graph guard."""
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pytest
@@ -85,3 +87,51 @@ def client(cluster):
 
     with Client(cluster) as c:
         yield c
+
+
+RUN_SPEC_CONFLICT = "Detected different `run_spec`"
+
+
+class SchedulerRecords(logging.Handler):
+    """Keeps the scheduler's reports of one key submitted with two different tasks."""
+
+    def __init__(self):
+        super().__init__(level=logging.WARNING)
+        self.conflicts: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if RUN_SPEC_CONFLICT in message:
+            self.conflicts.append(message)
+
+    def check(self) -> None:
+        """Fail with the first report, if there is one."""
+        if self.conflicts:
+            pytest.fail(
+                f"{len(self.conflicts)} run_spec conflict(s) in the scheduler:\n"
+                + self.conflicts[0][:2000],
+                pytrace=False,
+            )
+
+
+@pytest.fixture(autouse=True)
+def run_spec_guard():
+    """Fails a test during which the in-process scheduler saw one key with two different tasks.
+
+    The handler sits on the scheduler's own logger, so it sees the records whether or not they
+    propagate to the root logger (where caplog listens), and the logger is kept at WARNING or
+    below for the test so that the record is created at all. A test that provokes a conflict on
+    purpose empties ``conflicts`` itself.
+    """
+    logger = logging.getLogger("distributed.scheduler")
+    handler = SchedulerRecords()
+    level = logger.level
+    # its own level, so that a test lowering the verbosity of "distributed" cannot blind it
+    logger.setLevel(min(logger.getEffectiveLevel(), logging.WARNING))
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    handler.check()
