@@ -39,6 +39,12 @@ def manifold(name: str, n_samples: int = 800) -> np.ndarray:
     raise ValueError(name)
 
 
+def snapshot(root):
+    """Every path under root with its bytes (files) and modification time."""
+    paths = [root, *sorted(root.rglob("*"))]
+    return {p: (p.read_bytes() if p.is_file() else None, p.stat().st_mtime_ns) for p in paths}
+
+
 MANIFOLDS = ("swiss_roll", "s_curve", "digits")
 
 

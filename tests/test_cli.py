@@ -5,6 +5,8 @@ import zarr
 from dasklle.cli import main
 from dasklle.store import read_embedding
 
+from .conftest import snapshot
+
 
 def test_demo_writes_store_and_plot(tmp_path, capsys):
     out = tmp_path / "demo.zarr"
@@ -200,11 +202,6 @@ def _argv(command, tmp_path, out, *extra):
     return [*head, "--out", str(out), "--scheduler", "synchronous", "--quiet", *extra]
 
 
-def _snapshot(root):
-    paths = [root, *sorted(root.rglob("*"))]
-    return {p: (p.read_bytes() if p.is_file() else None, p.stat().st_mtime_ns) for p in paths}
-
-
 @pytest.fixture
 def no_work(monkeypatch):
     """Fail the test if a cluster starts or the pipeline runs."""
@@ -237,7 +234,7 @@ def test_bad_out_is_refused_before_any_work(
     (tmp_path / "taken.txt").write_text("mine")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("mine")
-    before = _snapshot(tmp_path)
+    before = snapshot(tmp_path)
     extra = ["--overwrite"] if overwrite else []
     assert main(_argv(command, tmp_path, tmp_path / out, *extra)) == 2
     err = capsys.readouterr().err
@@ -245,7 +242,7 @@ def test_bad_out_is_refused_before_any_work(
     assert err.count("\n") == 1 and "Traceback" not in err
     if overwrite and "not a folder" not in words:
         assert "even with --overwrite" in err
-    assert _snapshot(tmp_path) == before
+    assert snapshot(tmp_path) == before
 
 
 @pytest.mark.parametrize("command", ["demo", "embed", "sweep"])
@@ -269,12 +266,12 @@ def test_out_of_another_input_needs_overwrite(tmp_path, capsys, monkeypatch):
     assert main(_argv("embed", tmp_path, out)) == 0
     assert main(_argv("embed", tmp_path, out)) == 0  # the same input resumes
     np.save(tmp_path / "x.npy", rng.random((80, 3)))
-    before = _snapshot(tmp_path)
+    before = snapshot(tmp_path)
     capsys.readouterr()
     assert main(_argv("embed", tmp_path, out)) == 2
     err = capsys.readouterr().err
     assert "holds results of a different input; pass --overwrite" in err
-    assert err.count("\n") == 1 and _snapshot(tmp_path) == before
+    assert err.count("\n") == 1 and snapshot(tmp_path) == before
     assert main(_argv("embed", tmp_path, out, "--overwrite")) == 0
     assert read_embedding(out)[0].shape == (80, 2)
     # demo's swiss roll is another input too.

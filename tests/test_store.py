@@ -10,7 +10,7 @@ import zarr
 from dasklle import LocallyLinearEmbedding, eigen, neighbors, pipeline, weights
 from dasklle.store import Checkpoints, check_output_store, read_attributes, read_embedding
 
-from .conftest import manifold
+from .conftest import manifold, snapshot
 
 
 class Spy:
@@ -128,12 +128,6 @@ def test_other_methods_checkpoint_m(tmp_path, spies, method):
     assert spies["eigen"].calls == 1
     np.testing.assert_array_equal(first.embedding_, second.embedding_)
     assert (first.get_cost_matrix() != second.get_cost_matrix()).nnz == 0
-
-
-def snapshot(root):
-    """Every path under root with its bytes (files) and modification time."""
-    paths = [root, *sorted(root.rglob("*"))]
-    return {p: (p.read_bytes() if p.is_file() else None, p.stat().st_mtime_ns) for p in paths}
 
 
 @pytest.fixture
