@@ -10,11 +10,11 @@ numpy array                   in memory already; with a distributed client, its 
                               are scattered to the workers (not pickled into the graph)
 ``np.load(..., mmap_mode)``   a memory map of a .npy file: read per task, like the file
 dask array                    as it is (its own graph)
-zarr array or group           per chunk (``dask.array.from_zarr``)
+zarr array or group           per planned block within one chunk (``dask.array.from_zarr``)
 ``file.npy``                  per task, through a memory map opened in the task
 ``file.h5:/dataset``          per task, through h5py (``.h5``, ``.hdf5``, ``.hdf``)
 ``file.h5ad[:key]``           AnnData: dense ``X``, or ``obsm`` entry ``key`` (``X_pca``)
-``file.parquet`` or folder    numeric columns, through ``dask.dataframe.read_parquet``
+``file.parquet`` or folder    numeric columns, one task per row group, through pyarrow
 ``file.csv``                  numeric columns, through ``dask.dataframe.read_csv``
 ============================  ==========================================================
 """
@@ -338,7 +338,9 @@ def _open_zarr(source: Any) -> da.Array:
 
 
 def _working_itemsize(dtype) -> int:
-    return 4 if np.dtype(dtype) in (np.float32, np.float16) else 8
+    from ._validation import working_dtype
+
+    return working_dtype(dtype).itemsize
 
 
 def _check_stored_chunk(where: str, chunk_bytes: int) -> None:

@@ -322,18 +322,25 @@ def partitioned_graph(
     except BaseException:
         _remove(directory)
         raise
-    pieces = [tuple(np.asarray(a) for a in part) for part in results]
     index = None
     if keep_index and directory is not None:
-        members = [piece[0] for piece in pieces]
+        members = [np.asarray(part[0]) for part in results]
         index = PartitionIndex(mean, axes, centres, n_candidates, directory, X.chunks[0], members)
     else:
         _remove(directory)
-    dummy = np.empty((n, 0))
-    indices = _best_copy(dummy, *pieces, row_offset=0, k=n_neighbors, column=1)
-    if reg is None:
-        return indices, None, index
-    return indices, _best_copy(dummy, *pieces, row_offset=0, k=n_neighbors, column=2), index
+    indices, weights = _best_copies(results, n, n_neighbors, with_weights=reg is not None)
+    return indices, weights, index
+
+
+def _best_copies(results: list, n_rows: int, k: int, with_weights: bool = True):
+    """(indices, weights or None) of each row from the partition copy where its neighbors are
+    nearest."""
+    pieces = [tuple(np.asarray(a) for a in part) for part in results]
+    dummy = np.empty((n_rows, 0))
+    indices = _best_copy(dummy, *pieces, row_offset=0, k=k, column=1)
+    if not with_weights:
+        return indices, None
+    return indices, _best_copy(dummy, *pieces, row_offset=0, k=k, column=2)
 
 
 def _solve_partitions(X, mean, axes, centres, directory, n_candidates, n_neighbors, reg, compute):
@@ -346,32 +353,38 @@ def _solve_partitions(X, mean, axes, centres, directory, n_candidates, n_neighbo
         in_flight = PARTITION_COPIES * X.nbytes
         n_groups = min(n_parts, max(1, int(np.ceil(in_flight / PARTITION_GROUP_BYTES))))
     shared_mean, shared_axes, shared_centres = _shared(mean, axes, centres)
-    getitem = dask.delayed(_item, pure=True)
     solve = dask.delayed(_partition_graph, pure=True)
     results = []
     for g, group in enumerate(np.array_split(np.arange(n_parts), n_groups)):
-        assigned = row_block_tasks(
-            _assign_rows,
-            [X],
-            centres=shared_centres,
-            group=group,
-            mean=shared_mean,
-            axes=shared_axes,
-            directory=directory,
-        )
+        shuffled = _shuffle(X, group, shared_centres, shared_mean, shared_axes, directory)
         parts = [
             solve(
-                *(getitem(block, j) for block in assigned),
+                *pieces,
                 mean=shared_mean,
                 axes=shared_axes,
                 n_candidates=n_candidates,
                 k=n_neighbors,
                 reg=reg,
             )
-            for j in range(len(group))
+            for pieces in shuffled
         ]
         results.extend(compute(*parts, label=f"neighbors {g + 1}/{n_groups}"))
     return results
+
+
+def _shuffle(X: da.Array, group, centres, mean, axes, directory) -> list[list]:
+    """For each partition in group, the (delayed) pieces of X's rows that join it."""
+    assigned = row_block_tasks(
+        _assign_rows,
+        [X],
+        centres=centres,
+        group=group,
+        mean=mean,
+        axes=axes,
+        directory=directory,
+    )
+    getitem = dask.delayed(_item, pure=True)
+    return [[getitem(block, j) for block in assigned] for j in range(len(group))]
 
 
 def partition_rows(n_features: int, dtype) -> int:
@@ -546,21 +559,14 @@ class PartitionIndex:
         n_parts = self.centres.shape[0]
         offsets = row_offsets(self.row_chunks)
         shared_mean, shared_axes, shared_centres = _shared(self.mean, self.axes, self.centres)
-        getitem = dask.delayed(_item, pure=True)
         search = dask.delayed(_partition_query, pure=True)
         with shuffle_directory() as directory:
-            assigned = row_block_tasks(
-                _assign_rows,
-                [Y],
-                centres=shared_centres,
-                group=np.arange(n_parts),
-                mean=shared_mean,
-                axes=shared_axes,
-                directory=directory,
+            shuffled = _shuffle(
+                Y, np.arange(n_parts), shared_centres, shared_mean, shared_axes, directory
             )
             parts = [
                 search(
-                    *(getitem(block, p) for block in assigned),
+                    *shuffled[p],
                     train_rows=self.members[p],
                     train_files=[self._file(p, off) for off in offsets],
                     mean=shared_mean,
@@ -572,10 +578,7 @@ class PartitionIndex:
                 for p in range(n_parts)
             ]
             results = compute(*parts, label="neighbors of new points")
-        pieces = [tuple(np.asarray(a) for a in part) for part in results]
-        dummy = np.empty((Y.shape[0], 0))
-        indices = _best_copy(dummy, *pieces, row_offset=0, k=n_neighbors, column=1)
-        return indices, _best_copy(dummy, *pieces, row_offset=0, k=n_neighbors, column=2)
+        return _best_copies(results, Y.shape[0], n_neighbors)
 
     def _file(self, part: int, offset: int) -> str:
         return os.path.join(self.directory, f"partition{part}-rows{offset}.npy")
