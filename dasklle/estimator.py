@@ -64,15 +64,18 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         trees (scikit-learn's). ``nndescent``: approximate (pynndescent). ``projected``: 2k
         candidates found among the points projected on their top 64 principal axes (exact
         search up to 50,000 points, partitioned above), reranked by their true distance.
-        ``auto``: a KD-tree for up to 15 features, exact brute force while
-        n^2 * n_features <= 2e11, else ``projected`` for 128 features or more, else pynndescent.
+        ``auto``: a KD-tree for up to 15 features while the tree fits one task's memory, exact
+        brute force while n^2 * n_features <= 2e11, else ``projected`` in every dimension. A
+        tree or pynndescent index that would not fit one task's memory runs as ``projected``,
+        with a warning. Exact searches rank equal distances by row index, the lower first.
     random_state : int, RandomState instance or None, default=None
         Seeds the eigen solvers' starting vectors and pynndescent.
     n_jobs : int or None, default=None
         Threads for pynndescent inside its task (-1: all). Parallelism across row blocks comes
         from the dask scheduler.
     chunk_rows : int or None, default=None
-        Rows per block; by default about 16 MB of input per block (zarr inputs keep their chunks).
+        Rows per block; by default about 16 MB of input per block, fewer when the workers'
+        memory limit asks for it, aligned with a zarr or HDF5 input's chunks.
     store : str, path or None, default=None
         If given, ``fit`` writes the embedding and its metadata to this zarr store: a new path,
         an empty folder or a store dasklle wrote. Before computing anything ``fit`` raises
