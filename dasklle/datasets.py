@@ -16,7 +16,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from .progress import compute
+from .tasks.progress import compute
 
 GENERATOR_BLOCK = 16384
 DIGIT_SIDE = 28

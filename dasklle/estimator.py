@@ -14,10 +14,13 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.neighbors import KDTree
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from . import assemble, pipeline, store, weights
-from ._chunked import map_row_blocks
-from ._validation import as_dask_input, check_parameters
-from .progress import compute
+from . import pipeline
+from .eigen import cost
+from .io import store
+from .local import weights
+from .parameters import as_dask_input, check_parameters
+from .tasks.blocks import map_row_blocks
+from .tasks.progress import compute
 
 # inputs read lazily, never through scikit-learn's in-memory checks
 _LAZY_INPUTS = (da.Array, zarr.Array, zarr.Group, np.memmap, str, os.PathLike)
@@ -384,14 +387,14 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 f"method={self.method!r} has no barycentric weight matrix; it is defined for "
                 "method='standard'. Use get_cost_matrix() for M."
             )
-        return assemble.weight_matrix(self.neighbor_indices_, self.weights_)
+        return cost.weight_matrix(self.neighbor_indices_, self.weights_)
 
     def get_cost_matrix(self) -> sp.csr_array:
         """M (n_samples x n_samples, sparse), whose bottom eigenvectors are the embedding."""
         check_is_fitted(self)
         if self._M is not None:
             return self._M
-        return assemble.cost_matrix(self.get_weight_matrix())
+        return cost.cost_matrix(self.get_weight_matrix())
 
 
 def _query_tree(block: np.ndarray, tree: KDTree, *, row_offset: int, n_neighbors: int):

@@ -22,9 +22,9 @@ import dask
 import dask.array as da
 import numpy as np
 
-from ._chunked import row_offsets, take_rows, tree_reduce
-from ._memory import rows_within
-from .progress import compute
+from .tasks.blocks import row_offsets, take_rows, tree_reduce
+from .tasks.memory import rows_within
+from .tasks.progress import compute
 
 DEFAULT_SAMPLE = 1000
 

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import eigen, pipeline
-from ._validation import METHODS, as_dask_input, check_data_dependent, check_int, check_option
+from .parameters import METHODS, as_dask_input, check_data_dependent, check_int, check_option
 
 
 @dataclass

@@ -1,15 +1,14 @@
 import numpy as np
 import pytest
 
-from dasklle import _rowkernels, assemble
-from dasklle.assemble import (
+from dasklle.eigen import cost, kernels, null_space
+from dasklle.eigen.cost import (
     CostOperator,
     chebyshev_step,
     cost_matrix,
     cost_matrix_reference,
     weight_matrix,
 )
-from dasklle.eigen import null_space
 
 
 def test_sparse_cost_matrix_matches_dense():
@@ -56,7 +55,7 @@ def random_weight_matrix(n: int, k: int, rng):
 def products(request, monkeypatch):
     """Run a test with CostOperator's products through scipy and through the row kernels."""
     if request.param == "row kernels":
-        monkeypatch.setattr(assemble, "ROW_KERNEL_MIN_ROWS", 0)
+        monkeypatch.setattr(cost, "ROW_KERNEL_MIN_ROWS", 0)
     return request.param
 
 
@@ -113,13 +112,13 @@ def test_chebyshev_step(products, dtype):
 
 
 def test_row_kernels_do_not_depend_on_the_thread_count(monkeypatch):
-    monkeypatch.setattr(assemble, "ROW_KERNEL_MIN_ROWS", 0)
+    monkeypatch.setattr(cost, "ROW_KERNEL_MIN_ROWS", 0)
     rng = np.random.default_rng(6)
     op = CostOperator.from_weights(random_weight_matrix(301, 7, rng))
     X = rng.standard_normal((301, 5))
     results = []
     for threads in [1, 2, 3]:
-        monkeypatch.setattr(_rowkernels, "THREADS", threads)
+        monkeypatch.setattr(kernels, "THREADS", threads)
         results.append(op @ X)
     for other in results[1:]:
         np.testing.assert_array_equal(other, results[0])

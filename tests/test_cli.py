@@ -3,7 +3,7 @@ import pytest
 import zarr
 
 from dasklle.cli import main
-from dasklle.store import read_embedding
+from dasklle.io.store import read_embedding
 
 from .conftest import snapshot
 
@@ -147,7 +147,7 @@ def test_sweep_then_plot_then_info(tmp_path, capsys):
         )
         == 0
     )
-    from dasklle.store import read_attributes
+    from dasklle.io.store import read_attributes
 
     assert "quality" in read_attributes(store)
     assert len(read_attributes(store)["sweep"]) == 6  # kept by embed
@@ -280,7 +280,7 @@ def test_out_of_another_input_needs_overwrite(tmp_path, capsys, monkeypatch):
 
 
 def test_sweep_keeps_or_overwrites_an_embedding(tmp_path):
-    from dasklle.store import read_attributes
+    from dasklle.io.store import read_attributes
 
     np.save(tmp_path / "x.npy", np.random.default_rng(0).random((60, 3)))
     out = tmp_path / "o.zarr"

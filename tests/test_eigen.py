@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-from dasklle.assemble import CostOperator, cost_matrix, weight_matrix
 from dasklle.eigen import choose_solver, null_space
-from dasklle.weights import barycenter_weights_reference
+from dasklle.eigen.cost import CostOperator, cost_matrix, weight_matrix
+from dasklle.local.weights import barycenter_weights_reference
 
 from .conftest import manifold, max_sine
 from .test_neighbors import sklearn_neighbors
@@ -76,7 +76,7 @@ def test_amg_on_a_larger_problem_uses_its_hierarchy_and_matches_dense():
     """Above the coarsest size (monkeypatched down), the V-cycle has two levels and LOBPCG still
     reaches the dense answer; with and without the kNN graph for the aggregates, and with M
     given as the matrix-free CostOperator."""
-    from dasklle import blockamg
+    from dasklle.eigen import multigrid
 
     X = manifold("digits", 1500)
     indices = sklearn_neighbors(X, 10)
@@ -86,7 +86,7 @@ def test_amg_on_a_larger_problem_uses_its_hierarchy_and_matches_dense():
     # the matrix, and the operator through I - W that the pipeline passes (M never formed)
     for graph, operator in ((indices, M), (None, M), (indices, CostOperator.from_weights(W))):
         sizes = []
-        original = blockamg.build_preconditioner
+        original = multigrid.build_preconditioner
 
         def spy(*args, _original=original, _sizes=sizes, **kwargs):
             preconditioner = _original(*args, **kwargs)
@@ -94,8 +94,8 @@ def test_amg_on_a_larger_problem_uses_its_hierarchy_and_matches_dense():
             return preconditioner
 
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(blockamg, "COARSEST_ROWS", 300)
-            patch.setattr(blockamg, "build_preconditioner", spy)
+            patch.setattr(multigrid, "COARSEST_ROWS", 300)
+            patch.setattr(multigrid, "build_preconditioner", spy)
             found = null_space(
                 operator, 2, solver="amg", tol=1e-9, max_iter=500, random_state=0, neighbors=graph
             )
@@ -109,7 +109,7 @@ def test_chebyshev_interval_covers_the_spectrum():
     the smoother diverge on the top modes)."""
     import scipy.linalg
 
-    from dasklle.blockamg import _spectral_radius
+    from dasklle.eigen.multigrid import _spectral_radius
 
     M = lle_cost_matrix("digits", 600)
     A = M + 1e-5 * np.eye(600)

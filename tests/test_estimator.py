@@ -9,7 +9,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from dasklle import LocallyLinearEmbedding, locally_linear_embedding
-from dasklle.store import read_embedding
+from dasklle.io.store import read_embedding
 
 from .conftest import MANIFOLDS, integer_data, lowest_index_neighbors, manifold, max_sine
 

@@ -5,10 +5,10 @@ import warnings
 import numpy as np
 import pytest
 
-from dasklle import eigen, factored
-from dasklle.assemble import CostOperator, weight_matrix
-from dasklle.eigen import null_space
-from dasklle.weights import barycenter_weights_reference
+from dasklle import eigen
+from dasklle.eigen import factored, null_space
+from dasklle.eigen.cost import CostOperator, weight_matrix
+from dasklle.local.weights import barycenter_weights_reference
 
 from .conftest import manifold, max_sine
 from .test_neighbors import sklearn_neighbors

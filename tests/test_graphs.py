@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from dask.utils import ensure_dict
 
-from dasklle import LocallyLinearEmbedding, datasets, progress
-from dasklle._chunked import private_block
+from dasklle import LocallyLinearEmbedding, datasets
 from dasklle.metrics import neighborhood_quality
+from dasklle.tasks import progress
+from dasklle.tasks.blocks import private_block
 
 
 def _identity(x):

@@ -12,8 +12,8 @@ import scipy.sparse as sp
 import zarr
 
 from dasklle import LocallyLinearEmbedding
-from dasklle._validation import as_dask_input
 from dasklle.cli import main
+from dasklle.parameters import as_dask_input
 from tests.conftest import manifold, max_sine
 
 # The same float32 numbers read from every format give the same embedding up to round-off in

@@ -6,8 +6,8 @@ import pytest
 from sklearn.manifold import LocallyLinearEmbedding as SklearnLLE
 
 from dasklle import LocallyLinearEmbedding
-from dasklle.assemble import alignment_matrix, cost_matrix, weight_matrix
-from dasklle.methods import standard_local
+from dasklle.eigen.cost import alignment_matrix, cost_matrix, weight_matrix
+from dasklle.local.methods import standard_local
 
 from .conftest import MANIFOLDS, manifold, max_sine
 

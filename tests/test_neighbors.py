@@ -192,7 +192,7 @@ def test_partitioned_graph_weights_and_recall(monkeypatch, tmp_path):
     shuffle through scratch files and the one through memory give the same result, and the
     scratch files are removed."""
     from dasklle import neighbors
-    from dasklle.weights import neighbor_weights
+    from dasklle.local.weights import neighbor_weights
 
     monkeypatch.setattr(neighbors, "PARTITION_ROWS", 1500)  # 6 partitions of ~1500 points
     X, _ = datasets.digits_784(3000, random_state=1)

@@ -79,7 +79,7 @@ def test_input_larger_than_workers_memory_completes(big_input, monkeypatch):
 
 
 def test_batches_and_partitions_shrink_with_dimension():
-    from dasklle.weights import batch_rows
+    from dasklle.local.weights import batch_rows
 
     assert batch_rows(10, 784) == 1024
     assert batch_rows(20, 16_384) * 20 * 16_384 * 8 <= 64 * 2**20

@@ -8,7 +8,7 @@ import zarr
 from sklearn.neighbors import NearestNeighbors
 
 from dasklle import LocallyLinearEmbedding
-from dasklle.weights import barycenter_weights_reference
+from dasklle.local.weights import barycenter_weights_reference
 
 from .conftest import manifold
 

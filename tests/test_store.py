@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import zarr
 
-from dasklle import LocallyLinearEmbedding, eigen, neighbors, pipeline, weights
-from dasklle.store import Checkpoints, check_output_store, read_attributes, read_embedding
+from dasklle import LocallyLinearEmbedding, eigen, neighbors, pipeline
+from dasklle.io.store import Checkpoints, check_output_store, read_attributes, read_embedding
+from dasklle.local import weights
 
 from .conftest import manifold, snapshot
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn.manifold._locally_linear import barycenter_weights as sklearn_barycenter_weights
 
-from dasklle.weights import barycenter_weights, barycenter_weights_reference, neighbor_weights
+from dasklle.local.weights import barycenter_weights, barycenter_weights_reference, neighbor_weights
 
 from .conftest import manifold
 from .test_neighbors import sklearn_neighbors

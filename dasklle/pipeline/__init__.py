@@ -14,10 +14,14 @@ import scipy.sparse as sp
 from dask.base import tokenize
 from scipy.sparse.csgraph import connected_components
 
-from . import assemble, eigen, methods, neighbors, progress, weights
-from ._chunked import map_row_blocks, row_block_tasks, tree_reduce
-from ._validation import check_data_dependent
-from .store import Checkpoints
+from .. import eigen, neighbors
+from ..eigen import cost
+from ..exceptions import DisconnectedGraphWarning
+from ..io.store import Checkpoints
+from ..local import methods, weights
+from ..parameters import check_data_dependent
+from ..tasks import progress
+from ..tasks.blocks import map_row_blocks, row_block_tasks, tree_reduce
 
 
 @dataclass
@@ -106,7 +110,7 @@ def embedding_matrix(
     modified_tol: float = 1e-12,
     verbose: bool = False,
     timer: _Timer | None = None,
-) -> tuple[sp.csr_array | assemble.CostOperator, np.ndarray | None]:
+) -> tuple[sp.csr_array | cost.CostOperator, np.ndarray | None]:
     """Stages 2-3: M from the neighbor graph, and the barycentric weights (standard only).
 
     For the standard method M is a CostOperator: products through I - W, never formed.
@@ -118,7 +122,7 @@ def embedding_matrix(
                 weights.neighbor_weights(X, indices, reg=reg), label="weights", verbose=verbose
             )
         with timer("assemble"):
-            M = assemble.CostOperator.from_weights(assemble.weight_matrix(indices, W_values))
+            M = cost.CostOperator.from_weights(cost.weight_matrix(indices, W_values))
         return M, W_values
     with timer("weights"):
         M = _local_alignment(
@@ -229,7 +233,7 @@ def fit_lle(
         with timer("weights"):
             W_values = saved.get("weights")
             if W_values is not None:
-                M = assemble.CostOperator.from_weights(assemble.weight_matrix(indices, W_values))
+                M = cost.CostOperator.from_weights(cost.weight_matrix(indices, W_values))
             else:
                 M = sp.csr_array(
                     (saved["data"], saved["indices"], saved["indptr"]), shape=(n_samples, n_samples)
@@ -239,7 +243,7 @@ def fit_lle(
         W_values = found_weights
         timer.timings.setdefault("weights", 0.0)
         with timer("assemble"):
-            M = assemble.CostOperator.from_weights(assemble.weight_matrix(indices, W_values))
+            M = cost.CostOperator.from_weights(cost.weight_matrix(indices, W_values))
         if checkpoints:
             checkpoints.save("weights", fp_weights, {"weights": W_values}, {"method": method})
     else:
@@ -323,10 +327,6 @@ def _counted(solver: str) -> str:
     return "solves with M's pseudo-inverse" if solver == "factored" else "iterations"
 
 
-class DisconnectedGraphWarning(UserWarning):
-    """The k-nearest-neighbor graph falls apart into several pieces."""
-
-
 def check_connected(indices: np.ndarray) -> int:
     """Number of (weakly) connected components of the kNN graph; warns when more than one.
 
@@ -374,7 +374,7 @@ def _block_alignment(
             points, neighbor_points, params["n_components"], params["eta"], params["modified_tol"]
         )
     own = np.arange(points.shape[0])[:, None] + row_offset
-    return assemble.alignment_matrix(np.hstack([own, block_indices]), L, n_samples)
+    return cost.alignment_matrix(np.hstack([own, block_indices]), L, n_samples)
 
 
 def _local_alignment(
@@ -403,7 +403,7 @@ def _local_alignment(
         _block_alignment, [X], per_block=per_block, n_samples=X.shape[0], method=method, **params
     )
     (M,) = progress.compute(
-        tree_reduce(parts, assemble.sum_matrices), label=f"{method} local fits", verbose=verbose
+        tree_reduce(parts, cost.sum_matrices), label=f"{method} local fits", verbose=verbose
     )
     M.sum_duplicates()
     return M
@@ -411,7 +411,7 @@ def _local_alignment(
 
 def store_attributes(result: LLEResult, parameters: dict[str, Any]) -> dict[str, Any]:
     """The metadata written next to an embedding."""
-    from . import __version__
+    from .. import __version__
 
     return {
         "parameters": parameters,

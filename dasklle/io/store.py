@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 import zarr
 
+from .. import config
+
 EMBEDDING = "embedding"
 EIGENVALUES = "eigenvalues"
-CHUNK_ROWS = 65536
 # Attributes that only dasklle writes: a group with one of them (or a stages group) is its store.
 # Not "complete", which other tools' groups carry too (dasklle's own benchmark data sets do).
 MARKERS = ("dasklle_version", "parameters", "input_fingerprint", "sweep")
@@ -76,7 +77,7 @@ def write_embedding(
     for name in (EMBEDDING, EIGENVALUES):
         if name in group:
             del group[name]
-    rows = min(CHUNK_ROWS, max(1, embedding.shape[0]))
+    rows = min(config.get("store.chunk-rows"), max(1, embedding.shape[0]))
     group.create_array(EMBEDDING, data=embedding, chunks=(rows, embedding.shape[1]))
     group.create_array(EIGENVALUES, data=np.asarray(eigenvalues, dtype=np.float64))
     group.attrs.put({**kept, **_jsonable(dict(attributes)), "complete": False})
@@ -126,7 +127,7 @@ class Checkpoints:
         group = stages.create_group(stage)
         group.attrs.put({"complete": False, "fingerprint": fingerprint})
         for name, values in arrays.items():
-            rows = min(CHUNK_ROWS, max(1, values.shape[0]))
+            rows = min(config.get("store.chunk-rows"), max(1, values.shape[0]))
             group.create_array(name, data=values, chunks=(rows,) + values.shape[1:])
         group.attrs.update({**_jsonable(dict(attributes or {})), "complete": True})
 
@@ -134,7 +135,7 @@ class Checkpoints:
         """Start a run: empty the store if asked to, mark it incomplete and record the input."""
         if self.overwrite:
             clear_store(self.path)
-        from . import __version__
+        from .. import __version__
 
         group = zarr.open_group(store=self.path, mode="a")
         group.attrs.update(
@@ -233,7 +234,7 @@ def check_output_store(
 
 def clear_store(path: str | os.PathLike, name: str = "store") -> None:
     """Empty a dasklle store (refusing anything else), leaving an incomplete dasklle store."""
-    from . import __version__
+    from .. import __version__
 
     check_output_store(path, name=name, overwrite=True)
     group = zarr.open_group(store=os.fspath(path), mode="w")

@@ -11,8 +11,8 @@ import dask.array as da
 import numpy as np
 import zarr
 
-from ._memory import block_rows
-from .inputs import InputError, open_input
+from .io.inputs import InputError, open_input
+from .tasks.memory import block_rows
 
 METHODS = ("standard", "hessian", "modified", "ltsa")
 EIGEN_SOLVERS = ("auto", "dense", "arpack", "factored", "lobpcg", "amg")
@@ -155,7 +155,7 @@ def as_dask_input(
     n_neighbors: int = 10,
     columns=None,
 ) -> tuple[da.Array, str]:
-    """Open any accepted input (see ``dasklle.inputs``) as a row-chunked dask array of working
+    """Open any accepted input (see ``dasklle.io.inputs``) as a row-chunked dask array of working
     dtype, in blocks sized from the workers' memory (or ``chunk_rows``).
 
     Returns the array and a description of the input. Nothing is computed: the finiteness check

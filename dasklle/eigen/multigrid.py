@@ -55,7 +55,7 @@ import scipy.sparse.linalg as spla
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 from threadpoolctl import threadpool_limits
 
-from .assemble import CostOperator, chebyshev_step, compact_csr
+from .cost import CostOperator, chebyshev_step, compact_csr
 
 # The hierarchy is built on M + SHIFT_FRACTION * mean(diag M) * I (M itself is singular); the
 # iteration counts did not change for shifts between 1e-9 and 1e-5 of the diagonal.

@@ -12,16 +12,12 @@ import os
 
 import dask
 
-# Target bytes of input per row block: large enough that dask's per-task overhead (~1 ms) is
-# negligible; the memory budget below may make blocks smaller.
-TARGET_BLOCK_BYTES = 16 * 2**20
-MIN_BLOCK_ROWS = 256
-# A task may use this share of its thread's part of the worker's memory limit.
-TASK_MEMORY_FRACTION = 0.25
-# dask's default spill threshold: memory a worker can fill before it starts writing to disk.
-SPILL_FRACTION = 0.7
-# Below this a task's fixed costs dominate; workers smaller than ~512 MB are not supported.
-MIN_TASK_BYTES = 32 * 2**20
+from .. import config
+
+
+def spill_fraction() -> float:
+    """The share of its limit a worker fills before spilling to disk (dask's own setting)."""
+    return float(dask.config.get("distributed.worker.memory.spill", None) or 0.7)
 
 
 def _thread_memory_on_cluster() -> int | None:
@@ -52,7 +48,9 @@ def thread_memory() -> int:
 
 def task_bytes() -> int:
     """The memory one task of any stage may use."""
-    return max(MIN_TASK_BYTES, int(TASK_MEMORY_FRACTION * thread_memory()))
+    # below the minimum a task's fixed costs dominate: workers under ~512 MB are not supported
+    share = config.get("tasks.memory-fraction") * thread_memory()
+    return max(config.get_bytes("tasks.min-task-bytes"), int(share))
 
 
 def rows_within(bytes_per_row: float, budget: int | None = None, at_least: int = 1) -> int:
@@ -62,21 +60,22 @@ def rows_within(bytes_per_row: float, budget: int | None = None, at_least: int =
 
 
 def default_chunk_rows(n_samples: int, n_features: int, itemsize: int) -> int:
-    """Rows per block so that a block holds about TARGET_BLOCK_BYTES of input."""
-    rows = TARGET_BLOCK_BYTES // max(1, n_features * itemsize)
-    return int(min(max(rows, MIN_BLOCK_ROWS), max(n_samples, 1)))
+    """Rows per block so that a block holds about ``tasks.block-bytes`` of input (large enough
+    that dask's per-task overhead is negligible)."""
+    rows = config.get_bytes("tasks.block-bytes") // max(1, n_features * itemsize)
+    return int(min(max(rows, config.get("tasks.min-block-rows")), max(n_samples, 1)))
 
 
 def block_rows(
     n_samples: int, n_features: int, itemsize: int, n_neighbors: int = 10, stored: int = 0
 ) -> int:
-    """Rows per block: about TARGET_BLOCK_BYTES of input, and few enough that a block's
+    """Rows per block: about ``tasks.block-bytes`` of input, and few enough that a block's
     neighbor rows (gathered by the weights stage, about 2 (k + 1) rows' worth) fit a task's
     memory budget; aligned with the ``stored`` chunking when there is one."""
     row_bytes = n_features * itemsize
     rows = min(
         default_chunk_rows(n_samples, n_features, itemsize),
-        rows_within(2 * (n_neighbors + 1) * row_bytes, at_least=MIN_BLOCK_ROWS),
+        rows_within(2 * (n_neighbors + 1) * row_bytes, at_least=config.get("tasks.min-block-rows")),
     )
     if stored and stored > rows:  # split each stored chunk evenly: every read stays in one chunk
         rows = -(-stored // -(-stored // rows))

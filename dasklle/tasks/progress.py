@@ -6,7 +6,8 @@ distributed cluster it also waits until the scheduler has forgotten the results)
 - quiet (``verbose=False``): no feedback;
 - on a terminal: ``dask.diagnostics.ProgressBar`` for the local schedulers, ``distributed.progress``
   when a distributed client is active;
-- elsewhere (batch logs): a line every ``LOG_INTERVAL`` seconds with tasks done / total.
+- elsewhere (batch logs): a line of tasks done / total every ``dasklle.progress.log-interval``
+  seconds.
 
 ``stage(name, verbose)`` prints one line when a stage starts and one when it ends, with its time.
 """
@@ -23,7 +24,8 @@ from typing import Any
 import dask
 from dask.callbacks import Callback
 
-LOG_INTERVAL = 10.0
+from .. import config
+
 RELEASE_TIMEOUT = 1.0  # longest wait for the scheduler to forget a compute's results (seconds)
 RELEASE_POLL = 0.005
 
@@ -50,7 +52,7 @@ def stage(name: str, verbose: bool) -> Iterator[None]:
 
 
 class _PeriodicLines(Callback):
-    """Local-scheduler callback that logs tasks done / total every LOG_INTERVAL seconds."""
+    """Local-scheduler callback: a line of tasks done / total every ``progress.log-interval`` s."""
 
     def __init__(self, label: str):
         super().__init__()
@@ -62,7 +64,7 @@ class _PeriodicLines(Callback):
 
     def _posttask(self, key, result, dsk, state, worker_id):
         now = time.monotonic()
-        if now - self.last >= LOG_INTERVAL:
+        if now - self.last >= config.get("progress.log-interval"):
             self.last = now
             log(f"{self.label}: {len(state['finished'])}/{self.total} tasks")
 
@@ -152,7 +154,7 @@ def _log_until_done(label: str) -> threading.Event:
     done = threading.Event()
 
     def watch() -> None:
-        while not done.wait(LOG_INTERVAL):
+        while not done.wait(config.get("progress.log-interval")):
             log(f"{label}: running for {time.monotonic() - start:.0f} s")
 
     threading.Thread(target=watch, daemon=True).start()
@@ -160,7 +162,7 @@ def _log_until_done(label: str) -> threading.Event:
 
 
 class IterationLog:
-    """Counts an iterative solver's iterations and logs the residual every LOG_INTERVAL seconds.
+    """Counts an iterative solver's iterations; logs the residual every ``progress.log-interval`` s.
 
     LOBPCG applies its preconditioner exactly once per iteration, to the block of current
     residuals, so wrapping the preconditioner gives both the count and the residual norms
@@ -177,7 +179,7 @@ class IterationLog:
         """Record an iteration (a solver that reports its own residuals calls this directly)."""
         self.iterations, self.residual = iterations, residual
         now = time.monotonic()
-        if self.verbose and now - self.last >= LOG_INTERVAL:
+        if self.verbose and now - self.last >= config.get("progress.log-interval"):
             self.last = now
             log(f"{self.label}: iteration {self.iterations}, max residual {self.residual:.2e}")
 

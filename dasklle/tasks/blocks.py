@@ -14,6 +14,7 @@ from dask.core import flatten
 from dask.delayed import Delayed
 from dask.utils import ensure_dict
 
+from .. import config
 from .progress import compute, distributed_client
 
 
@@ -62,14 +63,13 @@ def row_block_tasks(
 
 # With a distributed client, per-block numpy arguments above this total go to the workers by
 # scatter rather than inside the graph (dask warns of graphs above 10 MB).
-SCATTER_MIN_BYTES = 2**20
 
 
 def _on_workers(per_block: Sequence[Sequence[Any]]) -> list[list[Any]]:
     """per_block with its numpy arrays scattered to the workers (futures), when a distributed
     client runs and they are large; unchanged otherwise."""
     arrays = [a for args in per_block for a in args if isinstance(a, np.ndarray)]
-    if sum(a.nbytes for a in arrays) < SCATTER_MIN_BYTES:
+    if sum(a.nbytes for a in arrays) < config.get_bytes("tasks.scatter-min-bytes"):
         return [list(args) for args in per_block]
     client = distributed_client()
     if client is None:  # the local schedulers share this process's memory

@@ -10,7 +10,8 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 
-from ._chunked import map_row_blocks
+from .. import config
+from ..tasks.blocks import map_row_blocks
 
 
 def barycenter_weights_reference(
@@ -72,15 +73,12 @@ def barycenter_weights(
     return w
 
 
-# Rows per batched solve: at most SOLVE_BATCH_ROWS, and few enough that the (batch, k, D)
-# float64 temporaries stay within BATCH_BYTES (60 MB at k = 10, D = 784; 51 rows at D = 16,384).
-SOLVE_BATCH_ROWS = 1024
-BATCH_BYTES = 64 * 2**20
-
-
 def batch_rows(n_neighbors: int, n_features: int) -> int:
-    """Rows per batch so that a (rows, n_neighbors, n_features) float64 array fits BATCH_BYTES."""
-    return int(max(1, min(SOLVE_BATCH_ROWS, BATCH_BYTES // (8 * n_neighbors * n_features))))
+    """Rows per batch: a (rows, n_neighbors, n_features) float64 array within
+    ``weights.batch-bytes``, and at most ``weights.solve-batch-rows``."""
+    per_row = 8 * n_neighbors * n_features
+    rows = config.get_bytes("weights.batch-bytes") // per_row
+    return int(max(1, min(config.get("weights.solve-batch-rows"), rows)))
 
 
 def _block_weights(

@@ -32,6 +32,8 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from ..exceptions import InputError
+
 logger = logging.getLogger("dasklle")
 
 ACCEPTED = (
@@ -42,10 +44,6 @@ ACCEPTED = (
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
 CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
 TABULAR_SUFFIXES = (".parquet", ".pq", *CSV_SUFFIXES)
-
-
-class InputError(ValueError):
-    """An input that cannot be read as (n_samples, n_features) numbers."""
 
 
 # --- readers: tiny picklable objects that dask.array.from_array slices inside each task -------
@@ -99,7 +97,7 @@ def _from_reader(reader: _FileRows, kind: str, stored: int = 0) -> da.Array:
     """The reader as a dask array; a task reads one planned block (aligned with ``stored``)."""
     from dask.base import tokenize
 
-    from ._memory import block_rows
+    from ..tasks.memory import block_rows
 
     rows = block_rows(*reader.shape, _working_itemsize(reader.dtype), stored=stored)
     return da.from_array(
@@ -326,7 +324,7 @@ def _zarr_array(path: str) -> Any:
 
 def _open_zarr(source: Any) -> da.Array:
     """Tasks read planned blocks, each within one stored chunk (zarr decodes whole chunks)."""
-    from ._memory import block_rows
+    from ..tasks.memory import block_rows
 
     array = _zarr_array(source) if isinstance(source, str) else source
     where = str(source) if isinstance(source, str) else "the zarr array"
@@ -338,7 +336,7 @@ def _open_zarr(source: Any) -> da.Array:
 
 
 def _working_itemsize(dtype) -> int:
-    from ._validation import working_dtype
+    from ..parameters import working_dtype
 
     return working_dtype(dtype).itemsize
 
@@ -350,10 +348,10 @@ def _check_stored_chunk(where: str, chunk_bytes: int) -> None:
     spilling)."""
     from dask.utils import format_bytes
 
-    from ._memory import SPILL_FRACTION, thread_memory
+    from ..tasks.memory import spill_fraction, thread_memory
 
     available = thread_memory()
-    if 2 * chunk_bytes > SPILL_FRACTION * available / 2:
+    if 2 * chunk_bytes > spill_fraction() * available / 2:
         raise InputError(
             f"{where!r} is stored in chunks of {format_bytes(chunk_bytes)}; reading one takes "
             f"about twice that, more than a worker thread's share of memory "
@@ -433,7 +431,7 @@ def _scatter_rows(X: np.ndarray, rows: int) -> da.Array | None:
     """With a distributed client, X's row blocks as data on the workers; else None."""
     import dask
 
-    from .progress import distributed_client
+    from ..tasks.progress import distributed_client
 
     client = distributed_client()
     if client is None:

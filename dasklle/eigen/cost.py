@@ -75,7 +75,7 @@ class CostOperator:
             if self.shift:
                 out += self.shift * X
             return out
-        from ._rowkernels import csr_times_plus, run_rows
+        from .kernels import csr_times_plus, run_rows
 
         block = np.ascontiguousarray(X.reshape(X.shape[0], -1))
         out = np.empty_like(block)
@@ -94,7 +94,7 @@ class CostOperator:
         return out.reshape(X.shape)
 
     def _times_B(self, block: np.ndarray) -> np.ndarray:
-        from ._rowkernels import csr_times, run_rows
+        from .kernels import csr_times, run_rows
 
         B = self.B
         out = np.empty((B.shape[0], block.shape[1]), dtype=self.dtype)
@@ -137,7 +137,7 @@ def chebyshev_step(A, step, residual, x, d_inv, a: float, b: float) -> None:
         step += b * (d_inv[:, None] * residual)
         x += step
         return
-    from ._rowkernels import chebyshev_rows, run_rows
+    from .kernels import chebyshev_rows, run_rows
 
     BT, t = A.BT, A.dtype.type
     Y = A._times_B(step)

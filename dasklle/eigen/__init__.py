@@ -18,11 +18,12 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
-from . import blockamg, factored, progress
-from .assemble import CostOperator
+from ..exceptions import EigenConvergenceWarning, FallbackWarning
+from ..tasks import progress
+from . import factored, multigrid
+from .cost import CostOperator
 
 # Extra LOBPCG block vectors beyond the wanted ones: the bottom of LLE's spectrum is bunched
 # (eigenvalues 1e-13..1e-5), and a wider block converges in far fewer iterations.
@@ -143,7 +144,7 @@ def _lobpcg(M, n_components, tol, max_iter, rng, verbose: bool = False, start=No
 
 def _amg(M, n_components, tol, max_iter, rng, verbose, start, neighbors):
     iterations = progress.IterationLog("amg", verbose)
-    result = blockamg.bottom_eigenvectors(
+    result = multigrid.bottom_eigenvectors(
         M,
         n_components,
         neighbors=neighbors,
@@ -230,7 +231,7 @@ def null_space(
             solver = "dense" if n <= AUTO_DENSE_MAX_ROWS else "amg"
             warnings.warn(
                 f"eigen_solver='auto': ARPACK failed ({exc.__cause__}); using {solver!r}.",
-                RuntimeWarning,
+                FallbackWarning,
                 stacklevel=2,
             )
             return null_space(
@@ -276,7 +277,7 @@ def _factored(M: CostOperator, n_components, tol, max_iter, rng) -> NullSpace | 
     except RuntimeError as exc:  # also ArpackError and SuperLU's singular factor
         warnings.warn(
             f"ARPACK through the LU of I - W failed ({exc}); factorising M instead.",
-            RuntimeWarning,
+            FallbackWarning,
             stacklevel=3,
         )
         return None
@@ -304,7 +305,7 @@ def _checked(M, vectors, values, solver, tol, max_iter, n_iter, warn=True) -> Nu
             f"eigen_solver={solver!r} did not converge in max_iter={max_iter} iterations: largest "
             f"residual |Mv - lambda v| = {residual:.2e} > 10 * tol = {10 * tol:.1e}. Increase "
             f"max_iter, or use eigen_solver={other}.",
-            ConvergenceWarning,
+            EigenConvergenceWarning,
             stacklevel=2,
         )
     return NullSpace(vectors, values, solver, residual, n_iter)

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from ._validation import EIGEN_SOLVERS, METHODS, NEIGHBORS_ALGORITHMS
+from ..parameters import EIGEN_SOLVERS, METHODS, NEIGHBORS_ALGORITHMS
 
 INPUT_HELP = (
     "the data, read lazily: a .npy file, a zarr array or group, HDF5 'file.h5:/dataset', "
@@ -151,7 +151,7 @@ def _scheduler(args: argparse.Namespace) -> Iterator[str]:
 
 
 def _estimator(args: argparse.Namespace, store: str):
-    from .estimator import LocallyLinearEmbedding
+    from ..estimator import LocallyLinearEmbedding
 
     return LocallyLinearEmbedding(
         n_neighbors=args.n_neighbors,
@@ -172,7 +172,7 @@ def _estimator(args: argparse.Namespace, store: str):
 
 def _open_input(args: argparse.Namespace):
     """INPUT, checked before any cluster starts: its path, or its selected columns (lazy)."""
-    from .inputs import InputError, open_path
+    from ..io.inputs import InputError, open_path
 
     columns = _columns(args)
     try:
@@ -190,9 +190,9 @@ def _check_out(args: argparse.Namespace, source=None) -> None:
     """Refuse a bad --out before the cluster starts; with a source, also another input's store."""
     import dask
 
-    from ._validation import as_dask_input
-    from .pipeline import input_fingerprint
-    from .store import check_output_store
+    from ..io.store import check_output_store
+    from ..parameters import as_dask_input
+    from ..pipeline import input_fingerprint
 
     fingerprint = None
     if source is not None:  # reads four rows: cheap without a cluster
@@ -205,8 +205,8 @@ def _quality(args, source, model, store_path: str) -> dict | None:
     """Sampled quality metrics, added to the store's metadata."""
     if args.quality_sample <= 0:
         return None
-    from .metrics import neighborhood_quality
-    from .store import update_attributes
+    from ..io.store import update_attributes
+    from ..metrics import neighborhood_quality
 
     quality = neighborhood_quality(
         model._fit_X,
@@ -250,8 +250,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from . import datasets, progress
-    from .plotting import plot_embedding
+    from .. import datasets
+    from ..plotting import plot_embedding
+    from ..tasks import progress
 
     X, t = datasets.swiss_roll(args.n_samples, random_state=args.random_state)
     _check_out(args, X)
@@ -292,9 +293,9 @@ def _parse_grid(text: str, name: str) -> list[int]:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from .plotting import plot_sweep
-    from .store import clear_store, update_attributes
-    from .sweep import as_grid, reconstruction_error_grid, write_csv
+    from ..io.store import clear_store, update_attributes
+    from ..plotting import plot_sweep
+    from ..sweep import as_grid, reconstruction_error_grid, write_csv
 
     ks = _parse_grid(args.n_neighbors, "--n-neighbors")
     ds = _parse_grid(args.n_components, "--n-components")
@@ -327,10 +328,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from . import plotting
-    from .assemble import cost_matrix, weight_matrix
-    from .store import read_array, read_attributes, read_embedding
-    from .sweep import SweepRow, as_grid
+    from .. import plotting
+    from ..eigen.cost import cost_matrix, weight_matrix
+    from ..io.store import read_array, read_attributes, read_embedding
+    from ..sweep import SweepRow, as_grid
 
     attributes = read_attributes(args.store)
     prefix = args.out_prefix or _prefix(args.store)
@@ -380,7 +381,7 @@ def _load_labels(path: str) -> np.ndarray:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .store import read_attributes, read_embedding
+    from ..io.store import read_attributes, read_embedding
 
     attributes = read_attributes(args.store)
     print(f"store: {args.store}")
@@ -496,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("store", help="a zarr store written by dasklle.")
     info.set_defaults(func=cmd_info)
 
-    from . import bench
+    from .. import bench
 
     bench_parser = commands.add_parser(
         "bench",

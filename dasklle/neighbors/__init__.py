@@ -26,7 +26,8 @@ import dask.array as da
 import numpy as np
 from dask.delayed import Delayed
 
-from ._chunked import (
+from ..exceptions import FallbackWarning
+from ..tasks.blocks import (
     map_row_blocks,
     private_block,
     row_block_tasks,
@@ -34,8 +35,8 @@ from ._chunked import (
     take_rows,
     tree_reduce,
 )
-from ._memory import rows_within, task_bytes
-from .progress import compute, distributed_client
+from ..tasks.memory import rows_within, task_bytes
+from ..tasks.progress import compute, distributed_client
 
 # "auto" picks a KD-tree in low dimension while the tree fits a task's memory, exact brute force
 # while its cost n^2 * D stays below BRUTE_MAX_WORK multiply-adds (about 10 s on 2 cores in
@@ -89,7 +90,7 @@ def choose_algorithm(algorithm: str, n_samples: int, n_features: int, n_neighbor
             f"neighbors_algorithm={algorithm!r} builds one index over all {n_samples:,} points "
             "in one task, more than a task's share of the workers' memory; running the "
             "partitioned search ('projected') instead.",
-            UserWarning,
+            FallbackWarning,
             stacklevel=3,
         )
         return "projected"
@@ -514,7 +515,7 @@ def _global_rows(ids: np.ndarray, local: np.ndarray, k: int) -> np.ndarray:
 def _local_fit(queries, points, local, k: int, reg: float | None, exact_match: bool = False):
     """Each query's total squared distance to its k neighbors ``points[local]`` (inf where it
     has fewer) and its barycentric weights (zeros without ``reg``)."""
-    from .weights import barycenter_weights, batch_rows
+    from ..local.weights import barycenter_weights, batch_rows
 
     m = queries.shape[0]
     score = np.full(m, np.inf)
@@ -653,7 +654,7 @@ def _rerank_block(
     row_offset: int,
     k: int,
 ) -> np.ndarray:
-    from .weights import batch_rows
+    from ..local.weights import batch_rows
 
     out = np.empty((points.shape[0], k), dtype=np.int64)
     # |x - y|^2 = |y|^2 - 2 x.y + |x|^2; the last term is the same for all of a row's candidates
@@ -674,7 +675,7 @@ def rerank(X: da.Array, candidates: np.ndarray, n_neighbors: int) -> da.Array:
 
     Each row block reads only the rows its candidates live in (the weights stage's gather).
     """
-    from .weights import gather_plan
+    from ..local.weights import gather_plan
 
     plan = gather_plan(candidates, X.chunks[0])
     per_block = [(X[needed], local, needed) for needed, local in plan]

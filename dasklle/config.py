@@ -1,0 +1,37 @@
+"""dasklle's tunables, as dask configuration under the ``dasklle`` namespace.
+
+The defaults live in ``dasklle.yaml`` next to this module; every key there is documented in
+``docs/configuration.md``. Change them as any dask setting::
+
+    dask.config.set({"dasklle.neighbors.partition-rows": 50_000})
+
+or from the environment (``DASK_DASKLLE__NEIGHBORS__PARTITION_ROWS=50000``), or in a YAML file in
+``~/.config/dask/``.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import dask.config
+import yaml
+from dask.utils import parse_bytes
+
+DEFAULTS_FILE = pathlib.Path(__file__).with_name("dasklle.yaml")
+
+with DEFAULTS_FILE.open() as _file:
+    defaults: dict[str, Any] = yaml.safe_load(_file)
+
+# update_defaults keeps values already set by the user's files and environment
+dask.config.update_defaults(defaults)
+
+
+def get(key: str) -> Any:
+    """The value of ``dasklle.<key>``, e.g. ``get("neighbors.partition-rows")``."""
+    return dask.config.get(f"dasklle.{key}")
+
+
+def get_bytes(key: str) -> int:
+    """A size setting in bytes; accepts numbers and strings such as ``"64 MiB"``."""
+    return int(parse_bytes(get(key)))

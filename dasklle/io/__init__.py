@@ -1,0 +1,1 @@
+"""Reading inputs lazily, and the zarr store that holds results and checkpoints."""

@@ -1,0 +1,1 @@
+"""How work is cut into dask tasks: sizes from the workers' memory, row-block maps, progress."""
