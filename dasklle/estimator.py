@@ -17,8 +17,9 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from . import pipeline
 from .eigen import cost
 from .io import store
+from .io.arrays import as_dask_input
 from .local import weights
-from .parameters import as_dask_input, check_parameters
+from .parameters import check_parameters
 from .tasks.blocks import map_row_blocks
 from .tasks.progress import compute
 

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import eigen, pipeline
-from .parameters import METHODS, as_dask_input, check_data_dependent, check_int, check_option
+from .io.arrays import as_dask_input
+from .parameters import PARAMETERS, check_data_dependent, check_int
 
 
 @dataclass
@@ -59,11 +60,11 @@ def reconstruction_error_grid(
         raise ValueError("n_neighbors and n_components must each list at least one value.")
     ks = sorted({check_int("n_neighbors", k, 1) for k in n_neighbors})
     ds = sorted({check_int("n_components", d, 1) for d in n_components})
-    check_option("method", method, METHODS)
+    PARAMETERS["method"].check("method", method)
     array, _ = as_dask_input(X, chunk_rows)
     for k in ks:
         check_data_dependent(*array.shape, k, max(ds), method)
-    indices, _, _, _ = pipeline.neighbor_graph(
+    graph = pipeline.neighbor_graph(
         array,
         ks[-1],
         algorithm=neighbors_algorithm,
@@ -73,14 +74,11 @@ def reconstruction_error_grid(
     )
     rows = []
     for k in ks:
-        M, _ = pipeline.embedding_matrix(
-            array,
-            np.ascontiguousarray(indices[:, :k]),
-            method=method,
-            reg=reg,
-            n_components=max(ds),
-            verbose=verbose,
+        indices = np.ascontiguousarray(graph.indices[:, :k])
+        local = pipeline.local_fit(
+            array, indices, method=method, reg=reg, n_components=max(ds), verbose=verbose
         )
+        M = pipeline.cost_operator(indices, local)
         result = eigen.null_space(
             M,
             max(ds),

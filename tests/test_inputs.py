@@ -13,7 +13,7 @@ import zarr
 
 from dasklle import LocallyLinearEmbedding
 from dasklle.cli import main
-from dasklle.parameters import as_dask_input
+from dasklle.io.arrays import as_dask_input
 from tests.conftest import manifold, max_sine
 
 # The same float32 numbers read from every format give the same embedding up to round-off in

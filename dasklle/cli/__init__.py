@@ -190,8 +190,8 @@ def _check_out(args: argparse.Namespace, source=None) -> None:
     """Refuse a bad --out before the cluster starts; with a source, also another input's store."""
     import dask
 
+    from ..io.arrays import as_dask_input
     from ..io.store import check_output_store
-    from ..parameters import as_dask_input
     from ..pipeline import input_fingerprint
 
     fingerprint = None

@@ -336,7 +336,7 @@ def _open_zarr(source: Any) -> da.Array:
 
 
 def _working_itemsize(dtype) -> int:
-    from ..parameters import working_dtype
+    from .arrays import working_dtype
 
     return working_dtype(dtype).itemsize
 

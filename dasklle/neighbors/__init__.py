@@ -932,3 +932,8 @@ def _nndescent_self_neighbors(block, index, *, row_offset: int, n_neighbors: int
     rows = np.arange(block.shape[0]) + row_offset
     candidates = index.neighbor_graph[0][rows].astype(np.int64)
     return drop_self(candidates, rows, n_neighbors)
+
+
+def runs_partitioned(algorithm: str, n_samples: int) -> bool:
+    """Whether the search for ``algorithm`` (as chosen) runs in partitions."""
+    return algorithm == "projected" and n_samples > PROJECTED_BRUTE_MAX_ROWS

@@ -15,6 +15,7 @@ distributed cluster it also waits until the scheduler has forgotten the results)
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import threading
 import time
@@ -34,9 +35,23 @@ def _interactive() -> bool:
     return sys.stderr.isatty()
 
 
+logger = logging.getLogger("dasklle")
+
+
 def log(message: str) -> None:
-    """One line of progress on stderr (so stdout stays clean for results)."""
-    print(f"[dasklle] {message}", file=sys.stderr, flush=True)
+    """One progress message, at INFO on the ``dasklle`` logger (callers check ``verbose``)."""
+    _show_when_unconfigured()
+    logger.info(message)
+
+
+def _show_when_unconfigured() -> None:
+    """``verbose=True`` is seen on stderr even where the application configured no logging."""
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+    if not logger.hasHandlers():
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[dasklle] %(message)s"))
+        logger.addHandler(handler)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,243 @@
+"""The four stages of a fit, declared for the runner: neighbors, weights, assemble, eigen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from .. import eigen, neighbors
+from ..eigen import cost
+from ..local import weights
+from ..local.alignment import local_alignment
+from ..tasks import progress
+from .runner import Stage
+
+# the searches whose result depends on the random seed
+RANDOMISED_SEARCHES = ("nndescent", "projected")
+
+
+@dataclass
+class Fit:
+    """One fit's input and parameters, and each stage's result as it arrives."""
+
+    X: Any
+    n_neighbors: int
+    n_components: int
+    n_wanted: int
+    reg: float
+    method: str
+    hessian_tol: float
+    modified_tol: float
+    algorithm: str
+    eigen_solver: str
+    tol: float
+    max_iter: int
+    seed: int
+    n_jobs: int | None
+    verbose: bool
+    graph: NeighborGraph | None = None
+    local: LocalFit | None = None
+    M: Any = None
+    n_graph_components: int = 1
+
+
+@dataclass
+class NeighborGraph:
+    """The neighbor stage's result; ``weights`` when the search solved them on the way."""
+
+    indices: np.ndarray
+    index: neighbors.NeighborIndex
+    algorithm: str
+    weights: np.ndarray | None = None
+
+
+@dataclass
+class LocalFit:
+    """The weights stage's result: barycentric weights (standard LLE) or M (other methods)."""
+
+    weights: np.ndarray | None = None
+    M: sp.csr_array | None = None
+
+
+def neighbor_graph(
+    X,
+    n_neighbors: int,
+    *,
+    algorithm: str,
+    seed: int,
+    n_jobs: int | None,
+    verbose: bool = False,
+    reg: float | None = None,
+) -> NeighborGraph:
+    """The k-nearest-neighbor graph, sorted by distance, and an index for new points.
+
+    The partitioned search also solves the standard barycentric weights when given ``reg``.
+    """
+    algorithm = neighbors.choose_algorithm(algorithm, *X.shape, n_neighbors)
+    if neighbors.runs_partitioned(algorithm, X.shape[0]):
+
+        def compute(*collections, label):
+            return progress.compute(*collections, label=label, verbose=verbose)
+
+        indices, W, partitions = neighbors.partitioned_graph(
+            X, n_neighbors, reg=reg, random_state=seed, compute=compute, keep_index=True
+        )
+        return NeighborGraph(indices, neighbors.partitioned_index(X, partitions), algorithm, W)
+    indices, index = neighbors.nearest_neighbors(
+        X, n_neighbors, algorithm=algorithm, random_state=seed, n_jobs=n_jobs
+    )
+    (indices,) = progress.compute(indices, label="neighbors", verbose=verbose)
+    return NeighborGraph(indices, index, algorithm)
+
+
+def local_fit(
+    X,
+    indices: np.ndarray,
+    *,
+    method: str,
+    reg: float,
+    n_components: int,
+    hessian_tol: float = 1e-4,
+    modified_tol: float = 1e-12,
+    verbose: bool = False,
+) -> LocalFit:
+    """The barycentric weights (standard LLE), or M summed from local matrices (the others)."""
+    if method == "standard":
+        (W,) = progress.compute(
+            weights.neighbor_weights(X, indices, reg=reg), label="weights", verbose=verbose
+        )
+        return LocalFit(weights=W)
+    M = local_alignment(
+        X,
+        indices,
+        method,
+        verbose=verbose,
+        n_components=n_components,
+        hessian_tol=hessian_tol,
+        modified_tol=modified_tol,
+    )
+    return LocalFit(M=M)
+
+
+def cost_operator(indices: np.ndarray, local: LocalFit) -> sp.csr_array | cost.CostOperator:
+    """M: for standard LLE a CostOperator, products through I - W with M never formed."""
+    if local.weights is None:
+        return local.M
+    return cost.CostOperator.from_weights(cost.weight_matrix(indices, local.weights))
+
+
+# ---- the stages as the runner sees them -------------------------------------------------------
+
+
+def _search_depends(fit: Fit) -> tuple:
+    return (fit.n_neighbors, fit.algorithm, fit.seed if fit.algorithm in RANDOMISED_SEARCHES else 0)
+
+
+def _search(fit: Fit) -> NeighborGraph:
+    return neighbor_graph(
+        fit.X,
+        fit.n_neighbors,
+        algorithm=fit.algorithm,
+        seed=fit.seed,
+        n_jobs=fit.n_jobs,
+        verbose=fit.verbose,
+        reg=fit.reg if fit.method == "standard" else None,
+    )
+
+
+def _search_loaded(fit: Fit, saved: dict) -> NeighborGraph:
+    index = neighbors.deferred_index(fit.X, fit.algorithm, fit.n_neighbors, fit.seed, fit.n_jobs)
+    return NeighborGraph(saved["indices"], index, fit.algorithm)
+
+
+NEIGHBORS = Stage(
+    "neighbors",
+    compute=_search,
+    depends=_search_depends,
+    save=lambda fit, graph: ({"indices": graph.indices}, {"algorithm": graph.algorithm}),
+    load=_search_loaded,
+)
+
+
+def _weights_depends(fit: Fit) -> tuple:
+    local = (fit.n_components, fit.hessian_tol, fit.modified_tol)
+    return (fit.method, fit.reg, *(local if fit.method != "standard" else ()))
+
+
+def _weights(fit: Fit) -> LocalFit:
+    if fit.graph.weights is not None:  # solved inside the neighbor search's partitions
+        return LocalFit(weights=fit.graph.weights)
+    return local_fit(
+        fit.X,
+        fit.graph.indices,
+        method=fit.method,
+        reg=fit.reg,
+        n_components=fit.n_components,
+        hessian_tol=fit.hessian_tol,
+        modified_tol=fit.modified_tol,
+        verbose=fit.verbose,
+    )
+
+
+def _weights_saved(fit: Fit, local: LocalFit) -> tuple[dict, dict]:
+    if local.weights is not None:
+        return {"weights": local.weights}, {"method": fit.method}
+    M = local.M
+    return {"data": M.data, "indices": M.indices, "indptr": M.indptr}, {"method": fit.method}
+
+
+def _weights_loaded(fit: Fit, saved: dict) -> LocalFit:
+    if "weights" in saved:
+        return LocalFit(weights=saved["weights"])
+    n = fit.X.shape[0]
+    return LocalFit(
+        M=sp.csr_array((saved["data"], saved["indices"], saved["indptr"]), shape=(n, n))
+    )
+
+
+WEIGHTS = Stage(
+    "weights",
+    compute=_weights,
+    depends=_weights_depends,
+    save=_weights_saved,
+    load=_weights_loaded,
+)
+
+ASSEMBLE = Stage("assemble", compute=lambda fit: cost_operator(fit.graph.indices, fit.local))
+
+
+def _solve(fit: Fit) -> eigen.NullSpace:
+    return eigen.null_space(
+        fit.M,
+        fit.n_wanted,
+        solver=fit.eigen_solver,
+        tol=fit.tol,
+        max_iter=fit.max_iter,
+        random_state=fit.seed,
+        verbose=fit.verbose,
+        n_features=fit.X.shape[1],
+        neighbors=fit.graph.indices,
+        n_graph_components=fit.n_graph_components,
+    )
+
+
+def _solve_loaded(fit: Fit, saved: dict) -> eigen.NullSpace:
+    info = saved["attributes"]
+    return eigen.NullSpace(
+        saved["vectors"], saved["values"], info["solver"], info["residual"], info.get("n_iter")
+    )
+
+
+EIGEN = Stage(
+    "eigen",
+    compute=_solve,
+    depends=lambda fit: (fit.eigen_solver, fit.tol, fit.max_iter, fit.n_wanted, fit.seed),
+    save=lambda fit, space: (
+        {"vectors": space.vectors, "values": space.values},
+        {"solver": space.solver, "residual": space.residual, "n_iter": space.n_iter},
+    ),
+    load=_solve_loaded,
+)
