@@ -11,7 +11,7 @@ from dasklle import LocallyLinearEmbedding, eigen, neighbors, pipeline
 from dasklle.io.store import Checkpoints, check_output_store, read_attributes, read_embedding
 from dasklle.local import weights
 
-from .conftest import manifold, snapshot
+from ..conftest import manifold, snapshot
 
 
 class Spy:

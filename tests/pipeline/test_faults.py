@@ -12,7 +12,7 @@ from distributed.diagnostics.plugin import SchedulerPlugin
 
 from dasklle import LocallyLinearEmbedding
 
-from .conftest import manifold
+from ..conftest import manifold
 
 # Same seed, same arithmetic: the embeddings agree to round-off (the issue asks for 1e-10).
 DETERMINISM_ATOL = 1e-10

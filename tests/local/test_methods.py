@@ -9,7 +9,7 @@ from dasklle import LocallyLinearEmbedding
 from dasklle.eigen.cost import alignment_matrix, cost_matrix, weight_matrix
 from dasklle.local.methods import standard_local
 
-from .conftest import MANIFOLDS, manifold, max_sine
+from ..conftest import MANIFOLDS, manifold, max_sine
 
 # Measured sines against scikit-learn: 1e-14 .. 1e-7 (issue bound 1e-6).
 DENSE_MAX_SINE = 1e-6
