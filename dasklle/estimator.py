@@ -9,22 +9,22 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import scipy.sparse as sp
-import zarr
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.neighbors import KDTree
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from . import pipeline
+from . import out_of_sample, pipeline
 from .eigen import cost
 from .io import store
 from .io.arrays import as_dask_input
-from .local import weights
 from .parameters import check_parameters
-from .tasks.blocks import map_row_blocks
 from .tasks.progress import compute
 
-# inputs read lazily, never through scikit-learn's in-memory checks
-_LAZY_INPUTS = (da.Array, zarr.Array, zarr.Group, np.memmap, str, os.PathLike)
+
+def _is_lazy(X) -> bool:
+    """Inputs read lazily, never through scikit-learn's in-memory checks."""
+    is_zarr = type(X).__module__.startswith("zarr")
+    return is_zarr or isinstance(X, da.Array | np.memmap | str | os.PathLike)
 
 
 class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -78,7 +78,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Threads for pynndescent inside its task (-1: all). Parallelism across row blocks comes
         from the dask scheduler.
     chunk_rows : int or None, default=None
-        Rows per block; by default about 16 MB of input per block, fewer when the workers'
+        Rows per block; by default about ``dasklle.tasks.block-bytes`` of input per block, fewer when the workers'
         memory limit asks for it, aligned with a zarr or HDF5 input's chunks.
     store : str, path or None, default=None
         If given, ``fit`` writes the embedding and its metadata to this zarr store: a new path,
@@ -191,7 +191,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
     def _as_input(self, X, *, reset: bool) -> tuple[da.Array, str]:
         """Validate X (in memory through scikit-learn's checks) and wrap it as a dask array."""
-        if isinstance(X, _LAZY_INPUTS):
+        if _is_lazy(X):
             array, kind = as_dask_input(X, self.chunk_rows, n_neighbors=self.n_neighbors)
             if reset:
                 self.n_features_in_ = array.shape[1]
@@ -254,14 +254,8 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self._M = result.M if self.method != "standard" else None
         if self.store is not None:
             params = {k: v for k, v in self.get_params().items() if k != "store"}
-            attributes = pipeline.store_attributes(result, params)
             start = time.perf_counter()
-            store.write_embedding(
-                self.store,
-                result.embedding,
-                result.eigenvalues,
-                {**attributes, "input_fingerprint": fingerprint, "input": source},
-            )
+            pipeline.write_result(self.store, result, params, fingerprint, source)
             self.timings_["write"] = time.perf_counter() - start
 
     def _check_store(self, array: da.Array) -> str | None:
@@ -316,12 +310,12 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         ndarray of shape (n_samples, n_components), or a dask array for dask/zarr input
         """
         check_is_fitted(self)
-        lazy = isinstance(X, _LAZY_INPUTS) and not isinstance(X, np.ndarray)
+        lazy = _is_lazy(X) and not isinstance(X, np.ndarray)
         array, _ = self._as_input(X, reset=False)
         indices, w = self._neighbor_index.query_with_weights(array, self.n_neighbors, self.reg)
         if w is None:
             embedding = da.from_array(self.embedding_, chunks=(-1, -1))
-            Y = self._out_of_sample(array, indices, self._fit_X, embedding)
+            Y = out_of_sample.barycentric_map(array, indices, self._fit_X, embedding, self.reg)
         else:  # the partitioned search solved the weights where it found the neighbors
             Y = da.from_array(np.einsum("ik,ikd->id", w, self.embedding_[indices]))
         Y = Y.astype(self.embedding_.dtype)
@@ -358,27 +352,11 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             )
         if self._embedding_index is None:
             self._embedding_index = KDTree(self.embedding_)
-        (indices,) = compute(
-            map_row_blocks(
-                _query_tree,
-                [array],
-                per_block=[(self._embedding_index,)] * array.numblocks[0],
-                out_cols=self.n_neighbors,
-                dtype=np.int64,
-                n_neighbors=self.n_neighbors,
-            )
-        )
+        indices = out_of_sample.tree_neighbors(array, self._embedding_index, self.n_neighbors)
         embedding = da.from_array(self.embedding_, chunks=(-1, -1))
-        X_back = self._out_of_sample(array, indices, embedding, self._fit_X)
+        X_back = out_of_sample.barycentric_map(array, indices, embedding, self._fit_X, self.reg)
         X_back = X_back.astype(self._fit_X.dtype)
         return X_back if lazy else compute(X_back)[0]
-
-    def _out_of_sample(self, queries, indices, reference, values) -> da.Array:
-        """Barycentric weights of queries among reference[indices], applied to values[indices]."""
-        w = weights.neighbor_weights(
-            queries, indices, reg=self.reg, points=reference, exact_match=True
-        )
-        return weights.combine_rows(w, indices, values)
 
     def get_weight_matrix(self) -> sp.csr_array:
         """W (n_samples x n_samples, sparse): row i holds point i's reconstruction weights."""
@@ -396,10 +374,6 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         if self._M is not None:
             return self._M
         return cost.cost_matrix(self.get_weight_matrix())
-
-
-def _query_tree(block: np.ndarray, tree: KDTree, *, row_offset: int, n_neighbors: int):
-    return tree.query(block, k=n_neighbors, return_distance=False).astype(np.int64)
 
 
 def locally_linear_embedding(

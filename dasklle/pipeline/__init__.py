@@ -5,7 +5,14 @@
 - ``fit.py``: ``fit_lle``, a fit as the sequence of those stages, and the store's metadata.
 """
 
-from .fit import LLEResult, check_connected, fit_lle, input_fingerprint, store_attributes
+from .fit import (
+    LLEResult,
+    check_connected,
+    fit_lle,
+    input_fingerprint,
+    store_attributes,
+    write_result,
+)
 from .stages import cost_operator, local_fit, neighbor_graph
 
 __all__ = [
@@ -17,4 +24,5 @@ __all__ = [
     "local_fit",
     "neighbor_graph",
     "store_attributes",
+    "write_result",
 ]

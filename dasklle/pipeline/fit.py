@@ -191,3 +191,12 @@ def store_attributes(result: LLEResult, parameters: dict[str, Any]) -> dict[str,
         "timings": result.timings,
         "dasklle_version": __version__,
     }
+
+
+def write_result(path, result: LLEResult, parameters: dict[str, Any], fingerprint, source) -> None:
+    """The embedding and its metadata into the store at ``path``, marked complete last."""
+    from ..io import store
+
+    attributes = store_attributes(result, parameters)
+    attributes.update(input_fingerprint=fingerprint, input=source)
+    store.write_embedding(path, result.embedding, result.eigenvalues, attributes)
