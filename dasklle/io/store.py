@@ -26,12 +26,14 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import zarr
 
 from .. import config
+
+if TYPE_CHECKING:
+    import zarr
 
 EMBEDDING = "embedding"
 EIGENVALUES = "eigenvalues"
@@ -42,6 +44,8 @@ MARKERS = ("dasklle_version", "parameters", "input_fingerprint", "sweep")
 
 def is_dasklle_store(node: Any) -> bool:
     """Whether a zarr node is a group that dasklle wrote."""
+    import zarr
+
     return isinstance(node, zarr.Group) and (
         any(key in node.attrs for key in MARKERS) or "stages" in node
     )
@@ -71,6 +75,8 @@ def write_embedding(
 
     The ``stages`` checkpoints and a recorded ``sweep`` stay; older results are replaced.
     """
+    import zarr
+
     group = zarr.open_group(store=os.fspath(path), mode="a")
     kept = {key: group.attrs[key] for key in ("sweep",) if key in group.attrs}
     group.attrs["complete"] = False
@@ -100,6 +106,8 @@ class Checkpoints:
         self.overwrite = overwrite
 
     def load(self, stage: str, fingerprint: str) -> dict[str, Any] | None:
+        import zarr
+
         if not self.resume:
             return None
         try:
@@ -119,6 +127,8 @@ class Checkpoints:
         arrays: Mapping[str, np.ndarray],
         attributes: Mapping[str, Any] | None = None,
     ) -> None:
+        import zarr
+
         root = zarr.open_group(store=self.path, mode="a")
         root.attrs["complete"] = False
         stages = root.require_group("stages")
@@ -133,6 +143,8 @@ class Checkpoints:
 
     def begin(self, input_fingerprint: str) -> None:
         """Start a run: empty the store if asked to, mark it incomplete and record the input."""
+        import zarr
+
         if self.overwrite:
             clear_store(self.path)
         from .. import __version__
@@ -149,6 +161,8 @@ class Checkpoints:
 
 def read_embedding(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
     """The embedding and the attributes of a complete store."""
+    import zarr
+
     try:
         group = zarr.open_group(store=os.fspath(path), mode="r")
     except Exception as exc:
@@ -166,6 +180,8 @@ def read_embedding(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]
 
 def read_array(path: str | os.PathLike, name: str) -> np.ndarray | None:
     """One array of a store (e.g. ``stages/weights/weights``), or None when it is not there."""
+    import zarr
+
     try:
         return np.asarray(zarr.open_group(store=os.fspath(path), mode="r")[name][...])
     except KeyError:
@@ -174,6 +190,8 @@ def read_array(path: str | os.PathLike, name: str) -> np.ndarray | None:
 
 def read_attributes(path: str | os.PathLike) -> dict[str, Any]:
     """A store's attributes (complete or not)."""
+    import zarr
+
     try:
         return dict(zarr.open_group(store=os.fspath(path), mode="r").attrs)
     except Exception as exc:
@@ -184,6 +202,8 @@ def read_attributes(path: str | os.PathLike) -> dict[str, Any]:
 
 def update_attributes(path: str | os.PathLike, attributes: Mapping[str, Any]) -> None:
     """Add attributes to a store (created if missing; arrays already in it are kept)."""
+    import zarr
+
     group = zarr.open_group(store=os.fspath(path), mode="a")
     group.attrs.update(_jsonable(dict(attributes)))
 
@@ -234,6 +254,8 @@ def check_output_store(
 
 def clear_store(path: str | os.PathLike, name: str = "store") -> None:
     """Empty a dasklle store (refusing anything else), leaving an incomplete dasklle store."""
+    import zarr
+
     from .. import __version__
 
     check_output_store(path, name=name, overwrite=True)
@@ -247,6 +269,8 @@ def _overwrite_flag(name: str) -> str:
 
 def _dasklle_group(path: str, where: str, name: str) -> zarr.Group:
     """The zarr group at a non-empty folder, if dasklle wrote it; else a ValueError."""
+    import zarr
+
     try:
         node = zarr.open(store=path, mode="r")
     except Exception:  # no zarr metadata here (zarr raises several types)
