@@ -78,8 +78,9 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Threads for pynndescent inside its task (-1: all). Parallelism across row blocks comes
         from the dask scheduler.
     chunk_rows : int or None, default=None
-        Rows per block; by default about ``dasklle.tasks.block-bytes`` of input per block, fewer when the workers'
-        memory limit asks for it, aligned with a zarr or HDF5 input's chunks.
+        Rows per block; by default about ``dasklle.tasks.block-bytes`` of input per block,
+        fewer when the workers' memory limit asks for it, aligned with a zarr or HDF5 input's
+        chunks.
     store : str, path or None, default=None
         If given, ``fit`` writes the embedding and its metadata to this zarr store: a new path,
         an empty folder or a store dasklle wrote. Before computing anything ``fit`` raises
