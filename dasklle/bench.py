@@ -12,6 +12,9 @@ Quality columns: ``recall`` (kNN recall against exact search, on a sample), ``tr
 (trustworthiness, k=10, on a sample), ``acc`` (10-NN label accuracy in the embedding, 5-fold, on
 a sample of at most 20,000 points; for digits) and ``sine`` (largest principal angle between the
 two embeddings, when both sides ran and n <= 100,000).
+
+The command's flags and its loop over cases are in ``dasklle.cli.bench``; results measured with
+it are in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 
@@ -39,8 +41,8 @@ CASES: dict[str, tuple[str, int, int, str]] = {
     "digits-100k": ("digits_784", 100_000, 10, "threads"),
     "digits-1m": ("digits_784", 1_000_000, 10, "threads"),
 }
-# scikit-learn's shift-invert factorisation fills in on high-dimensional data (time ~ n^3.5:
-# 200 s at 20k, hours at 70k), so --vs sklearn skips it above these sizes.
+# scikit-learn's shift-invert factorisation of M fills in on high-dimensional data and takes hours
+# on digits of 70,000 points (docs/benchmarks.md), so --vs sklearn skips it above these sizes.
 SKLEARN_MAX_ROWS = {"swiss_roll": 1_000_000, "digits_784": 20_000}
 QUALITY_SAMPLE = 2_000
 ACCURACY_SAMPLE = 20_000
@@ -243,7 +245,7 @@ def measure_quality(run: Run, data_dir: str, out_dir: str, sample: int) -> None:
         )
 
 
-def _sine(out_dir: str, case: str) -> float | None:
+def sine(out_dir: str, case: str) -> float | None:
     import scipy.linalg
 
     paths = [
@@ -315,67 +317,8 @@ def format_table(runs: list[Run], sines: dict[str, float | None]) -> str:
     return "\n".join(lines)
 
 
-def target_checks(runs: list[Run]) -> list[str]:
-    """The performance issue's targets that this run can decide, each with its numbers."""
-    ok = {(r.side, r.case): r for r in runs if not r.error}
-    out = []
-
-    def get(side, case):
-        return ok.get((side, case))
-
-    def verdict(met):
-        return "met" if met else "NOT met"
-
-    d, k = get("dasklle", "digits-20k"), get("sklearn", "digits-20k")
-    if d and k:
-        ratio = k.seconds / d.seconds
-        dq = min(d.quality.get(m, 0) - k.quality.get(m, 0) for m in ("trust", "acc"))
-        out.append(
-            f"1. digits-20k: {ratio:.1f}x faster than sklearn (target 20x), quality "
-            f"difference {dq:+.3f} (target >= -0.02): {verdict(ratio >= 20 and dq >= -0.02)}"
-        )
-    d70 = get("dasklle", "digits-70k")
-    if d70 and k:
-        frac = d70.seconds / k.seconds
-        out.append(
-            f"2. digits-70k: {d70.seconds:.1f} s = {frac:.2f} x sklearn's time at 20k "
-            f"(target < 0.33): {verdict(frac < 1 / 3)}"
-        )
-    d1m = get("dasklle", "digits-1m")
-    if d1m and k:
-        frac = d1m.seconds / k.seconds
-        out.append(
-            f"3. digits-1m: {d1m.seconds:.0f} s = {frac:.1f} x sklearn's time at 20k "
-            f"(target <= 9), "
-            f"peak {d1m.peak_mb / 1024:.1f} GB (target <= 8): "
-            f"{verdict(frac <= 9 and d1m.peak_mb <= 8 * 1024)}"
-        )
-    d, k = get("dasklle", "swiss-1m"), get("sklearn", "swiss-1m")
-    if d and k:
-        ratio, mem = k.seconds / d.seconds, d.peak_mb / k.peak_mb
-        dq = d.quality.get("trust", 0) - k.quality.get("trust", 0)
-        out.append(
-            f"4. swiss-1m: {ratio:.1f}x faster (target 3x), memory {mem:.2f} of sklearn's "
-            f"(target <= 0.33), trust difference {dq:+.3f}: "
-            f"{verdict(ratio >= 3 and mem <= 1 / 3 and dq >= -0.02)}"
-        )
-    d, k = get("dasklle", "swiss-5k"), get("sklearn", "swiss-5k")
-    if d and k:
-        frac = d.seconds / k.seconds
-        out.append(
-            f"5. swiss-5k from a cold process: {frac:.2f} x sklearn's time (target <= 2): "
-            f"{verdict(frac <= 2)}"
-        )
-    d1, d2 = get("dasklle", "digits-100k"), get("dasklle", "digits-1m")
-    if d1 and d2:
-        frac = d2.seconds / d1.seconds
-        out.append(
-            f"6. digits time(1m)/time(100k) = {frac:.1f} (target <= 12): {verdict(frac <= 12)}"
-        )
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
+    """``python -m dasklle.bench``: the same as ``dasklle bench``; ``_run`` is one side's child."""
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_run":
         parser = argparse.ArgumentParser(prog="dasklle.bench _run")
@@ -389,84 +332,14 @@ def main(argv: list[str] | None = None) -> int:
         cluster = (a.workers, a.memory_limit) if a.workers else None
         _run_in_this_process(a.side, a.case, a.data_dir, a.result, cluster)
         return 0
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    return run(args)
+    from .cli import bench as command
+    from .cli.common import HelpFormatter
 
-
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(
-        prog="dasklle bench",
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    parser = argparse.ArgumentParser(
+        prog="dasklle bench", description=command.HELP, formatter_class=HelpFormatter
     )
-    parser.add_argument(
-        "cases",
-        nargs="+",
-        choices=sorted(CASES),
-        metavar="CASE",
-        help=f"cases to run: {', '.join(CASES)}.",
-    )
-    parser.add_argument(
-        "--vs",
-        choices=("sklearn",),
-        default=None,
-        help="also run scikit-learn's LLE (arpack) on the same data.",
-    )
-    parser.add_argument(
-        "--data-dir",
-        default=os.path.join(tempfile.gettempdir(), "dasklle-bench"),
-        help="where generated data sets are cached (zarr).",
-    )
-    parser.add_argument(
-        "--quality-sample",
-        type=int,
-        default=QUALITY_SAMPLE,
-        help="points sampled for recall and trustworthiness.",
-    )
-    parser.add_argument("--json", default=None, help="also write the results to this JSON file.")
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="run dasklle on a local cluster of this many single-threaded workers (default: "
-        "the threaded scheduler in one process).",
-    )
-    parser.add_argument(
-        "--memory-limit",
-        default="1GiB",
-        help="memory limit of each worker, with --workers (dask kills a worker that exceeds it).",
-    )
-    return parser
-
-
-def run(args: argparse.Namespace) -> int:
-    os.makedirs(args.data_dir, exist_ok=True)
-    runs: list[Run] = []
-    sines: dict[str, float | None] = {}
-    with tempfile.TemporaryDirectory() as out_dir:
-        for case in args.cases:
-            dataset_path(case, args.data_dir)  # generate once, untimed
-            for side in ("dasklle", "sklearn") if args.vs == "sklearn" else ("dasklle",):
-                name, n = CASES[case][:2]
-                if side == "sklearn" and n > SKLEARN_MAX_ROWS[name]:
-                    print(f"skipping sklearn on {case}: too slow", file=sys.stderr, flush=True)
-                    continue
-                print(f"running {side} on {case} ...", file=sys.stderr, flush=True)
-                cluster = (args.workers, args.memory_limit) if args.workers else None
-                r = run_side(side, case, args.data_dir, out_dir, cluster)
-                measure_quality(r, args.data_dir, out_dir, args.quality_sample)
-                runs.append(r)
-            sines[case] = _sine(out_dir, case)
-    print(format_table(runs, sines))
-    checks = target_checks(runs)
-    if checks:
-        print()
-        print("\n".join(checks))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump([r.__dict__ for r in runs], f, indent=2)
-    return 0 if not any(r.error for r in runs) else 1
+    command.add_arguments(parser)
+    return command.run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,84 @@
+"""``dasklle plot``: PNGs of what a store holds (embedding, spectrum of M, M ordered by label,
+sweep)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from . import common
+
+HELP = "PNGs of a store: embedding scatter, spectrum of M, M ordered by label, sweep."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("store", help="a zarr store written by dasklle embed/demo/sweep.")
+    parser.add_argument("--labels", help="labels to colour by: a .npy file or a zarr array.")
+    parser.add_argument(
+        "--out-prefix",
+        help="prefix of the PNG files (default: the store's path without its extension).",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..io.store import read_attributes
+    from ..plotting import plot_sweep
+    from ..sweep import SweepRow, as_grid
+
+    attributes = read_attributes(args.store)
+    prefix = args.out_prefix or common.prefix(args.store)
+    labels = load_labels(args.labels) if args.labels else None
+    written = []
+    if attributes.get("complete"):
+        written += _plot_embedding(args.store, attributes, prefix, labels)
+    if "sweep" in attributes:
+        rows = [SweepRow(**row) for row in attributes["sweep"]]
+        plot_sweep(*as_grid(rows), prefix + "-sweep.png")
+        written.append(prefix + "-sweep.png")
+    if not written:
+        raise ValueError(f"store {args.store!r} holds neither a complete embedding nor a sweep.")
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def _plot_embedding(store: str, attributes: dict, prefix: str, labels) -> list[str]:
+    """The scatter, the spectrum and (for small stores with weights) the cost matrix."""
+    from .. import plotting
+    from ..eigen.cost import cost_matrix, weight_matrix
+    from ..io.store import read_array, read_embedding
+
+    embedding, _ = read_embedding(store)
+    if labels is not None and len(labels) != len(embedding):
+        raise ValueError(
+            f"--labels has {len(labels):,} entries; the embedding has {len(embedding):,} rows."
+        )
+    plotting.plot_embedding(embedding, prefix + "-embedding.png", labels=labels)
+    d = embedding.shape[1]
+    plotting.plot_spectrum(attributes["eigenvalues"], d, prefix + "-spectrum.png")
+    written = [prefix + "-embedding.png", prefix + "-spectrum.png"]
+    neighbors = read_array(store, "stages/neighbors/indices")
+    weights = read_array(store, "stages/weights/weights")
+    if weights is not None and len(embedding) <= plotting.MATRIX_MAX_ROWS:
+        M = cost_matrix(weight_matrix(neighbors, weights))
+        plotting.plot_cost_matrix(M, prefix + "-matrix.png", labels=labels)
+        written.append(prefix + "-matrix.png")
+    return written
+
+
+def load_labels(path: str):
+    """Labels from a .npy file or a zarr array, as a numpy array."""
+    import numpy as np
+
+    if path.endswith(".npy"):
+        if not os.path.exists(path):
+            raise ValueError(f"--labels {path!r} does not exist.")
+        return np.load(path, allow_pickle=False)
+    import zarr
+
+    try:
+        return np.asarray(zarr.open_array(store=path, mode="r")[...])
+    except Exception as exc:
+        raise ValueError(
+            f"--labels: cannot read {path!r} as .npy or a zarr array ({exc})."
+        ) from exc
