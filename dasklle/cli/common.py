@@ -141,6 +141,12 @@ def add_solver_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) 
     parser.add_argument("--random-state", type=int, default=0, help="seed.")
 
 
+def solver_options(args: argparse.Namespace) -> dict:
+    """The values of ``add_solver_flags``' flags, as keyword arguments of the estimator."""
+    names = ("method", "eigen_solver", "neighbors_algorithm", "reg", "chunk_rows", "random_state")
+    return {name: getattr(args, name) for name in names}
+
+
 @contextlib.contextmanager
 def scheduler(args: argparse.Namespace) -> Iterator[str]:
     """Set up the dask scheduler the flags ask for; yields a description of it."""

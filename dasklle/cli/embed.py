@@ -40,12 +40,7 @@ def estimator(args: argparse.Namespace):
     return LocallyLinearEmbedding(
         n_neighbors=args.n_neighbors,
         n_components=args.n_components,
-        method=args.method,
-        eigen_solver=args.eigen_solver,
-        neighbors_algorithm=args.neighbors_algorithm,
-        reg=args.reg,
-        chunk_rows=args.chunk_rows,
-        random_state=args.random_state,
+        **common.solver_options(args),
         store=args.out,
         verbose=not args.quiet,
         resume=not args.no_resume,

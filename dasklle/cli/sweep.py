@@ -45,16 +45,7 @@ def run(args: argparse.Namespace) -> int:
     with common.scheduler(args) as where:
         print(f"sweep on {where}: n_neighbors {ks} x n_components {ds}")
         rows = reconstruction_error_grid(
-            source,
-            ks,
-            ds,
-            method=args.method,
-            reg=args.reg,
-            eigen_solver=args.eigen_solver,
-            neighbors_algorithm=args.neighbors_algorithm,
-            random_state=args.random_state,
-            chunk_rows=args.chunk_rows,
-            verbose=not args.quiet,
+            source, ks, ds, **common.solver_options(args), verbose=not args.quiet
         )
     prefix = common.prefix(args.out)
     write_csv(rows, prefix + ".csv")
