@@ -218,17 +218,21 @@ def prefix(store: str) -> str:
 @contextlib.contextmanager
 def log_to_stderr(quiet: bool = False) -> Iterator[None]:
     """While a command runs, the ``dasklle`` logger's messages go to stderr as "[dasklle] ..."
-    lines (stdout stays for results); only warnings with ``quiet``. Undone on exit, so that
-    calling ``main`` again does not print each line twice."""
+    lines (stdout stays for results); only warnings with ``quiet``.
+
+    The logger's own handlers are set aside meanwhile (one that ``verbose=True`` installed earlier
+    in the process would print every line twice) and restored on exit, so that calling ``main``
+    again starts from the same state.
+    """
     logger = logging.getLogger("dasklle")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.setLevel(logging.WARNING if quiet else logging.INFO)
-    level = logger.level
-    logger.addHandler(handler)
+    handlers, level = logger.handlers[:], logger.level
+    logger.handlers = [handler]
     logger.setLevel(logging.INFO)
     try:
         yield
     finally:
-        logger.removeHandler(handler)
+        logger.handlers = handlers
         logger.setLevel(level)

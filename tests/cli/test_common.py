@@ -93,6 +93,21 @@ def test_log_lines_go_to_stderr_while_a_command_runs(capsys):
     assert (logger.handlers, logger.level) == (handlers, level)
 
 
+def test_log_lines_are_not_doubled_by_a_handler_set_before(capsys, monkeypatch):
+    import io
+    import logging
+
+    from dasklle.cli.common import log_to_stderr
+
+    logger = logging.getLogger("dasklle")
+    earlier = logging.StreamHandler(io.StringIO())  # as verbose=True installs without a config
+    monkeypatch.setattr(logger, "handlers", [earlier])
+    with log_to_stderr():
+        logger.info("weights ...")
+    assert capsys.readouterr().err == "[dasklle] weights ...\n"
+    assert earlier.stream.getvalue() == "" and logger.handlers == [earlier]
+
+
 def test_progress_lines_of_a_run(tmp_path, capsys):
     import logging
 
