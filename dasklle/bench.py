@@ -5,8 +5,9 @@
 
 Every run happens in a new Python process (so imports and numba's compile time count), while
 this process samples the resident memory of that process and all its children (dask workers)
-every 0.1 s: "peak MB" is the largest sum seen. Data sets are generated once into a zarr cache
-(``--data-dir``) and read from there by both sides; generation is not timed.
+every ``SAMPLE_INTERVAL`` seconds: "peak MB" is the largest sum seen. Data sets are generated
+once into a zarr cache (``--data-dir``) and read from there by both sides; generation is not
+timed.
 
 Quality columns: ``recall`` (kNN recall against exact search, on a sample), ``trust``
 (trustworthiness, k=10, on a sample), ``acc`` (10-NN label accuracy in the embedding, 5-fold, on
@@ -45,6 +46,7 @@ CASES: dict[str, tuple[str, int, int, str]] = {
 # on digits of 70,000 points (docs/benchmarks.md), so --vs sklearn skips it above these sizes.
 SKLEARN_MAX_ROWS = {"swiss_roll": 1_000_000, "digits_784": 20_000}
 QUALITY_SAMPLE = 2_000
+SAMPLE_INTERVAL = 0.1  # seconds between two samples of the process tree's memory
 ACCURACY_SAMPLE = 20_000
 
 
@@ -127,7 +129,7 @@ def run_side(
         peak = 0
         while process.poll() is None:
             peak = max(peak, _tree_rss(process.pid))
-            time.sleep(0.1)
+            time.sleep(SAMPLE_INTERVAL)
     wall = time.perf_counter() - start
     with open(log_path) as log:
         stderr = log.read()
