@@ -148,9 +148,9 @@ def _amg(M, n_components, block, tol, max_iter, rng, verbose, neighbors):
         n_components,
         neighbors=neighbors,
         block=block,
+        rng=np.random.default_rng(rng.randint(2**31 - 1)),
         tol=tol,
         max_iter=max_iter,
-        rng=np.random.default_rng(rng.randint(2**31 - 1)),
         on_iteration=iterations.update,
     )
     return result.values, result.vectors, result.n_iter

@@ -28,13 +28,7 @@ def test_sparse_cost_matrix_matches_dense():
 
 
 def test_rows_summing_to_one_give_constant_null_vector():
-    rng = np.random.default_rng(1)
-    indices = np.array(
-        [rng.choice(np.delete(np.arange(30), i), 5, replace=False) for i in range(30)]
-    )
-    weights = rng.random(indices.shape)
-    weights /= weights.sum(1, keepdims=True)
-    M = cost_matrix(weight_matrix(indices, weights))
+    M = cost_matrix(random_weight_matrix(30, 5, np.random.default_rng(1)))
     np.testing.assert_allclose(M @ np.ones(30), 0.0, atol=1e-13)
     np.testing.assert_allclose((M - M.T).toarray(), 0.0, atol=1e-15)
 

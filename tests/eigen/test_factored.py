@@ -10,8 +10,8 @@ from dasklle.eigen import factored, null_space, solve
 from ..conftest import manifold, max_sine
 from .conftest import cost_operator
 
-# The factored solve reaches LAPACK's answer on M to this sine (measured 2e-11 .. 2e-9 on these
-# three manifolds at 1,000 points, as ARPACK on M itself: 8e-12 .. 2e-9).
+# The factored solve reaches LAPACK's answer on M to this sine, as ARPACK on M itself does (the
+# sines measured on these manifolds: docs/design/eigen.md).
 FACTORED_MAX_SINE = 1e-6
 
 
