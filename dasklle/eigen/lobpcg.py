@@ -38,10 +38,8 @@ class LobpcgResult:
 
 
 def lobpcg(A, X, precondition, constraint, *, n_wanted, tol, max_iter, on_iteration=None):
-    """The smallest eigenpairs of symmetric A on the orthogonal complement of ``constraint``.
-
-    Block LOBPCG with Rayleigh-Ritz on [X, preconditioned residuals, previous directions]; it
-    stops when the largest residual of the n_wanted lowest Ritz vectors is at most tol.
+    """The smallest eigenpairs of symmetric A on the orthogonal complement of ``constraint``:
+    all ``block`` Ritz pairs, ascending, when the n_wanted lowest are within tol or at max_iter.
 
     The wanted eigenvalues are 1e-7..1e-5 of M's norm, so rounding that is harmless elsewhere
     is not here: A times the new directions is computed afresh every iteration (carrying it
@@ -59,11 +57,6 @@ def lobpcg(A, X, precondition, constraint, *, n_wanted, tol, max_iter, on_iterat
     tol : largest residual |A v - theta v| accepted for them
     max_iter : iteration cap
     on_iteration : called as on_iteration(n_iter, max_residual) once per iteration
-
-    Returns
-    -------
-    LobpcgResult
-        All ``block`` Ritz pairs, ascending.
     """
     block = X.shape[1]
 
