@@ -1,30 +1,39 @@
-"""Stage 3: the sparse weight matrix W and the embedding cost matrix M = (I - W)^T (I - W)."""
+"""The sparse weight matrix W, the embedding cost matrix M = (I - W)^T (I - W) and the operators
+on M that the eigen solvers use.
+
+``CostOperator`` applies M through products with B = I - W and B^T (k + 1 nonzeros a row each;
+M couples the neighbors of neighbors, several times more), never forming it. From
+``eigen.row-kernel-min-rows`` rows on, those products and the Chebyshev smoother's updates run
+in dasklle's row-parallel kernels (``kernels``, numba, imported only then). Measurements:
+docs/design/eigen.md.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
 
-# From this many rows on, products go through dasklle's row-parallel kernels (``_rowkernels``,
-# numba); below, through scipy. Measured in the amg solve on digits-784 (fresh processes,
-# alternated): at 20,000 points the kernels made the eigen stage slower (3.6-3.8 s against
-# 2.7-3.5 s: importing numba and loading the compiled kernels costs ~0.5 s a process); at
-# 100,000 points 40 iterations took 12.2-12.5 s either way; at 1,000,000 points the kernels
-# are 1.5-2x faster (``blockamg``'s docstring). In between it was not measured: 200,000 rows
-# is where a block of 20 float64 vectors (32 MB) no longer fits this machine's L3 cache.
-ROW_KERNEL_MIN_ROWS = 200_000
+from .. import config
 
 
-def weight_matrix(
-    indices: np.ndarray, weights: np.ndarray, n_samples: int | None = None
-) -> sp.csr_array:
-    """W with W[i, indices[i, j]] = weights[i, j] (duplicate entries are summed)."""
+def weight_matrix(indices: np.ndarray, weights: np.ndarray) -> sp.csr_array:
+    """W with W[i, indices[i, j]] = weights[i, j] (duplicate entries are summed).
+
+    Parameters
+    ----------
+    indices : (n, k) neighbor indices of each row
+    weights : (n, k) the rows' reconstruction weights
+
+    Returns
+    -------
+    scipy.sparse.csr_array
+        (n, n).
+    """
     n, k = indices.shape
-    n_cols = n if n_samples is None else n_samples
     indptr = np.arange(0, n * k + 1, k, dtype=np.int64)
     # Copies: scipy sorts a csr's column indices in place, which would reorder the caller's
     # distance-sorted neighbor lists.
-    W = sp.csr_array((weights.ravel().copy(), indices.ravel().copy(), indptr), shape=(n, n_cols))
+    W = sp.csr_array((weights.ravel().copy(), indices.ravel().copy(), indptr), shape=(n, n))
     W.sum_duplicates()
     return W
 
@@ -41,11 +50,15 @@ def cost_matrix(W: sp.csr_array) -> sp.csr_array:
 class CostOperator:
     """M = B^T B + shift * I applied through products with a sparse B (B = I - W), never formed.
 
-    Measured at 100,000 digits-784 points (k = 10, rows in RCM order, one thread): M has 64
-    nonzeros per row against B's 11, and a product with a block of 12 vectors takes 0.055 s
-    through M and 0.022 s as B^T (B X) in float64 (float32: 0.032 s and 0.013 s). So the eigen
-    solver's products run about 2.5x faster, and the client holds B and B^T (2 x 11 nonzeros a
-    row) instead of M (64 a row).
+    B and B^T together hold far fewer nonzeros than M, so products are faster and the client
+    holds less (see docs/design/eigen.md).
+
+    Parameters
+    ----------
+    B : sparse (m, n) matrix, usually I - W
+    shift : multiple of the identity added to B^T B
+    dtype : the precision of the products
+    BT : optional B^T, reused when only dtype or shift change
     """
 
     def __init__(self, B, shift: float = 0.0, dtype=np.float64, *, BT=None):
@@ -62,8 +75,9 @@ class CostOperator:
         return cls(sp.eye_array(n, format="csr", dtype=np.float64) - sp.csr_array(W))
 
     def _use_kernels(self, X) -> bool:
+        """Whether a product with X runs in the row kernels (large M, a float array in dtype)."""
         return (
-            self.shape[0] >= ROW_KERNEL_MIN_ROWS
+            self.shape[0] >= config.get("eigen.row-kernel-min-rows")
             and isinstance(X, np.ndarray)
             and X.dtype == self.dtype
             and X.ndim in (1, 2)
@@ -130,7 +144,7 @@ class CostOperator:
 def chebyshev_step(A, step, residual, x, d_inv, a: float, b: float) -> None:
     """In place: residual -= A @ step, then step = a * step + b * d_inv[:, None] * residual and
     x += step (C-contiguous blocks in A's dtype). For a large CostOperator, in one pass after
-    B @ step (the smoother's vector updates cost as much as its products at 1,000,000 rows)."""
+    B @ step (at a million rows the smoother's vector updates cost as much as its products)."""
     if not (isinstance(A, CostOperator) and A._use_kernels(step)):
         residual -= A @ step
         step *= a

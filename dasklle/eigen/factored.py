@@ -1,28 +1,18 @@
-"""Shift-invert about 0 through one sparse LU of B = I - W instead of M = B^T B.
+"""The ``"factored"`` eigen solver: shift-invert about 0 through one sparse LU of B = I - W.
 
-scikit-learn's ARPACK factorises M itself. M has the pattern of the neighbor graph squared, so
-its LU fills in far more than the LU of B, whose pattern is the neighbor graph (k + 1 nonzeros a
-row). Measured on swiss-roll weights (k = 12, SuperLU, `MMD_AT_PLUS_A` ordering, one thread):
-
-    n            LU of M (COLAMD, scipy's default)      LU of B (this module)
-    100,000      12.2 s, 71.1M nonzeros, 1.9 GB          1.2 s,  10.2M nonzeros, 0.5 GB
-    1,000,000    ~590 s, 14 GB (the whole ARPACK run)    31 s,  148M nonzeros
-
-and the whole eigen stage at 1,000,000 points (factor, 21 solves, residuals) takes 64 s with a
-peak of 2.8 GB in the process. On high-dimensional data the LU of B fills in too (digits-784 at
-100,000 points: still factoring after 120 s and 1.8 GB), so ``"auto"`` keeps LOBPCG + AMG there.
+scikit-learn's ARPACK factorises M = B^T B itself. M has the pattern of the neighbor graph
+squared, so its LU fills in far more than the LU of B, whose pattern is the neighbor graph (k + 1
+nonzeros a row). On high-dimensional data the LU of B fills in too, so ``"auto"`` keeps LOBPCG +
+AMG there (docs/design/eigen.md has the measurements).
 
 M's pseudo-inverse on the complement of the constant vector is B^+ B^+T, applied as two
 triangular-solve pairs with projections that handle B's null vectors: B 1 = 0 (rows of W sum to
 one) and u^T B = 0 for a left null vector u (found once by inverse iteration). For x with
 1^T x = 0, z = B^-T x is defined up to multiples of u and the one in range(B) is z - u (u^T z);
 then y = B^-1 z is defined up to a constant, and y - mean(y) is M^+ x. B itself is singular, so
-the LU is of (1 + eps) I - W with eps = FACTOR_SHIFT: on the complement of the null vectors the
-solves then differ from exact ones by about eps / sigma_2(B) relatively. Measured: the residuals
-|Mv - lambda v| are about 200 eps (2e-14 at 100,000 and 1,000,000 swiss-roll points, whose
-bottom eigenvalues are 6e-13 and 1e-14), but the vectors move far less: at 1,000,000 points the
-sine of the subspace angle between the results for eps = 1e-12, 1e-13 and 1e-14 is 6e-8 and
-6e-9, and at 100,000 points the result is 5e-6 from ARPACK on M (whose own residual is 1e-15).
+the LU is of (1 + eps) I - W with eps = ``eigen.factor-shift``: on the complement of the null
+vectors the solves then differ from exact ones by about eps / sigma_2(B) relatively, and the
+residuals |Mv - lambda v| scale with eps.
 
 ARPACK then runs on x -> M^+ x for its largest eigenvalues 1 / lambda. The constant vector is in
 the operator's null space, so it is never returned and nothing has to be skipped. This needs a
@@ -36,17 +26,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy.sparse.csgraph import connected_components
 
-# Diagonal shift that makes I - W factorisable (see the module docstring). Residuals scale with
-# it (1e-10 gave 2e-11 at 100,000 swiss-roll points, 1e-13 gave 2e-14); much smaller shifts drown
-# in the rounding of 1 + eps.
-FACTOR_SHIFT = 1e-13
-# SuperLU's threshold for keeping the diagonal pivot: the symmetric-pattern ordering only pays
-# off when pivots stay on the diagonal (B's is 1 + eps, its rows' other entries are the
-# weights); 0.1 pivots away from a diagonal under 10% of its column's largest entry (fill at 100,000
-# swiss-roll points: 9.8M nonzeros at 0.01, 10.2M at 0.1, 10.9M with full partial pivoting).
-DIAG_PIVOT_THRESHOLD = 0.1
-# Smallest second singular value of I - W taken as non-singular (I - W has entries of order 1).
-SINGULAR_BELOW = 1e-10
+from .. import config
 
 
 def graph_components(B) -> int:
@@ -63,6 +43,12 @@ class PseudoInverse:
     B : sparse (n, n) I - W
     BT : optional B^T in CSR (the CSC layout of B that SuperLU factorises; built when missing)
     rng : numpy Generator for the inverse iteration that finds B's left null vector
+
+    Raises
+    ------
+    RuntimeError
+        When B is singular beyond the constant vector (its second singular value below
+        ``eigen.singular-below``), or from SuperLU when the factorisation fails.
     """
 
     def __init__(self, B, BT=None, rng=None):
@@ -71,11 +57,13 @@ class PseudoInverse:
         # B^T in CSR has B's CSC arrays; SuperLU takes CSC.
         data = BT.data.astype(np.float64, copy=False)
         B_csc = sp.csc_array((data, BT.indices, BT.indptr), shape=(n, n), copy=False)
-        shifted = (B_csc + FACTOR_SHIFT * sp.eye_array(n, format="csc")).tocsc()
+        eps = float(config.get("eigen.factor-shift"))
+        shifted = (B_csc + eps * sp.eye_array(n, format="csc")).tocsc()
+        # The symmetric-pattern ordering pays off only while pivots stay on the diagonal.
         self.lu = spla.splu(
             shifted,
             permc_spec="MMD_AT_PLUS_A",
-            diag_pivot_thresh=DIAG_PIVOT_THRESHOLD,
+            diag_pivot_thresh=float(config.get("eigen.diag-pivot-threshold")),
             options={"SymmetricMode": True},
         )
         del shifted
@@ -86,10 +74,10 @@ class PseudoInverse:
         U = rng.standard_normal((n, 2))
         for _ in range(2):
             U, _ = np.linalg.qr(self.lu.solve(U, trans="T"))
-        # Any unit vector orthogonal to u has |B^T q| >= sigma_2(B) (about 1e-7 at 1,000,000
-        # swiss-roll points), so a second direction below SINGULAR_BELOW means B, and M, are
-        # singular beyond the constant vector (duplicated points, too few neighbors).
-        if np.linalg.norm(BT @ U[:, 1]) < SINGULAR_BELOW:
+        # Any unit vector orthogonal to u has |B^T q| >= sigma_2(B), so a second direction below
+        # eigen.singular-below means B, and M, are singular beyond the constant vector
+        # (duplicated points, too few neighbors).
+        if np.linalg.norm(BT @ U[:, 1]) < float(config.get("eigen.singular-below")):
             raise RuntimeError("I - W is singular beyond the constant vector")
         self.left_null = U[:, 0]
         self.n_solves = 0
@@ -109,8 +97,21 @@ def bottom_eigenvectors(
 ) -> tuple[np.ndarray, np.ndarray, PseudoInverse]:
     """The n_components eigenpairs of M = B^T B just above its constant vector, ascending.
 
-    ARPACK's Lanczos on M^+ (``PseudoInverse``); tol and max_iter go to ARPACK (relative accuracy
-    of the Ritz values of M^+, and its number of restarts).
+    ARPACK's Lanczos on M^+ (``PseudoInverse``).
+
+    Parameters
+    ----------
+    B : sparse (n, n) I - W of a connected neighbor graph
+    n_components : eigenpairs wanted
+    BT : optional B^T in CSR
+    tol, max_iter : ARPACK's relative accuracy of the Ritz values of M^+, and its restarts
+    rng : seed or numpy Generator for the null-vector search and ARPACK's start
+
+    Returns
+    -------
+    values, vectors, inverse
+        The eigenvalues (ascending), the (n, n_components) eigenvectors, and the
+        PseudoInverse (its ``n_solves`` counts the applications).
     """
     rng = np.random.default_rng(rng)
     inverse = PseudoInverse(B, BT, rng)

@@ -1,28 +1,18 @@
-"""ARPACK through the LU of I - W (dasklle.factored) against the dense reference."""
+"""ARPACK through the LU of I - W (dasklle.eigen.factored) against the dense reference."""
 
 import warnings
 
 import numpy as np
 import pytest
 
-from dasklle import eigen
-from dasklle.eigen import factored, null_space
-from dasklle.eigen.cost import CostOperator, weight_matrix
-from dasklle.local.weights import barycenter_weights_reference
+from dasklle.eigen import factored, null_space, solve
 
-from .conftest import manifold, max_sine
-from .test_neighbors import sklearn_neighbors
+from ..conftest import manifold, max_sine
+from .conftest import cost_operator
 
-# The factored solve reaches LAPACK's answer on M to this sine (measured 2e-11 .. 2e-9 on these
-# three manifolds at 1,000 points, as ARPACK on M itself: 8e-12 .. 2e-9).
+# The factored solve reaches LAPACK's answer on M to this sine, as ARPACK on M itself does (the
+# sines measured on these manifolds: docs/design/eigen.md).
 FACTORED_MAX_SINE = 1e-6
-
-
-def cost_operator(X, k=10):
-    indices = sklearn_neighbors(X, k)
-    return CostOperator.from_weights(
-        weight_matrix(indices, barycenter_weights_reference(X, X, indices))
-    )
 
 
 @pytest.mark.parametrize("name", ["swiss_roll", "s_curve", "digits"])
@@ -83,7 +73,7 @@ def test_failure_of_the_factored_path_falls_back_with_a_warning(monkeypatch):
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_a_poor_residual_also_falls_back(monkeypatch):
     op = cost_operator(manifold("s_curve", 600))
-    monkeypatch.setattr(eigen, "_accepted", lambda tol: 0.0)  # nothing is good enough
+    monkeypatch.setattr(solve, "_accepted", lambda tol: 0.0)  # nothing is good enough
     with pytest.warns(RuntimeWarning, match="residual"):
         result = null_space(op, 2, solver="factored", random_state=0)
     assert result.n_iter is None

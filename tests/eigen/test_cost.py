@@ -1,7 +1,9 @@
+"""W, M and the operators on M: against dense references, through scipy and the row kernels."""
+
+import dask
 import numpy as np
 import pytest
 
-from dasklle.eigen import cost, kernels, null_space
 from dasklle.eigen.cost import (
     CostOperator,
     chebyshev_step,
@@ -9,6 +11,8 @@ from dasklle.eigen.cost import (
     cost_matrix_reference,
     weight_matrix,
 )
+
+from .conftest import random_weight_matrix
 
 
 def test_sparse_cost_matrix_matches_dense():
@@ -24,13 +28,7 @@ def test_sparse_cost_matrix_matches_dense():
 
 
 def test_rows_summing_to_one_give_constant_null_vector():
-    rng = np.random.default_rng(1)
-    indices = np.array(
-        [rng.choice(np.delete(np.arange(30), i), 5, replace=False) for i in range(30)]
-    )
-    weights = rng.random(indices.shape)
-    weights /= weights.sum(1, keepdims=True)
-    M = cost_matrix(weight_matrix(indices, weights))
+    M = cost_matrix(random_weight_matrix(30, 5, np.random.default_rng(1)))
     np.testing.assert_allclose(M @ np.ones(30), 0.0, atol=1e-13)
     np.testing.assert_allclose((M - M.T).toarray(), 0.0, atol=1e-15)
 
@@ -44,19 +42,14 @@ def test_weight_matrix_leaves_neighbor_order_alone():
     np.testing.assert_array_equal(weights, before[1])
 
 
-def random_weight_matrix(n: int, k: int, rng):
-    """W of a random k-neighbor graph on n points, each row summing to one."""
-    indices = np.array([rng.choice(np.delete(np.arange(n), i), k, replace=False) for i in range(n)])
-    weights = rng.random(indices.shape)
-    return weight_matrix(indices, weights / weights.sum(1, keepdims=True))
-
-
 @pytest.fixture(params=["scipy", "row kernels"])
-def products(request, monkeypatch):
+def products(request):
     """Run a test with CostOperator's products through scipy and through the row kernels."""
-    if request.param == "row kernels":
-        monkeypatch.setattr(cost, "ROW_KERNEL_MIN_ROWS", 0)
-    return request.param
+    if request.param == "scipy":
+        yield request.param
+        return
+    with dask.config.set({"dasklle.eigen.row-kernel-min-rows": 0}):
+        yield request.param
 
 
 def test_cost_operator_is_m_without_forming_it(products):
@@ -109,26 +102,3 @@ def test_chebyshev_step(products, dtype):
     np.testing.assert_allclose(residual, expected_residual, atol=tol)
     np.testing.assert_allclose(step, expected_step, atol=tol)
     np.testing.assert_allclose(x, expected_x, atol=tol)
-
-
-def test_row_kernels_do_not_depend_on_the_thread_count(monkeypatch):
-    monkeypatch.setattr(cost, "ROW_KERNEL_MIN_ROWS", 0)
-    rng = np.random.default_rng(6)
-    op = CostOperator.from_weights(random_weight_matrix(301, 7, rng))
-    X = rng.standard_normal((301, 5))
-    results = []
-    for threads in [1, 2, 3]:
-        monkeypatch.setattr(kernels, "THREADS", threads)
-        results.append(op @ X)
-    for other in results[1:]:
-        np.testing.assert_array_equal(other, results[0])
-
-
-@pytest.mark.parametrize("solver", ["dense", "arpack", "lobpcg"])
-def test_solvers_other_than_amg_take_the_operator(solver):
-    W = random_weight_matrix(300, 8, np.random.default_rng(3))
-    a = null_space(cost_matrix(W), 2, solver=solver, random_state=0, tol=1e-8, max_iter=500)
-    b = null_space(
-        CostOperator.from_weights(W), 2, solver=solver, random_state=0, tol=1e-8, max_iter=500
-    )
-    np.testing.assert_allclose(np.abs(a.vectors.T @ b.vectors), np.eye(2), atol=1e-5)

@@ -1,0 +1,114 @@
+"""dasklle's block LOBPCG, the iteration of the ``"amg"`` solver.
+
+Rayleigh-Ritz on [X, preconditioned residuals, previous directions], with the constraint (the
+constant vector) held out, the products with A recomputed rather than carried, and its n-row
+arrays in buffers reused across iterations; the measurements behind these choices are in
+docs/design/eigen.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+
+def _orthonormal_basis(S: np.ndarray) -> np.ndarray:
+    """C with S @ C an orthonormal basis of span(S), dropping near-dependent directions."""
+    gram = S.T @ S
+    scale = np.sqrt(np.maximum(np.diag(gram), np.finfo(float).tiny))
+    values, vectors = np.linalg.eigh(gram / np.outer(scale, scale))
+    keep = values > 1e-12 * values.max()
+    return vectors[:, keep] / np.sqrt(values[keep]) / scale[:, None]
+
+
+def _orthonormal(S: np.ndarray) -> np.ndarray:
+    """An orthonormal basis of span(S), dropping near-dependent directions."""
+    return S @ _orthonormal_basis(S)
+
+
+@dataclass
+class LobpcgResult:
+    """The Ritz pairs LOBPCG ended with and the iterations it ran."""
+
+    values: np.ndarray
+    vectors: np.ndarray
+    n_iter: int
+
+
+def lobpcg(A, X, precondition, constraint, *, n_wanted, tol, max_iter, on_iteration=None):
+    """The smallest eigenpairs of symmetric A on the orthogonal complement of ``constraint``:
+    all ``block`` Ritz pairs, ascending, when the n_wanted lowest are within tol or at max_iter.
+
+    The wanted eigenvalues are 1e-7..1e-5 of M's norm, so rounding that is harmless elsewhere
+    is not here: A times the new directions is computed afresh every iteration (carrying it
+    through the orthonormalising transforms let the residuals drift until the iteration
+    stalled), and the Rayleigh-Ritz step uses the basis' own Gram matrix rather than assume
+    it is exactly orthonormal.
+
+    Parameters
+    ----------
+    A : symmetric operator supporting ``A @ block``
+    X : (n, block) starting block
+    precondition : callable applied to the block of residuals, or None
+    constraint : (n, c) orthonormal columns the iteration stays orthogonal to
+    n_wanted : how many of the lowest Ritz vectors must converge
+    tol : largest residual |A v - theta v| accepted for them
+    max_iter : iteration cap
+    on_iteration : called as on_iteration(n_iter, max_residual) once per iteration
+    """
+    block = X.shape[1]
+
+    def deflate(V):
+        return V - constraint @ (constraint.T @ V)
+
+    X = _orthonormal(deflate(X))
+    AX = A @ X
+    theta, U = np.linalg.eigh(X.T @ AX)
+    X, AX = X @ U, AX @ U
+    # The n-row arrays live in buffers reused by every iteration: from 1,000,000 rows on, each
+    # is above glibc's largest mmap threshold (32 MB), and a new one is page-faulted in each time.
+    n = X.shape[0]
+    basis = np.empty((n, 3 * block))  # [X, S, P], then [X, S]: the Rayleigh-Ritz basis
+    A_basis = np.empty((n, 3 * block))
+    R, P, projection = np.empty((n, block)), np.empty((n, block)), np.empty((n, 2 * block))
+    n_P = 0  # columns of P in use (none before the first step and after a restart)
+    n_iter = 0
+    while True:
+        np.multiply(X, theta, out=R)
+        np.subtract(AX, R, out=R)
+        residuals = np.linalg.norm(R[:, :n_wanted], axis=0)
+        if on_iteration is not None:
+            on_iteration(n_iter, float(residuals.max()))
+        if residuals.max() <= tol or n_iter == max_iter:
+            break
+        n_iter += 1
+        width = block + n_P
+        basis[:, :block] = X
+        basis[:, block : 2 * block] = deflate(precondition(R) if precondition is not None else R)
+        basis[:, 2 * block : block + width] = P[:, :n_P]
+        for _ in range(2):  # once is not enough near convergence, when S is almost in span X
+            S = basis[:, block : block + width]
+            S -= np.matmul(X, X.T @ S, out=projection[:, :width])
+            C = _orthonormal_basis(S)
+            width = C.shape[1]
+            np.matmul(S, C, out=projection[:, :width])
+            basis[:, block : block + width] = projection[:, :width]
+        S = basis[:, block : block + width]
+        A_basis[:, :block] = AX
+        A_basis[:, block : block + width] = A @ S
+        used, A_used = basis[:, : block + width], A_basis[:, : block + width]
+        gram_A, gram = used.T @ A_used, used.T @ used
+        try:
+            theta, U = scipy.linalg.eigh(
+                (gram_A + gram_A.T) / 2, (gram + gram.T) / 2, subset_by_index=(0, block - 1)
+            )
+        except np.linalg.LinAlgError:  # basis numerically dependent: restart without P
+            n_P = 0
+            continue
+        np.matmul(used, U, out=X)
+        np.matmul(A_used, U, out=AX)
+        n_P = block
+        np.matmul(S, U[block:], out=P)
+    return LobpcgResult(theta, X, n_iter)

@@ -1,0 +1,320 @@
+"""Which eigen solver runs, the dispatch to it, and the checks of what it returns.
+
+``dense`` (LAPACK ``eigh``) is the reference. ``arpack`` is shift-invert Lanczos about 0 through a
+sparse LU of M (scikit-learn's algorithm). ``factored`` is the same shift-invert through a sparse
+LU of I - W (``factored``; standard method on a connected graph, else ``arpack``). ``lobpcg`` is
+scipy's LOBPCG with the constant vector deflated and no preconditioner; ``amg`` is dasklle's block
+LOBPCG with a block multigrid preconditioner (``amg``). Every run reports the largest residual
+|M v - lambda v| of the returned vectors and which solver actually ran. Why ``"auto"`` chooses
+as it does: docs/design/eigen.md.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from .. import config
+from ..tasks import progress
+from . import amg, factored
+from .cost import CostOperator
+
+
+@dataclass
+class NullSpace:
+    """The result of the eigen stage."""
+
+    vectors: np.ndarray  # (n, n_components), the embedding before any rescaling
+    values: np.ndarray  # (n_components,), the kept eigenvalues, ascending
+    solver: str  # the solver that actually ran
+    residual: float  # max_j |M v_j - lambda_j v_j| over the kept vectors
+    n_iter: int | None = None
+
+
+def choose_solver(solver: str, n_samples: int, *, n_features: int = 0) -> str:
+    """Resolve ``"auto"`` to the solver that runs.
+
+    Dense LAPACK up to ``eigen.dense-max-rows`` rows; ARPACK shift-invert through the LU of
+    I - W (``"factored"``; ``null_space`` runs ARPACK on M where that does not apply) on data
+    with at most ``eigen.low-dimension`` features or up to ``eigen.arpack-max-rows`` rows;
+    LOBPCG + AMG on larger high-dimensional data, where the sparse factorisations fill in.
+
+    scikit-learn also runs dense when 10 or more vectors are wanted; dasklle does not, because
+    asking for more eigenvalues (``n_eigenvalues``) must not turn a 20k-point job into an O(n^3)
+    one.
+
+    Parameters
+    ----------
+    solver : str
+        The requested solver; anything but ``"auto"`` is returned unchanged.
+    n_samples : int
+        Rows of M.
+    n_features : int, default=0
+        Dimension of the data (0: unknown, treated as low-dimensional).
+
+    Returns
+    -------
+    str
+    """
+    if solver != "auto":
+        return solver
+    if n_samples <= config.get("eigen.dense-max-rows"):
+        return "dense"
+    if n_features <= config.get("eigen.low-dimension") or n_samples <= config.get(
+        "eigen.arpack-max-rows"
+    ):
+        return "factored"
+    return "amg"
+
+
+def deterministic_signs(vectors: np.ndarray) -> np.ndarray:
+    """Flip each eigenvector so that its largest-magnitude entry is positive.
+
+    An eigenvector's sign is arbitrary, and which sign a solver returns can change with round-off
+    (BLAS threads, worker processes). Fixing it makes the same seed give the same embedding on
+    every scheduler, as scikit-learn's spectral embedding does.
+    """
+    rows = np.argmax(np.abs(vectors), axis=0)
+    signs = np.sign(vectors[rows, np.arange(vectors.shape[1])])
+    return vectors * np.where(signs == 0, 1.0, signs)
+
+
+def residual_norms(M, vectors: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """|M v_j - lambda_j v_j| for unit-norm columns v_j."""
+    norms = np.linalg.norm(vectors, axis=0)
+    unit = vectors / np.where(norms > 0, norms, 1.0)
+    return np.linalg.norm(M @ unit - unit * values[None, :], axis=0)
+
+
+def _dense(M, n_components: int) -> tuple[np.ndarray, np.ndarray]:
+    """LAPACK's eigenpairs 1..n_components (0 is the constant vector's)."""
+    dense = M.toarray() if sp.issparse(M) else np.array(M, dtype=np.float64)
+    values, vectors = scipy.linalg.eigh(dense, subset_by_index=(1, n_components), overwrite_a=True)
+    order = np.argsort(np.abs(values))
+    return values[order], vectors[:, order]
+
+
+def _arpack(M, n_components, tol, max_iter, rng) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's solve: shift-invert about 0 through the LU of M, with its error message."""
+    v0 = rng.uniform(-1, 1, M.shape[0])
+    try:
+        values, vectors = spla.eigsh(
+            M, n_components + 1, sigma=0.0, tol=tol, maxiter=max_iter, v0=v0
+        )
+    except RuntimeError as exc:  # ArpackError, ArpackNoConvergence and singular factorisations
+        raise ValueError(
+            "Error in determining null-space with ARPACK. Error message: "
+            f"'{exc}'. Note that eigen_solver='arpack' can fail when the weight matrix is "
+            "singular or otherwise ill-behaved. In that case, eigen_solver='dense' is "
+            "recommended, or eigen_solver='amg' for large problems."
+        ) from exc
+    order = np.argsort(values)
+    return values[order][1:], vectors[:, order][:, 1:]
+
+
+def _lobpcg(M, n_components, block, tol, max_iter, rng, verbose: bool = False):
+    """scipy's LOBPCG on a random block, the constant vector held out, no preconditioner."""
+    n = M.shape[0]
+    constant = np.full((n, 1), 1.0 / np.sqrt(n))
+    X0 = rng.standard_normal((n, block))
+    iterations = progress.IterationLog("lobpcg", verbose)
+    preconditioner = iterations.wrap(None, n)
+    with warnings.catch_warnings():
+        # Non-convergence is reported below from the measured residual, not from scipy's warning.
+        warnings.simplefilter("ignore", UserWarning)
+        values, vectors = spla.lobpcg(
+            M,
+            X0,
+            M=preconditioner,
+            Y=constant,
+            tol=tol,
+            maxiter=max_iter,
+            largest=False,
+        )
+    order = np.argsort(values)[:n_components]
+    return values[order], vectors[:, order], iterations.iterations
+
+
+def _amg(M, n_components, block, tol, max_iter, rng, verbose, neighbors):
+    """dasklle's block LOBPCG with the multigrid preconditioner (``amg``)."""
+    iterations = progress.IterationLog("amg", verbose)
+    result = amg.bottom_eigenvectors(
+        M,
+        n_components,
+        neighbors=neighbors,
+        block=block,
+        rng=np.random.default_rng(rng.randint(2**31 - 1)),
+        tol=tol,
+        max_iter=max_iter,
+        on_iteration=iterations.update,
+    )
+    return result.values, result.vectors, result.n_iter
+
+
+def null_space(
+    M: sp.csr_array | np.ndarray | CostOperator,
+    n_components: int,
+    *,
+    solver: str = "auto",
+    tol: float = 1e-6,
+    max_iter: int = 100,
+    random_state=None,
+    verbose: bool = False,
+    n_features: int = 0,
+    neighbors: np.ndarray | None = None,
+    n_graph_components: int | None = None,
+) -> NullSpace:
+    """The n_components eigenvectors of M just above its constant one.
+
+    Parameters
+    ----------
+    M : symmetric positive semi-definite matrix, sparse or dense, or a CostOperator
+        ((I - W)^T (I - W) applied through I - W; formed here for all solvers but amg)
+    n_components : number of eigenvectors to keep
+    solver : "auto", "dense", "arpack", "factored", "lobpcg" or "amg"
+    tol, max_iter : passed to the iterative solvers
+    random_state : seed for the solvers' starting vectors
+    verbose : log the iterative solvers' iteration count and residual periodically
+    n_features : dimension of the data, for ``"auto"``
+    neighbors : (n, k) kNN indices behind M; ``amg`` aggregates its multigrid levels over
+        this graph (without it, over M's pattern: more iterations)
+    n_graph_components : connected components of the neighbor graph, if the caller has counted
+        them (``factored`` needs one); counted here otherwise
+
+    Returns
+    -------
+    NullSpace
+    """
+    from sklearn.utils import check_random_state
+
+    n = M.shape[0]
+    rng = check_random_state(random_state)
+    requested = solver
+    solver = choose_solver(solver, n, n_features=n_features)
+    n_iter = None
+    block = n_components + config.get("eigen.lobpcg-extra-vectors")
+    # scipy's LOBPCG falls back to a dense solve (which refuses a deflation block) on small
+    # problems; run the dense reference there instead.
+    min_rows = config.get("eigen.lobpcg-min-rows-per-vector") * block + 2
+    if solver in ("lobpcg", "amg") and n < min_rows:
+        solver = "dense"
+    if solver == "factored":
+        result = _factored(M, n_components, tol, max_iter, rng, n_graph_components)
+        if result is not None:
+            return result
+        solver = "arpack"
+    if solver != "amg" and isinstance(M, CostOperator):
+        M = M.tocsr()  # only amg works with the operator; the others need M itself
+    if solver == "dense":
+        values, vectors = _dense(M, n_components)
+    elif solver == "arpack":
+        try:
+            values, vectors = _arpack(M, n_components, tol, max_iter, rng)
+        except ValueError as exc:
+            if requested != "auto":
+                raise  # the user asked for ARPACK: say it failed, as scikit-learn does
+            return _after_arpack_failed(
+                exc, M, n_components, tol, max_iter, random_state, verbose, neighbors
+            )
+    elif solver == "amg":
+        values, vectors, n_iter = _amg(
+            M, n_components, block, tol, max_iter, rng, verbose, neighbors
+        )
+    else:
+        values, vectors, n_iter = _lobpcg(M, n_components, block, tol, max_iter, rng, verbose)
+    return _checked(M, vectors, values, solver, tol, max_iter, n_iter)
+
+
+def _after_arpack_failed(
+    exc, M, n_components, tol, max_iter, random_state, verbose, neighbors
+) -> NullSpace:
+    """ "auto" chooses again when the factorisation about 0 fails (M singular to working
+    precision, as with LTSA on some data), and records what ran instead."""
+    from ..exceptions import FallbackWarning
+
+    solver = "dense" if M.shape[0] <= config.get("eigen.fallback-dense-max-rows") else "amg"
+    warnings.warn(
+        f"eigen_solver='auto': ARPACK failed ({exc.__cause__}); using {solver!r}.",
+        FallbackWarning,
+        stacklevel=3,
+    )
+    return null_space(
+        M,
+        n_components,
+        solver=solver,
+        tol=tol,
+        max_iter=max_iter,
+        random_state=random_state,
+        verbose=verbose,
+        neighbors=neighbors,
+    )
+
+
+def _factored(M, n_components, tol, max_iter, rng, n_graph_components) -> NullSpace | None:
+    """ARPACK through the LU of I - W (``factored``); None where it does not apply (M not an
+    unshifted CostOperator, a disconnected graph) and, with a warning, when the factorisation
+    or ARPACK fails or the residual ends above 10 * tol."""
+    if not (isinstance(M, CostOperator) and M.shift == 0):
+        return None
+    if n_graph_components is None:
+        n_graph_components = factored.graph_components(M.B)
+    if n_graph_components != 1:
+        return None
+    try:
+        values, vectors, inverse = factored.bottom_eigenvectors(
+            M.B,
+            n_components,
+            BT=M.BT,
+            tol=tol,
+            max_iter=max_iter,
+            rng=np.random.default_rng(rng.randint(2**31 - 1)),
+        )
+        result = _checked(
+            M, vectors, values, "factored", tol, max_iter, inverse.n_solves, warn=False
+        )
+        if result.residual > _accepted(tol):
+            raise RuntimeError(f"residual {result.residual:.1e}")
+    except RuntimeError as exc:  # also ArpackError and SuperLU's singular factor
+        from ..exceptions import FallbackWarning
+
+        warnings.warn(
+            f"ARPACK through the LU of I - W failed ({exc}); factorising M instead.",
+            FallbackWarning,
+            stacklevel=3,
+        )
+        return None
+    return result
+
+
+def _accepted(tol: float) -> float:
+    """The largest residual accepted without a warning."""
+    return max(tol, 1e-12) * 10
+
+
+def _checked(M, vectors, values, solver, tol, max_iter, n_iter, warn=True) -> NullSpace:
+    """The NullSpace with fixed signs and its measured residual; refuses non-finite vectors and
+    warns when an iterative solver ended above 10 * tol."""
+    vectors = deterministic_signs(vectors)
+    residual = float(residual_norms(M, vectors, values).max())
+    if not np.all(np.isfinite(vectors)):
+        raise ValueError(
+            f"eigen_solver={solver!r} returned non-finite eigenvectors; try eigen_solver='dense' "
+            "or a larger reg."
+        )
+    if warn and solver != "dense" and residual > _accepted(tol):
+        from ..exceptions import EigenConvergenceWarning
+
+        other = "'dense'" if solver in ("arpack", "factored") else "'arpack' or 'dense'"
+        warnings.warn(
+            f"eigen_solver={solver!r} did not converge in max_iter={max_iter} iterations: largest "
+            f"residual |Mv - lambda v| = {residual:.2e} > 10 * tol = {10 * tol:.1e}. Increase "
+            f"max_iter, or use eigen_solver={other}.",
+            EigenConvergenceWarning,
+            stacklevel=2,
+        )
+    return NullSpace(vectors, values, solver, residual, n_iter)
