@@ -47,11 +47,12 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         ``dense``: LAPACK on the dense M (the reference; O(n^2) memory). ``arpack``: shift-invert
         Lanczos about 0 through a sparse LU of M (scikit-learn's choice). ``factored``: the same
         through a sparse LU of I - W, far sparser than M (standard method on a connected
-        neighbor graph, else ``arpack``; see ``dasklle.factored``). ``lobpcg``: LOBPCG with the
-        constant vector deflated. ``amg``: LOBPCG preconditioned with algebraic multigrid
-        (pyamg). ``auto``: ``dense`` up to 200 samples; ``factored`` on data with at most 15
-        features or at most 5,000 samples; else ``amg`` (if ARPACK fails, ``dense`` up to
-        5,000 samples, else ``amg``, with a warning; ``eigen_solver_`` records what ran).
+        neighbor graph, else ``arpack``; see docs/design/eigen.md). ``lobpcg``: LOBPCG with the
+        constant vector deflated. ``amg``: dasklle's block LOBPCG preconditioned by an
+        aggregation multigrid V-cycle. ``auto``: ``dense`` up to 200 samples; ``factored`` on
+        data with at most 15 features or at most 5,000 samples; else ``amg`` (if ARPACK fails,
+        ``dense`` up to 5,000 samples, else ``amg``, with a warning; ``eigen_solver_`` records
+        what ran). The thresholds are ``dasklle.eigen`` settings (docs/configuration.md).
     tol : float, default=1e-6
         Convergence tolerance of the iterative eigen solvers.
     max_iter : int, default=100
@@ -71,7 +72,8 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         ``auto``: a KD-tree for up to 15 features while the tree fits one task's memory, exact
         brute force while n^2 * n_features <= 2e11, else ``projected`` in every dimension. A
         tree or pynndescent index that would not fit one task's memory runs as ``projected``,
-        with a warning. Exact searches rank equal distances by row index, the lower first.
+        with a warning. Exact searches rank equal distances by row index, the lower first. The
+        thresholds are ``dasklle.neighbors`` settings (docs/configuration.md).
     random_state : int, RandomState instance or None, default=None
         Seeds the eigen solvers' starting vectors and pynndescent.
     n_jobs : int or None, default=None
