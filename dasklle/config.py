@@ -35,3 +35,15 @@ def get(key: str) -> Any:
 def get_bytes(key: str) -> int:
     """A size setting in bytes; accepts numbers and strings such as ``"64 MiB"``."""
     return int(parse_bytes(get(key)))
+
+
+def changed(section: str) -> dict[str, Any]:
+    """The ``dasklle.<section>`` settings that differ from the shipped defaults.
+
+    Part of a stage's checkpoint fingerprint: a result computed under other settings is not
+    resumed, while runs at the defaults keep the fingerprints they always had.
+    """
+    current = dask.config.get(f"dasklle.{section}", {}) or {}
+    shipped = defaults["dasklle"].get(section) or {}
+    canonical = {key.replace("_", "-"): value for key, value in current.items()}
+    return {key: value for key, value in sorted(canonical.items()) if shipped.get(key) != value}

@@ -9,6 +9,7 @@ from typing import Any
 
 from dask.base import tokenize
 
+from .. import config
 from ..io.store import Checkpoints
 from ..tasks import progress
 
@@ -32,6 +33,7 @@ class Stage:
     depends: Callable[[Any], tuple] = _nothing
     save: Callable[[Any, Any], tuple[dict, dict]] | None = None
     load: Callable[[Any, dict], Any] | None = None
+    settings: tuple[str, ...] = ()
 
 
 @dataclass
@@ -54,7 +56,9 @@ class StageRunner:
     def run(self, stage: Stage, fit: Any) -> Any:
         stored = stage.save is not None and stage.load is not None
         if stored:
-            self.fingerprint = tokenize(stage.name, self.fingerprint, *stage.depends(fit))
+            changed = [config.changed(section) for section in stage.settings]
+            changed = [c for c in changed if c]  # none at the defaults: fingerprints stay put
+            self.fingerprint = tokenize(stage.name, self.fingerprint, *stage.depends(fit), *changed)
         start = time.perf_counter()
         with progress.stage(stage.name, self.verbose):
             result = self._resume(stage, fit) if stored else None

@@ -159,6 +159,7 @@ NEIGHBORS = Stage(
     depends=_search_depends,
     save=lambda fit, graph: ({"indices": graph.indices}, {"algorithm": graph.algorithm}),
     load=_search_loaded,
+    settings=("neighbors",),
 )
 
 
@@ -240,4 +241,5 @@ EIGEN = Stage(
         {"solver": space.solver, "residual": space.residual, "n_iter": space.n_iter},
     ),
     load=_solve_loaded,
+    settings=("eigen",),
 )

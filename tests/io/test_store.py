@@ -2,6 +2,7 @@
 
 import os
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -71,6 +72,16 @@ def test_changed_parameter_recomputes_what_depends_on_it(tmp_path, spies):
         model(tmp_path / "s.zarr", n_neighbors=9).fit(X + 1.0)
     model(tmp_path / "s.zarr", n_neighbors=9, overwrite=True).fit(X + 1.0)
     assert spies["neighbors"].calls == 3
+
+
+def test_changed_setting_recomputes_the_stage_it_steers(tmp_path, spies):
+    model(tmp_path / "s.zarr").fit(X)
+    with dask.config.set({"dasklle.eigen.lobpcg-extra-vectors": 6}):
+        model(tmp_path / "s.zarr").fit(X)  # the eigen stage's settings changed
+    assert (spies["neighbors"].calls, spies["weights"].calls, spies["eigen"].calls) == (1, 1, 2)
+    with dask.config.set({"dasklle.eigen.lobpcg-extra-vectors": 6}):
+        model(tmp_path / "s.zarr").fit(X)  # the same settings again: resumed
+    assert spies["eigen"].calls == 2
 
 
 def test_interrupted_run_is_not_complete_and_resumes(tmp_path, spies):
