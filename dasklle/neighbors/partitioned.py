@@ -1,0 +1,303 @@
+"""The partitioned search: neighbors (and weights) solved inside partitions of the rows.
+
+The rows are split into partitions by k-means on a projected sample; every point joins its
+``neighbors.partition-copies`` nearest partitions (``shuffle.py``); one task per partition
+projects its rows, finds candidates among them, reranks them by true distance and solves the
+weights with rows it already holds, and each point keeps its best partition's list. No task
+holds more than a partition. ``PartitionIndex`` keeps the partitions to search new points the
+same way. See docs/design/neighbors.md.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import dask
+import dask.array as da
+import numpy as np
+
+from .. import config
+from ..tasks.blocks import row_offsets, take_rows
+from ..tasks.memory import rows_within
+from ..tasks.progress import compute as progress_compute
+from .exact import rerank_block
+from .projected import candidates_count, fast_block_candidates, principal_axes, project, shared
+from .shuffle import (
+    gather_pieces,
+    new_shuffle_directory,
+    partition_file,
+    remove_directory,
+    shuffle_directory,
+    shuffle_rows,
+)
+
+
+def partitioned_graph(
+    X: da.Array,
+    n_neighbors: int,
+    *,
+    reg: float | None,
+    random_state: int = 0,
+    compute=None,
+    keep_index: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None, PartitionIndex | None]:
+    """Neighbors (and, given ``reg``, barycentric weights) computed inside partitions.
+
+    The input rows are shuffled once into partitions that keep each point with its likely
+    neighbors. Every source chunk is read once; one task per partition finds 2k candidates in
+    the projection, reranks them by true distance and solves the weights with rows it already
+    holds: no random-access gather of neighbor vectors. Each row keeps the partition whose k
+    neighbors are nearest in total.
+
+    Parameters
+    ----------
+    X : dask array (n_samples, n_features)
+    n_neighbors : neighbors per row, excluding the row itself
+    reg : regularisation of the barycentric weights; None computes no weights
+    random_state : seed of the k-means that places the partitions
+    compute : ``compute(*delayed, label=...)`` that runs the tasks (default: dasklle's
+        ``progress.compute``)
+    keep_index : keep the partitions (when the shuffle went through files) to search new points
+
+    Returns
+    -------
+    indices : (n_samples, n_neighbors) int64
+    weights : (n_samples, n_neighbors) float64, or None without ``reg``
+    index : PartitionIndex, or None unless kept
+    """
+    compute = compute or _default_compute
+    n_candidates = min(candidates_count(n_neighbors), X.shape[0] - 1)
+    copies = config.get("neighbors.partition-copies")
+    mean, axes = principal_axes(X, min(config.get("neighbors.projected-dim"), X.shape[1]))
+    n_parts = max(2, int(np.ceil(copies * X.shape[0] / partition_rows(X, n_candidates))))
+    centres = _centres(X, mean, axes, n_parts, random_state)
+    directory = new_shuffle_directory()
+    try:
+        results = _solve_partitions(
+            X, (mean, axes, centres, copies), directory, n_candidates, n_neighbors, reg, compute
+        )
+    except BaseException:
+        remove_directory(directory)
+        raise
+    index = None
+    if keep_index and directory is not None:
+        members = [np.asarray(part[0]) for part in results]
+        index = PartitionIndex(
+            mean, axes, centres, copies, n_candidates, directory, X.chunks[0], members
+        )
+    else:
+        remove_directory(directory)
+    indices, weights = best_copies(results, X.shape[0], n_neighbors, with_weights=reg is not None)
+    return indices, weights, index
+
+
+def partition_rows(X: da.Array, n_candidates: int) -> int:
+    """Rows per partition: at most ``neighbors.partition-rows`` and ``neighbors.partition-bytes``
+    of data, within a task's memory budget with room for the largest k-means cluster (~1.5x the
+    mean) held twice while it is gathered, and at least 4 x the candidates."""
+    row_bytes = X.shape[1] * np.dtype(X.dtype).itemsize
+    by_bytes = config.get_bytes("neighbors.partition-bytes") // row_bytes
+    within = min(by_bytes, rows_within(4 * row_bytes + 1024))
+    return max(4 * n_candidates, min(config.get("neighbors.partition-rows"), within))
+
+
+def _centres(X: da.Array, mean, axes, n_parts: int, random_state: int) -> np.ndarray:
+    """k-means centres of n_parts partitions, from a projected sample of evenly spaced rows."""
+    from sklearn.cluster import KMeans
+
+    n = X.shape[0]
+    per_part = config.get("neighbors.partition-sample-per-part")
+    by_bytes = config.get_bytes("neighbors.sample-bytes") // (4 * X.shape[1])
+    n_sample = min(n, n_parts * per_part, by_bytes)
+    rows = np.unique(np.linspace(0, n - 1, max(n_sample, n_parts)).astype(np.int64))
+    sample = take_rows(X, rows)
+    iterations = config.get("neighbors.partition-kmeans-iterations")
+    kmeans = KMeans(n_clusters=n_parts, n_init=1, max_iter=iterations, random_state=random_state)
+    return kmeans.fit(project(np.asarray(sample), mean, axes)).cluster_centers_.astype(np.float32)
+
+
+def _solve_partitions(X, placement, directory, n_candidates, n_neighbors, reg, compute):
+    """Shuffle X's rows into the partitions and solve each; one result per partition.
+
+    ``placement`` is (mean, axes, centres, copies). Without a scratch directory the shuffle
+    goes through memory, a group of partitions at a time, ``neighbors.partition-group-bytes``
+    of rows in flight.
+    """
+    mean, axes, centres, copies = placement
+    n_parts = centres.shape[0]
+    if directory is not None:
+        n_groups = 1
+    else:
+        in_flight = copies * X.nbytes  # each row travels to `copies` partitions
+        group_bytes = config.get_bytes("neighbors.partition-group-bytes")
+        n_groups = min(n_parts, max(1, int(np.ceil(in_flight / group_bytes))))
+    shared_mean, shared_axes, shared_centres = shared(mean, axes, centres)
+    solve = dask.delayed(_partition_graph, pure=True)
+    results = []
+    for g, group in enumerate(np.array_split(np.arange(n_parts), n_groups)):
+        shuffled = shuffle_rows(
+            X, group, shared_centres, shared_mean, shared_axes, copies, directory
+        )
+        parts = [
+            solve(
+                *pieces,
+                mean=shared_mean,
+                axes=shared_axes,
+                n_candidates=n_candidates,
+                k=n_neighbors,
+                reg=reg,
+            )
+            for pieces in shuffled
+        ]
+        results.extend(compute(*parts, label=f"neighbors {g + 1}/{n_groups}"))
+    return results
+
+
+def _default_compute(*collections, label: str):
+    """dasklle's compute, with progress, when the caller brings none."""
+    return progress_compute(*collections, label=label)
+
+
+def _partition_graph(*pieces, mean, axes, n_candidates: int, k: int, reg: float | None):
+    """(rows, k neighbor rows, weights, total squared distance) within one partition."""
+    ids, points = gather_pieces(pieces)
+    m = len(ids)
+    z = project(points, mean, axes)
+    K = min(n_candidates, m - 1)
+    found_d, found = fast_block_candidates(z, z, 0, K + 1)
+    is_self = found == np.arange(m)[:, None]
+    cand = np.take_along_axis(found, np.argsort(is_self, axis=1, kind="stable")[:, :K], 1)
+    local = rerank_block(points, points, cand, np.arange(m), row_offset=0, k=min(k, K))
+    score, w = _local_fit(points, points, local, k, reg)
+    return ids, _global_rows(ids, local, k), w, score
+
+
+def _partition_query(
+    *pieces, train_rows, train_files, mean, axes, n_candidates: int, k: int, reg: float
+):
+    """(query rows, k neighbor rows, weights, total squared distance) of the new points that
+    joined one partition, searched among its training points."""
+    ids, queries = gather_pieces(pieces)
+    if len(ids) == 0:
+        return ids, np.empty((0, k), np.int64), np.empty((0, k)), np.empty(0)
+    points = np.concatenate([np.load(path, allow_pickle=False) for path in train_files])
+    K = min(n_candidates, len(points))
+    _, cand = fast_block_candidates(project(queries, mean, axes), project(points, mean, axes), 0, K)
+    local = rerank_block(queries, points, cand, np.arange(len(points)), row_offset=0, k=min(k, K))
+    score, w = _local_fit(queries, points, local, k, reg, exact_match=True)
+    return ids, _global_rows(train_rows, local, k), w, score
+
+
+def _global_rows(ids: np.ndarray, local: np.ndarray, k: int) -> np.ndarray:
+    """Partition-local neighbor positions as global rows, -1 where fewer than k were found."""
+    rows = np.full((local.shape[0], k), -1, dtype=np.int64)
+    rows[:, : local.shape[1]] = ids[local]
+    return rows
+
+
+def _local_fit(queries, points, local, k: int, reg: float | None, exact_match: bool = False):
+    """Each query's total squared distance to its k neighbors ``points[local]`` (inf where it
+    has fewer) and its barycentric weights (zeros without ``reg``)."""
+    from ..local.weights import barycenter_weights, batch_rows
+
+    m = queries.shape[0]
+    score = np.full(m, np.inf)
+    w = np.zeros((m, k))
+    if local.shape[1] == k:
+        step = batch_rows(k, points.shape[1])
+        for start in range(0, m, step):
+            r = slice(start, start + step)
+            neighbors = points[local[r]]
+            diff = neighbors.astype(np.float64) - queries[r, None, :]
+            score[r] = np.einsum("ijd,ijd->i", diff, diff)
+            if reg is not None:
+                w[r] = barycenter_weights(queries[r], neighbors, reg, exact_match)
+    return score, w
+
+
+def best_copies(results: list, n_rows: int, k: int, with_weights: bool = True):
+    """(indices, weights or None) of each row from the partition copy where its neighbors are
+    nearest."""
+    pieces = [tuple(np.asarray(a) for a in part) for part in results]
+    indices = _best_copy(pieces, n_rows, k, column=1)
+    if not with_weights:
+        return indices, None
+    return indices, _best_copy(pieces, n_rows, k, column=2)
+
+
+def _best_copy(pieces: list, n_rows: int, k: int, column: int) -> np.ndarray:
+    """Per row, the list from the partition where its k neighbors are nearest in total."""
+    ids = np.concatenate([p[0] for p in pieces])
+    values = np.concatenate([p[column] for p in pieces])
+    score = np.concatenate([p[3] for p in pieces])
+    # sort by (row, score, position): the first entry of each row is its best copy
+    order = np.lexsort((np.arange(len(ids)), score, ids))
+    ids, values, score = ids[order], values[order], score[order]
+    first = np.ones(len(ids), dtype=bool)
+    first[1:] = ids[1:] != ids[:-1]
+    if first.sum() != n_rows or not np.all(np.isfinite(score[first])):
+        raise RuntimeError(
+            "partitioned neighbor search: a point's partitions hold fewer than n_neighbors "
+            "other points; use neighbors_algorithm='brute' or 'nndescent'."
+        )
+    out = np.empty((n_rows, k), dtype=values.dtype)
+    out[ids[first]] = values[first]
+    return out
+
+
+@dataclass
+class PartitionIndex:
+    """A fit's partitions, kept as files, to search new points the way the fit searched.
+
+    ``members[p]`` are the training rows of partition p, ascending, stored in the files
+    ``partition{p}-rows{offset}.npy`` of ``directory`` (one per source block). A new point joins
+    its ``copies`` nearest partitions, is searched there with the same projection and rerank,
+    and keeps its best copy: a query costs about what a point of the fit cost, with no scan of
+    every training row. The directory is removed with the index.
+    """
+
+    mean: np.ndarray
+    axes: np.ndarray
+    centres: np.ndarray
+    copies: int
+    n_candidates: int
+    directory: str
+    row_chunks: tuple[int, ...]
+    members: list[np.ndarray]
+
+    def __post_init__(self):
+        weakref.finalize(self, remove_directory, self.directory)
+
+    def query(self, Y: da.Array, n_neighbors: int, reg: float | None, compute=None):
+        """(indices, barycentric weights) of the rows of Y among the training points."""
+        compute = compute or _default_compute
+        n_parts = self.centres.shape[0]
+        offsets = row_offsets(self.row_chunks)
+        shared_mean, shared_axes, shared_centres = shared(self.mean, self.axes, self.centres)
+        search = dask.delayed(_partition_query, pure=True)
+        with shuffle_directory() as directory:
+            shuffled = shuffle_rows(
+                Y,
+                np.arange(n_parts),
+                shared_centres,
+                shared_mean,
+                shared_axes,
+                self.copies,
+                directory,
+            )
+            parts = [
+                search(
+                    *shuffled[p],
+                    train_rows=self.members[p],
+                    train_files=[partition_file(self.directory, p, off) for off in offsets],
+                    mean=shared_mean,
+                    axes=shared_axes,
+                    n_candidates=self.n_candidates,
+                    k=n_neighbors,
+                    reg=reg,
+                )
+                for p in range(n_parts)
+            ]
+            results = compute(*parts, label="neighbors of new points")
+        return best_copies(results, Y.shape[0], n_neighbors)
