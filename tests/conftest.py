@@ -39,6 +39,19 @@ def manifold(name: str, n_samples: int = 800) -> np.ndarray:
     raise ValueError(name)
 
 
+def sklearn_neighbors(X: np.ndarray, k: int) -> np.ndarray:
+    """Each row's k nearest other rows, by scikit-learn's exact search."""
+    from sklearn.neighbors import NearestNeighbors
+
+    return NearestNeighbors(n_neighbors=k + 1).fit(X).kneighbors(X, return_distance=False)[:, 1:]
+
+
+def recall(found: np.ndarray, exact: np.ndarray) -> float:
+    """The share of the exact neighbor lists' entries that the found lists hold."""
+    hits = sum(len(np.intersect1d(a, b)) for a, b in zip(found, exact, strict=True))
+    return hits / exact.size
+
+
 def snapshot(root):
     """Every path under root with its bytes (files) and modification time."""
     paths = [root, *sorted(root.rglob("*"))]

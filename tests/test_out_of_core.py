@@ -21,7 +21,7 @@ import pytest
 import scipy.stats
 import zarr
 
-from dasklle import LocallyLinearEmbedding, datasets, neighbors
+from dasklle import LocallyLinearEmbedding, config, datasets
 
 N_SAMPLES = 16_000
 N_FEATURES = 20_480
@@ -46,7 +46,7 @@ def big_input(tmp_path_factory):
     return path, t
 
 
-def test_input_larger_than_workers_memory_completes(big_input, monkeypatch):
+def test_input_larger_than_workers_memory_completes(big_input):
     from dask.utils import parse_bytes
     from distributed import Client, LocalCluster
 
@@ -54,9 +54,12 @@ def test_input_larger_than_workers_memory_completes(big_input, monkeypatch):
     stored = zarr.open_array(path, mode="r")
     assert stored.nbytes > N_WORKERS * parse_bytes(WORKER_LIMIT)
     # the partitioned search runs above 50,000 rows; make it run here
-    monkeypatch.setattr(neighbors, "PROJECTED_BRUTE_MAX_ROWS", 1000)
-    monkeypatch.setattr(neighbors, "PARTITION_BYTES", 48 * 2**20)
+    partitioned = {
+        "dasklle.neighbors.projected-brute-max-rows": 1000,
+        "dasklle.neighbors.partition-bytes": "48 MiB",
+    }
     with (
+        dask.config.set(partitioned),
         LocalCluster(
             n_workers=N_WORKERS,
             threads_per_worker=1,
@@ -83,4 +86,5 @@ def test_batches_and_partitions_shrink_with_dimension():
 
     assert batch_rows(10, 784) == 1024
     assert batch_rows(20, 16_384) * 20 * 16_384 * 8 <= 64 * 2**20
-    assert neighbors.PARTITION_BYTES // (4 * 16_384) < neighbors.PARTITION_ROWS
+    partition_bytes = config.get_bytes("neighbors.partition-bytes")
+    assert partition_bytes // (4 * 16_384) < config.get("neighbors.partition-rows")

@@ -123,19 +123,22 @@ def test_index_stays_on_cluster_and_pickles(cluster, algorithm):
         np.testing.assert_allclose(copy.transform(Q), on_cluster)
 
 
-def test_transform_searches_the_fits_partitions(monkeypatch, tmp_path):
+def test_transform_searches_the_fits_partitions(tmp_path):
     """After a partitioned fit, new points are searched in the fit's partitions (kept as files,
     removed with the model), not against every training row; the result matches the exact
     construction wherever the partitions found the exact neighbors."""
     import gc
 
-    from dasklle import datasets, neighbors
+    from dasklle import datasets
 
-    monkeypatch.setattr(neighbors, "PROJECTED_BRUTE_MAX_ROWS", 1000)
-    monkeypatch.setattr(neighbors, "PARTITION_ROWS", 1500)  # 6 partitions of ~1500 points
     X = datasets.digits_784(3600, random_state=1)[0].compute()
     train, new = X[:3000], X[3000:]
-    with dask.config.set({"temporary-directory": str(tmp_path)}):
+    settings = {
+        "dasklle.neighbors.projected-brute-max-rows": 1000,
+        "dasklle.neighbors.partition-rows": 1500,  # 6 partitions of ~1500 points
+        "temporary-directory": str(tmp_path),
+    }
+    with dask.config.set(settings):
         model = LocallyLinearEmbedding(
             n_neighbors=10, neighbors_algorithm="projected", random_state=0
         ).fit(train)
@@ -148,7 +151,7 @@ def test_transform_searches_the_fits_partitions(monkeypatch, tmp_path):
         )
     exact = NearestNeighbors(n_neighbors=10).fit(train).kneighbors(new, return_distance=False)
     shared = np.array([len(set(a) & set(b)) for a, b in zip(found, exact, strict=True)])
-    # measured 0.987, as the fit's own search on such data (test_neighbors)
+    # the recall the fit's own search reaches (tests/neighbors/test_partitioned.py)
     assert shared.mean() / 10 >= 0.95
     same = shared == 10
     expected = dense_out_of_sample(new, train, model.embedding_.astype(np.float64), 10)

@@ -7,8 +7,7 @@ import numpy as np
 from dasklle.eigen.cost import CostOperator, cost_matrix, weight_matrix
 from dasklle.local.weights import barycenter_weights_reference
 
-from ..conftest import manifold
-from ..test_neighbors import sklearn_neighbors
+from ..conftest import manifold, sklearn_neighbors
 
 # Iterative solvers vs LAPACK on the same M: the bound for the sparse path.
 ITERATIVE_MAX_SINE = 1e-4

@@ -5,8 +5,7 @@ from sklearn.manifold._locally_linear import barycenter_weights as sklearn_baryc
 
 from dasklle.local.weights import barycenter_weights, barycenter_weights_reference, neighbor_weights
 
-from ..conftest import manifold
-from ..test_neighbors import sklearn_neighbors
+from ..conftest import manifold, sklearn_neighbors
 
 # Batched LAPACK solves vs one-at-a-time solves of the same well-conditioned systems.
 WEIGHT_RTOL = 1e-9
