@@ -8,7 +8,6 @@ from __future__ import annotations
 import warnings
 
 from .. import config
-from ..exceptions import FallbackWarning
 from ..tasks.memory import task_bytes
 
 
@@ -40,6 +39,8 @@ def choose_algorithm(algorithm: str, n_samples: int, n_features: int, n_neighbor
             return "brute"
         return "projected"
     if not index_fits(algorithm, n_samples, n_features, n_neighbors):
+        from ..exceptions import FallbackWarning  # imports scikit-learn
+
         warnings.warn(
             f"neighbors_algorithm={algorithm!r} builds one index over all {n_samples:,} points "
             "in one task, more than a task's share of the workers' memory; running the "

@@ -120,17 +120,20 @@ def merged_candidates(
     return merged
 
 
+def neighbor_blocks(
+    func: Callable, X: da.Array, per_block, n_neighbors: int, /, **kwargs
+) -> da.Array:
+    """Lazy (n, n_neighbors) int64: ``func(block, *per_block[i], row_offset=..., **kwargs)``
+    over X's row blocks, as every search assembles its neighbor lists."""
+    return map_row_blocks(
+        func, [X], per_block=per_block, out_cols=n_neighbors, dtype=np.int64, **kwargs
+    )
+
+
 def blockwise_neighbors(X: da.Array, n_neighbors: int, kernel: Callable) -> da.Array:
     """Lazy (n, k): each row's k nearest other rows of X, found by ``kernel`` block pairs."""
     merged = merged_candidates(X, X, n_neighbors + 1, kernel)
-    return map_row_blocks(
-        _select_neighbors,
-        [X],
-        per_block=merged,
-        out_cols=n_neighbors,
-        dtype=np.int64,
-        n_neighbors=n_neighbors,
-    )
+    return neighbor_blocks(_select_neighbors, X, merged, n_neighbors, n_neighbors=n_neighbors)
 
 
 def _select_neighbors(_block, merged, *, row_offset: int, n_neighbors: int) -> np.ndarray:
@@ -160,9 +163,7 @@ def exact_query(Y: da.Array, X: da.Array, n_neighbors: int) -> da.Array:
     """Lazy (len(Y), k): indices of the k rows of X nearest each row of Y, by brute force."""
     Y, X = in_search_blocks(Y), in_search_blocks(X)
     merged = merged_candidates(Y, X, n_neighbors, _block_candidates)
-    return map_row_blocks(
-        _take_indices, [Y], per_block=merged, out_cols=n_neighbors, dtype=np.int64
-    )
+    return neighbor_blocks(_take_indices, Y, merged, n_neighbors)
 
 
 def _take_indices(_block, merged, *, row_offset: int) -> np.ndarray:
@@ -206,11 +207,4 @@ def rerank(X: da.Array, candidates: np.ndarray, n_neighbors: int) -> da.Array:
 
     plan = gather_plan(candidates, X.chunks[0])
     per_block = [(X[needed], local, needed) for needed, local in plan]
-    return map_row_blocks(
-        rerank_block,
-        [X],
-        per_block=per_block,
-        out_cols=n_neighbors,
-        dtype=np.int64,
-        k=n_neighbors,
-    )
+    return neighbor_blocks(rerank_block, X, per_block, n_neighbors, k=n_neighbors)

@@ -12,12 +12,11 @@ from typing import Any
 
 import dask
 import dask.array as da
-import numpy as np
 from dask.delayed import Delayed
 
-from ..tasks.blocks import map_row_blocks, private_block
+from ..tasks.blocks import private_block
 from ..tasks.progress import compute
-from .exact import exact_query
+from .exact import exact_query, neighbor_blocks
 from .nndescent import fit_nndescent, nndescent_query
 from .partitioned import PartitionIndex
 from .trees import fit_tree, tree_query
@@ -56,14 +55,9 @@ class NeighborIndex:
             return exact_query(Y, self.index, n_neighbors)
         if self.index is None:
             self.index = build_index(self.points, self.algorithm, **(self.build_options or {}))
-        return map_row_blocks(
-            _query_block,
-            [Y],
-            per_block=[(self.index,)] * Y.numblocks[0],
-            out_cols=n_neighbors,
-            dtype=np.int64,
-            algorithm=self.algorithm,
-            n_neighbors=n_neighbors,
+        per_block = [(self.index,)] * Y.numblocks[0]
+        return neighbor_blocks(
+            _query_block, Y, per_block, n_neighbors, algorithm=self.algorithm, k=n_neighbors
         )
 
     def __getstate__(self):
@@ -118,8 +112,8 @@ def _as_graph_key(obj: Any) -> Delayed:
     return dask.delayed(obj, name=f"neighbor-index-{uuid.uuid4().hex}")
 
 
-def _query_block(block, index, *, row_offset: int, algorithm: str, n_neighbors: int):
+def _query_block(block, index, *, row_offset: int, algorithm: str, k: int):
     """The k nearest indexed points of a block of new points."""
     if algorithm == "nndescent":
-        return nndescent_query(index, block, n_neighbors)
-    return tree_query(index, block, n_neighbors)
+        return nndescent_query(index, block, k)
+    return tree_query(index, block, k)

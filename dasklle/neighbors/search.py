@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import dask.array as da
-import numpy as np
 
-from ..tasks.blocks import map_row_blocks
 from .choose import choose_algorithm, runs_partitioned
-from .exact import exact_neighbors
+from .exact import exact_neighbors, neighbor_blocks
 from .index import NeighborIndex, build_index, partitioned_index
 from .nndescent import nndescent_self_neighbors
 from .partitioned import partitioned_graph
@@ -57,12 +55,6 @@ def nearest_neighbors(
     block_neighbors = (
         tree_self_neighbors if algorithm in ("kd_tree", "ball_tree") else nndescent_self_neighbors
     )
-    indices = map_row_blocks(
-        block_neighbors,
-        [X],
-        per_block=[(index,)] * X.numblocks[0],
-        out_cols=n_neighbors,
-        dtype=np.int64,
-        n_neighbors=n_neighbors,
-    )
+    per_block = [(index,)] * X.numblocks[0]
+    indices = neighbor_blocks(block_neighbors, X, per_block, n_neighbors, n_neighbors=n_neighbors)
     return indices, NeighborIndex(algorithm, index)
