@@ -82,9 +82,10 @@ def test_input_larger_than_workers_memory_completes(big_input):
 
 
 def test_batches_and_partitions_shrink_with_dimension():
-    from dasklle.local.weights import batch_rows
+    from dasklle.local.weights import batch_limits, batch_rows
 
-    assert batch_rows(10, 784) == 1024
-    assert batch_rows(20, 16_384) * 20 * 16_384 * 8 <= 64 * 2**20
+    limits = batch_limits()
+    assert batch_rows(10, 784, limits) == 1024
+    assert batch_rows(20, 16_384, limits) * 20 * 16_384 * 8 <= 64 * 2**20
     partition_bytes = config.get_bytes("neighbors.partition-bytes")
     assert partition_bytes // (4 * 16_384) < config.get("neighbors.partition-rows")

@@ -73,12 +73,17 @@ def barycenter_weights(
     return w
 
 
-def batch_rows(n_neighbors: int, n_features: int) -> int:
-    """Rows per batch: a (rows, n_neighbors, n_features) float64 array within
-    ``weights.batch-bytes``, and at most ``weights.solve-batch-rows``."""
-    per_row = 8 * n_neighbors * n_features
-    rows = config.get_bytes("weights.batch-bytes") // per_row
-    return int(max(1, min(config.get("weights.solve-batch-rows"), rows)))
+def batch_limits() -> tuple[int, int]:
+    """(``weights.batch-bytes``, ``weights.solve-batch-rows``), read where the graph is built:
+    settings made in the client do not reach worker processes, so tasks get them as arguments."""
+    return config.get_bytes("weights.batch-bytes"), int(config.get("weights.solve-batch-rows"))
+
+
+def batch_rows(n_neighbors: int, n_features: int, limits: tuple[int, int]) -> int:
+    """Rows per batch: a (rows, n_neighbors, n_features) float64 array within the byte limit,
+    and at most the row limit (``limits`` from ``batch_limits``)."""
+    max_bytes, max_rows = limits
+    return int(max(1, min(max_rows, max_bytes // (8 * n_neighbors * n_features))))
 
 
 def _block_weights(
@@ -89,9 +94,11 @@ def _block_weights(
     row_offset: int,
     reg: float,
     exact_match: bool,
+    limits: tuple[int, int],
 ) -> np.ndarray:
+    """One row block's weights, solved a batch of rows at a time."""
     out = np.empty(local_indices.shape)
-    step = batch_rows(local_indices.shape[1], points.shape[1])
+    step = batch_rows(local_indices.shape[1], points.shape[1], limits)
     for start in range(0, points.shape[0], step):
         rows = slice(start, start + step)
         neighbor_points = gathered[local_indices[rows]]
@@ -138,6 +145,7 @@ def neighbor_weights(
         dtype=np.float64,
         reg=reg,
         exact_match=exact_match,
+        limits=batch_limits(),
     )
 
 

@@ -179,15 +179,16 @@ def rerank_block(
     *,
     row_offset: int,
     k: int,
+    limits: tuple[int, int],
 ) -> np.ndarray:
     """Each row's k nearest among its candidates ``gathered[local_indices]``, as rows of
-    ``needed``, by true distance."""
+    ``needed``, by true distance (a batch of rows within ``limits`` at a time)."""
     from ..local.weights import batch_rows
 
     out = np.empty((points.shape[0], k), dtype=np.int64)
     # |x - y|^2 = |y|^2 - 2 x.y + |x|^2; the last term is the same for all of a row's candidates
     norms = np.einsum("ij,ij->i", gathered, gathered, dtype=np.float64)
-    step = batch_rows(local_indices.shape[1], points.shape[1])
+    step = batch_rows(local_indices.shape[1], points.shape[1], limits)
     for start in range(0, points.shape[0], step):
         rows = slice(start, start + step)
         local = local_indices[rows]
@@ -203,8 +204,9 @@ def rerank(X: da.Array, candidates: np.ndarray, n_neighbors: int) -> da.Array:
 
     Each row block reads only the rows its candidates live in (the weights stage's gather).
     """
-    from ..local.weights import gather_plan
+    from ..local.weights import batch_limits, gather_plan
 
     plan = gather_plan(candidates, X.chunks[0])
     per_block = [(X[needed], local, needed) for needed, local in plan]
-    return neighbor_blocks(rerank_block, X, per_block, n_neighbors, k=n_neighbors)
+    limits = batch_limits()
+    return neighbor_blocks(rerank_block, X, per_block, n_neighbors, k=n_neighbors, limits=limits)

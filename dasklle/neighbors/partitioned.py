@@ -18,6 +18,7 @@ import dask.array as da
 import numpy as np
 
 from .. import config
+from ..local.weights import batch_limits
 from ..tasks.blocks import row_offsets, take_rows
 from ..tasks.memory import rows_within
 from ..tasks.progress import compute as progress_compute
@@ -134,6 +135,7 @@ def _solve_partitions(X, placement, directory, n_candidates, n_neighbors, reg, c
         n_groups = min(n_parts, max(1, int(np.ceil(in_flight / group_bytes))))
     shared_mean, shared_axes, shared_centres = shared(mean, axes, centres)
     solve = dask.delayed(_partition_graph, pure=True)
+    limits = batch_limits()
     results = []
     for g, group in enumerate(np.array_split(np.arange(n_parts), n_groups)):
         shuffled = shuffle_rows(
@@ -147,6 +149,7 @@ def _solve_partitions(X, placement, directory, n_candidates, n_neighbors, reg, c
                 n_candidates=n_candidates,
                 k=n_neighbors,
                 reg=reg,
+                limits=limits,
             )
             for pieces in shuffled
         ]
@@ -159,7 +162,7 @@ def _default_compute(*collections, label: str):
     return progress_compute(*collections, label=label)
 
 
-def _partition_graph(*pieces, mean, axes, n_candidates: int, k: int, reg: float | None):
+def _partition_graph(*pieces, mean, axes, n_candidates: int, k: int, reg: float | None, limits):
     """(rows, k neighbor rows, weights, total squared distance) within one partition."""
     ids, points = gather_pieces(pieces)
     m = len(ids)
@@ -168,13 +171,15 @@ def _partition_graph(*pieces, mean, axes, n_candidates: int, k: int, reg: float 
     found_d, found = fast_block_candidates(z, z, 0, K + 1)
     is_self = found == np.arange(m)[:, None]
     cand = np.take_along_axis(found, np.argsort(is_self, axis=1, kind="stable")[:, :K], 1)
-    local = rerank_block(points, points, cand, np.arange(m), row_offset=0, k=min(k, K))
-    score, w = _local_fit(points, points, local, k, reg)
+    local = rerank_block(
+        points, points, cand, np.arange(m), row_offset=0, k=min(k, K), limits=limits
+    )
+    score, w = _local_fit(points, points, local, k, reg, limits)
     return ids, _global_rows(ids, local, k), w, score
 
 
 def _partition_query(
-    *pieces, train_rows, train_files, mean, axes, n_candidates: int, k: int, reg: float
+    *pieces, train_rows, train_files, mean, axes, n_candidates: int, k: int, reg: float, limits
 ):
     """(query rows, k neighbor rows, weights, total squared distance) of the new points that
     joined one partition, searched among its training points."""
@@ -184,8 +189,9 @@ def _partition_query(
     points = np.concatenate([np.load(path, allow_pickle=False) for path in train_files])
     K = min(n_candidates, len(points))
     _, cand = fast_block_candidates(project(queries, mean, axes), project(points, mean, axes), 0, K)
-    local = rerank_block(queries, points, cand, np.arange(len(points)), row_offset=0, k=min(k, K))
-    score, w = _local_fit(queries, points, local, k, reg, exact_match=True)
+    everyone = np.arange(len(points))
+    local = rerank_block(queries, points, cand, everyone, row_offset=0, k=min(k, K), limits=limits)
+    score, w = _local_fit(queries, points, local, k, reg, limits, exact_match=True)
     return ids, _global_rows(train_rows, local, k), w, score
 
 
@@ -196,7 +202,7 @@ def _global_rows(ids: np.ndarray, local: np.ndarray, k: int) -> np.ndarray:
     return rows
 
 
-def _local_fit(queries, points, local, k: int, reg: float | None, exact_match: bool = False):
+def _local_fit(queries, points, local, k: int, reg, limits, exact_match: bool = False):
     """Each query's total squared distance to its k neighbors ``points[local]`` (inf where it
     has fewer) and its barycentric weights (zeros without ``reg``)."""
     from ..local.weights import barycenter_weights, batch_rows
@@ -205,7 +211,7 @@ def _local_fit(queries, points, local, k: int, reg: float | None, exact_match: b
     score = np.full(m, np.inf)
     w = np.zeros((m, k))
     if local.shape[1] == k:
-        step = batch_rows(k, points.shape[1])
+        step = batch_rows(k, points.shape[1], limits)
         for start in range(0, m, step):
             r = slice(start, start + step)
             neighbors = points[local[r]]
@@ -276,6 +282,7 @@ class PartitionIndex:
         offsets = row_offsets(self.row_chunks)
         shared_mean, shared_axes, shared_centres = shared(self.mean, self.axes, self.centres)
         search = dask.delayed(_partition_query, pure=True)
+        limits = batch_limits()
         with shuffle_directory() as directory:
             shuffled = shuffle_rows(
                 Y,
@@ -296,6 +303,7 @@ class PartitionIndex:
                     n_candidates=self.n_candidates,
                     k=n_neighbors,
                     reg=reg,
+                    limits=limits,
                 )
                 for p in range(n_parts)
             ]
