@@ -83,19 +83,24 @@ def lowest_index_neighbors(queries: np.ndarray, points: np.ndarray, k: int) -> n
     return np.lexsort((index, d2), axis=1)[:, :k]
 
 
-@pytest.fixture(scope="session")
-def cluster():
-    """A 2-worker, 1-thread-each LocalCluster with real processes, bound to localhost."""
+def local_cluster(n_workers: int = 2, memory_limit="2GiB"):
+    """A LocalCluster of single-threaded worker processes, bound to localhost, no dashboard."""
     from distributed import LocalCluster
 
-    with LocalCluster(
-        n_workers=2,
+    return LocalCluster(
+        n_workers=n_workers,
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
         dashboard_address=None,
-        memory_limit="2GiB",
-    ) as c:
+        memory_limit=memory_limit,
+    )
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """A 2-worker, 1-thread-each LocalCluster shared by the tests that ask for it."""
+    with local_cluster() as c:
         yield c
 
 

@@ -23,6 +23,8 @@ import zarr
 
 from dasklle import LocallyLinearEmbedding, config, datasets
 
+from .conftest import local_cluster
+
 N_SAMPLES = 16_000
 N_FEATURES = 20_480
 WORKER_LIMIT = "600MiB"
@@ -48,7 +50,7 @@ def big_input(tmp_path_factory):
 
 def test_input_larger_than_workers_memory_completes(big_input):
     from dask.utils import parse_bytes
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     path, t = big_input
     stored = zarr.open_array(path, mode="r")
@@ -60,13 +62,7 @@ def test_input_larger_than_workers_memory_completes(big_input):
     }
     with (
         dask.config.set(partitioned),
-        LocalCluster(
-            n_workers=N_WORKERS,
-            threads_per_worker=1,
-            memory_limit=WORKER_LIMIT,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
+        local_cluster(N_WORKERS, WORKER_LIMIT) as cluster,
         Client(cluster) as client,
     ):
         client.wait_for_workers(N_WORKERS)

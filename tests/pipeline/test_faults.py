@@ -7,12 +7,12 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from dasklle import LocallyLinearEmbedding
 
-from ..conftest import manifold
+from ..conftest import local_cluster, manifold
 
 # Same seed, same arithmetic: the embeddings agree to round-off (the issue asks for 1e-10).
 DETERMINISM_ATOL = 1e-10
@@ -38,14 +38,7 @@ def test_worker_killed_during_weights_changes_nothing():
     params = dict(n_neighbors=10, eigen_solver="arpack", random_state=0)
     undisturbed = LocallyLinearEmbedding(**params).fit(X)
     with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            memory_limit="1GiB",
-        ) as cluster,
+        local_cluster(memory_limit="1GiB") as cluster,
         Client(cluster),
     ):
         plugin = KillWorkerAfterFirst(cluster.scheduler, "block_weights")
@@ -70,13 +63,7 @@ def test_same_seed_same_embedding_everywhere(client, solver):
     with dask.config.set(scheduler="synchronous"):
         runs["synchronous"] = LocallyLinearEmbedding(chunk_rows=77, **params).fit(X).embedding_
     with (
-        LocalCluster(
-            n_workers=1,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as one,
+        local_cluster(n_workers=1, memory_limit="auto") as one,
         Client(one),
     ):
         runs["distributed, 1 worker"] = (
