@@ -118,19 +118,15 @@ def compute(*collections: Any, label: str = "compute", verbose: bool = False) ->
 
 
 def _local_compute(collections: tuple, label: str, verbose: bool) -> tuple[Any, ...]:
-    # with no scheduler set and distributed never imported, no client can exist: naming the
-    # threaded scheduler spares dask importing distributed to look for one
-    unset = dask.config.get("scheduler", None) is None and "distributed" not in sys.modules
-    scheduler = "threads" if unset else None
     if not verbose:
-        return dask.compute(*collections, scheduler=scheduler)
+        return dask.compute(*collections)
     if _interactive():
         from dask.diagnostics import ProgressBar
 
         with ProgressBar(minimum=1.0, out=sys.stderr):
-            return dask.compute(*collections, scheduler=scheduler)
+            return dask.compute(*collections)
     with _PeriodicLines(label):
-        return dask.compute(*collections, scheduler=scheduler)
+        return dask.compute(*collections)
 
 
 def _gather(client, futures: list, label: str, verbose: bool) -> tuple[Any, ...]:
