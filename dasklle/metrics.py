@@ -22,7 +22,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from .tasks.blocks import row_offsets, take_rows, tree_reduce
+from .tasks.blocks import row_offsets, shared, take_rows, tree_reduce
 from .tasks.memory import rows_within
 from .tasks.progress import compute
 
@@ -65,16 +65,38 @@ def _merge_scans(*parts, k):
     return np.take_along_axis(d, order, 1), np.take_along_axis(idx, order, 1), counts
 
 
-def _squared_to_rows(queries: np.ndarray, points: np.ndarray, positions: np.ndarray):
-    """Squared distance from each query i to points[positions[i, j]], a few queries at a time
-    (all at once, the (m, k, D) float64 differences take 400 MB at 1,000 x 10 x 5,120)."""
-    out = np.empty(positions.shape)
-    step = max(1, 2**24 // (positions.shape[1] * queries.shape[1]))
-    for start in range(0, len(queries), step):
-        rows = slice(start, start + step)
-        diff = points[positions[rows]].astype(np.float64) - queries[rows, None, :]
-        out[rows] = np.einsum("ijd,ijd->ij", diff, diff)
+def _pair_distances(block, queries, query_rows, block_rows) -> np.ndarray:
+    """Squared distance from queries[query_rows[p]] to block[block_rows[p]] for every pair p,
+    a batch of pairs at a time (their float64 differences within ~128 MB)."""
+    out = np.empty(len(query_rows))
+    step = max(1, 2**24 // max(1, queries.shape[1]))
+    for start in range(0, len(out), step):
+        pairs = slice(start, start + step)
+        diff = block[block_rows[pairs]].astype(np.float64) - queries[query_rows[pairs]]
+        out[pairs] = np.einsum("pd,pd->p", diff, diff)
     return out
+
+
+def _thresholds(X: da.Array, queries, targets: np.ndarray) -> np.ndarray:
+    """Squared input distance from sampled point i to each row targets[i, j], computed where
+    the rows live: the task of each data block takes the pairs whose target it holds."""
+    flat = targets.ravel()
+    order = np.argsort(flat, kind="stable")
+    starts = row_offsets(X.chunks[0])
+    bounds = np.searchsorted(flat[order], np.append(starts, X.shape[0]))
+    distances = dask.delayed(_pair_distances, pure=True)
+    tasks, pairs_of = [], []
+    blocks = X.to_delayed(optimize_graph=False).ravel()
+    for b, block in enumerate(blocks):
+        pairs = order[bounds[b] : bounds[b + 1]]
+        if len(pairs):
+            local = flat[pairs] - starts[b]
+            tasks.append(distances(block, queries, pairs // targets.shape[1], local))
+            pairs_of.append(pairs)
+    out = np.empty(flat.size)
+    for pairs, found in zip(pairs_of, compute(*tasks), strict=True):
+        out[pairs] = found
+    return out.reshape(targets.shape)
 
 
 def _batches(m: int, n: int, k: int) -> list[slice]:
@@ -150,19 +172,18 @@ def neighborhood_quality(
     # Input-space distances from each sampled point to its embedding neighbors: the thresholds
     # whose rank in input space we count while scanning the data.
     queries = take_rows(X, sample)
-    gathered = take_rows(X, np.unique(emb_nbrs))
-    positions = np.searchsorted(np.unique(emb_nbrs), emb_nbrs)
-    thresholds = _squared_to_rows(queries, gathered, positions)
+    shared_queries, shared_sample = shared(queries, sample)
+    thresholds = _thresholds(X, shared_queries, emb_nbrs)
 
     # a scan task holds its block in float64, and (sample x block) distances, indices and k
     # comparison flags
     per_row = len(sample) * (24 + 2 * k) + 16 * X.shape[1]
     X = X.rechunk({0: rows_within(per_row, at_least=64)})
     scan = dask.delayed(_block_scan, pure=True)
-    # one graph key each, not a copy inside every task
-    shared = [dask.delayed(a, pure=True) for a in (queries, thresholds, emb_nbrs, sample)]
+    # one key each (scattered on a cluster), not a copy inside every task
+    shared_thresholds, shared_targets = shared(thresholds, emb_nbrs)
     parts = [
-        scan(block, *shared, int(off), k)
+        scan(block, shared_queries, shared_thresholds, shared_targets, shared_sample, int(off), k)
         for block, off in zip(
             X.to_delayed(optimize_graph=False).ravel(), row_offsets(X.chunks[0]), strict=True
         )

@@ -19,11 +19,11 @@ import numpy as np
 
 from .. import config
 from ..local.weights import batch_limits
-from ..tasks.blocks import row_offsets, take_rows
+from ..tasks.blocks import row_offsets, shared, take_rows
 from ..tasks.memory import rows_within
 from ..tasks.progress import compute as progress_compute
 from .exact import rerank_block
-from .projected import candidates_count, fast_block_candidates, principal_axes, project, shared
+from .projected import candidates_count, fast_block_candidates, principal_axes, project
 from .shuffle import (
     gather_pieces,
     new_shuffle_directory,

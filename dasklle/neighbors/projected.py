@@ -8,13 +8,12 @@ docs/design/neighbors.md for the recall and cost of each choice.
 
 from __future__ import annotations
 
-import dask
 import dask.array as da
 import numpy as np
 
 from .. import config
-from ..tasks.blocks import take_rows
-from ..tasks.progress import compute, distributed_client
+from ..tasks.blocks import shared, take_rows
+from ..tasks.progress import compute
 from .exact import blockwise_neighbors, rerank, smallest
 
 
@@ -70,20 +69,6 @@ def fast_block_candidates(
     k = min(k, points.shape[0])
     dist, index = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(points).kneighbors(queries)
     return smallest(dist, index.astype(np.int64) + points_offset, k)
-
-
-def shared(*arrays: np.ndarray) -> list:
-    """Each array as one key that tasks depend on, rather than a copy inside every task.
-
-    A numpy argument is pickled into each task that uses it, and a worker holds the specs of
-    every task queued on it, outside dask's memory accounting. As a key, an array travels to
-    each worker once and counts as managed memory. On a distributed cluster the arrays are
-    scattered: as graph keys they would travel inside every graph the client sends.
-    """
-    client = distributed_client()
-    if client is None:
-        return [dask.delayed(a, pure=True) for a in arrays]
-    return client.scatter(list(arrays), hash=True)
 
 
 def projected_candidates(X: da.Array, n_neighbors: int) -> da.Array:

@@ -78,6 +78,20 @@ def _on_workers(per_block: Sequence[Sequence[Any]]) -> list[list[Any]]:
     return [[next(futures) if isinstance(a, np.ndarray) else a for a in args] for args in per_block]
 
 
+def shared(*arrays: np.ndarray) -> list:
+    """Each array as one key that tasks depend on, rather than a copy inside every task.
+
+    A numpy argument is pickled into each task that uses it, and a worker holds the specs of
+    every task queued on it, outside dask's memory accounting. As a key, an array travels to
+    each worker once and counts as managed memory. On a distributed cluster the arrays are
+    scattered: as graph keys they would travel inside every graph the client sends.
+    """
+    client = distributed_client()
+    if client is None:
+        return [dask.delayed(a, pure=True) for a in arrays]
+    return client.scatter(list(arrays), hash=True)
+
+
 def map_row_blocks(
     func: Callable[..., np.ndarray],
     arrays: Sequence[da.Array],
