@@ -91,6 +91,10 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     n_eigenvalues : int or None, default=None
         How many bottom eigenvalues of M (above the constant one) to compute and keep in
         ``eigenvalues_``; at least ``n_components``. More show where the spectrum cuts off.
+    verbose : bool, default=False
+        Report each stage on stderr: dask progress bars on a terminal (``distributed.progress``
+        with a distributed client), periodic lines in batch logs, and the eigen solver's
+        iteration count and residual.
     resume : bool, default=True
         With a ``store``: save each stage's result (neighbors, weights, eigenvectors) in it as
         it completes, and reuse a saved stage when its fingerprint — a hash of a sample of the
@@ -102,10 +106,6 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     overwrite : bool, default=False
         Empty an existing dasklle store before fitting (no resume, even for the same input).
         A file or a folder dasklle did not write is never deleted: it stays an error.
-    verbose : bool, default=False
-        Report each stage on stderr: dask progress bars on a terminal (``distributed.progress``
-        with a distributed client), periodic lines in batch logs, and the eigen solver's
-        iteration count and residual.
 
     Attributes
     ----------
@@ -122,7 +122,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     eigen_solver_ : str
         The eigen solver that actually ran.
     eigen_residual_ : float
-        Largest residual |M v - lambda v| of the returned eigenvectors.
+        Largest residual ``|M v - lambda v|`` of the returned eigenvectors.
     n_iter_ : int or None
         Iterations of the LOBPCG eigen solvers (lobpcg, amg); for ``factored``, the number of
         solves with M's pseudo-inverse; None otherwise.
@@ -338,7 +338,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
         Returns
         -------
-        ndarray of shape (n_samples, n_features_in_), or a dask array for dask input
+        ndarray of shape (n_samples, n_features), or a dask array for dask input
         """
         check_is_fitted(self)
         lazy = isinstance(X, da.Array)
