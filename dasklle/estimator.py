@@ -282,12 +282,15 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
         Parameters
         ----------
-        X : array-like, dask array, zarr array or path to a zarr array, (n_samples, n_features)
-        y : ignored
+        X : array-like, dask array, zarr array or path, (n_samples, n_features)
+            The data; a path may name any file input that ``dasklle embed`` reads.
+        y : None
+            Ignored.
 
         Returns
         -------
-        self
+        self : LocallyLinearEmbedding
+            The fitted estimator.
         """
         self._fit(X)
         return self
@@ -307,10 +310,12 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Parameters
         ----------
         X : array-like, dask array, zarr array or path, (n_samples, n_features)
+            The new points.
 
         Returns
         -------
         ndarray of shape (n_samples, n_components), or a dask array for dask/zarr input
+            Their embedding coordinates.
         """
         check_is_fitted(self)
         lazy = _is_lazy(X) and not isinstance(X, np.ndarray)
@@ -335,10 +340,12 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Parameters
         ----------
         X : array-like or dask array of shape (n_samples, n_components)
+            Points of the embedding space.
 
         Returns
         -------
         ndarray of shape (n_samples, n_features), or a dask array for dask input
+            Their images in input space.
         """
         check_is_fitted(self)
         lazy = isinstance(X, da.Array)
@@ -399,7 +406,12 @@ def locally_linear_embedding(
 ) -> tuple[np.ndarray, float]:
     """Locally Linear Embedding of X, as :func:`sklearn.manifold.locally_linear_embedding`.
 
-    Parameters are those of :class:`LocallyLinearEmbedding`.
+    Parameters
+    ----------
+    X, n_neighbors, n_components, reg, eigen_solver, tol, max_iter, method, hessian_tol, \
+modified_tol, random_state, n_jobs, neighbors_algorithm, chunk_rows, n_eigenvalues
+        As for :class:`LocallyLinearEmbedding` and its ``fit``; ``n_neighbors`` and
+        ``n_components`` have no default here, as in scikit-learn.
 
     Returns
     -------
