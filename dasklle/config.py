@@ -28,34 +28,18 @@ dask.config.update_defaults(defaults)
 
 
 def get(key: str) -> Any:
-    """The value of the setting ``dasklle.<key>``.
+    """The current value of the setting ``dasklle.<key>`` (the user's, else the default).
 
     Parameters
     ----------
     key : str
         The key below ``dasklle``, e.g. ``"neighbors.partition-rows"``.
-
-    Returns
-    -------
-    object
-        The current value (the user's, else the shipped default).
     """
     return dask.config.get(f"dasklle.{key}")
 
 
 def get_bytes(key: str) -> int:
-    """A size setting in bytes.
-
-    Parameters
-    ----------
-    key : str
-        The key below ``dasklle``; its value is a number or a string such as ``"64 MiB"``.
-
-    Returns
-    -------
-    int
-        The size in bytes.
-    """
+    """``get(key)`` in bytes, an int: the value may be a number or a string such as ``"64 MiB"``."""
     return int(parse_bytes(get(key)))
 
 

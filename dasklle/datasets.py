@@ -98,25 +98,9 @@ def swiss_roll(
 def s_curve(
     n_samples: int, *, noise: float = 0.0, random_state: int = 0, chunks: int | None = None
 ) -> tuple[da.Array, da.Array]:
-    """The 3-D S-curve, and the position of each point along it.
+    """The 3-D S-curve, and the position ``t`` of each point along it.
 
-    Parameters
-    ----------
-    n_samples : int
-        Number of points.
-    noise : float, default=0.0
-        Standard deviation of the Gaussian noise added to X.
-    random_state : int, default=0
-        Seed; the rows do not depend on ``chunks``.
-    chunks : int or None, default=None
-        Rows per dask block (default: the generator's own blocks).
-
-    Returns
-    -------
-    X : dask array of shape (n_samples, 3)
-        The points, float64.
-    t : dask array of shape (n_samples,)
-        The position along the curve.
+    Parameters and returns as for :func:`swiss_roll`.
     """
     block = _bind(_s_curve_block, noise=noise)
     return _generated(block, n_samples, 3, np.float64, np.float64, random_state, chunks)
@@ -207,23 +191,12 @@ def digits_784(
     """Real 8x8 digits upsampled to 28x28 and randomly deformed (infinite-MNIST style).
 
     Each row is one of scikit-learn's 1,797 digits, rotated, scaled, sheared and shifted at
-    random.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of points.
-    random_state : int, default=0
-        Seed; the rows do not depend on ``chunks``.
-    chunks : int or None, default=None
-        Rows per dask block (default: the generator's own blocks).
+    random. Parameters as for :func:`swiss_roll`, without ``noise``.
 
     Returns
     -------
-    X : dask array of shape (n_samples, 784)
-        The images, float32 in [0, 1].
-    labels : dask array of shape (n_samples,)
-        The digits, int64.
+    X, labels : dask arrays of shape (n_samples, 784) and (n_samples,)
+        The images, float32 in [0, 1], and their digits, int64.
     """
     return _generated(
         _digits_block, n_samples, DIGIT_SIDE**2, np.float32, np.int64, random_state, chunks

@@ -120,9 +120,7 @@ def neighborhood_quality(
     sample_size: int = DEFAULT_SAMPLE,
     random_state: int = 0,
 ) -> dict[str, float]:
-    """Sampled kNN recall, trustworthiness and continuity.
-
-    Each sampled point is compared against all points of ``X``, read block by block.
+    """Sampled kNN recall, trustworthiness and continuity (against all of ``X``, by block).
 
     Parameters
     ----------
@@ -131,8 +129,7 @@ def neighborhood_quality(
     embedding : ndarray of shape (n_samples, n_components)
         Its embedding, in memory.
     neighbor_indices : ndarray of shape (n_samples, k), optional
-        A neighbor graph to check, e.g. ``neighbor_indices_``; ``knn_recall`` is reported when
-        given.
+        A neighbor graph to check (``neighbor_indices_``); gives ``knn_recall``.
     n_neighbors : int, default=10
         Neighborhood size k of the metrics.
     sample_size : int, default=1000
@@ -143,8 +140,7 @@ def neighborhood_quality(
     Returns
     -------
     dict
-        ``trustworthiness``, ``continuity``, ``sample_size`` and, when ``neighbor_indices`` is
-        given, ``knn_recall`` (at k = min(n_neighbors, its width)).
+        ``trustworthiness``, ``continuity``, ``sample_size``; ``knn_recall`` given a graph.
     """
     X = X if isinstance(X, da.Array) else da.from_array(np.asarray(X))
     n = X.shape[0]
