@@ -28,12 +28,18 @@ dask.config.update_defaults(defaults)
 
 
 def get(key: str) -> Any:
-    """The value of ``dasklle.<key>``, e.g. ``get("neighbors.partition-rows")``."""
+    """The current value of the setting ``dasklle.<key>`` (the user's, else the default).
+
+    Parameters
+    ----------
+    key : str
+        The key below ``dasklle``, e.g. ``"neighbors.partition-rows"``.
+    """
     return dask.config.get(f"dasklle.{key}")
 
 
 def get_bytes(key: str) -> int:
-    """A size setting in bytes; accepts numbers and strings such as ``"64 MiB"``."""
+    """``get(key)`` in bytes, an int: the value may be a number or a string such as ``"64 MiB"``."""
     return int(parse_bytes(get(key)))
 
 
@@ -42,6 +48,16 @@ def changed(section: str) -> dict[str, Any]:
 
     Part of a stage's checkpoint fingerprint: a result computed under other settings is not
     resumed, while runs at the defaults keep the fingerprints they always had.
+
+    Parameters
+    ----------
+    section : str
+        A section below ``dasklle``, e.g. ``"neighbors"``.
+
+    Returns
+    -------
+    dict
+        The changed keys (dash-separated) and their current values, sorted by key.
     """
     current = dask.config.get(f"dasklle.{section}", {}) or {}
     shipped = defaults["dasklle"].get(section) or {}

@@ -71,7 +71,26 @@ def _s_curve_block(rng: np.random.Generator, rows: int, noise: float):
 def swiss_roll(
     n_samples: int, *, noise: float = 0.0, random_state: int = 0, chunks: int | None = None
 ) -> tuple[da.Array, da.Array]:
-    """The 3-D swiss roll; returns X (n, 3) float64 and the position t along the roll."""
+    """The 3-D swiss roll, and the position of each point along it.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of points.
+    noise : float, default=0.0
+        Standard deviation of the Gaussian noise added to X.
+    random_state : int, default=0
+        Seed; the rows do not depend on ``chunks``.
+    chunks : int or None, default=None
+        Rows per dask block (default: the generator's own blocks).
+
+    Returns
+    -------
+    X : dask array of shape (n_samples, 3)
+        The points, float64.
+    t : dask array of shape (n_samples,)
+        The position along the roll.
+    """
     block = _bind(_swiss_roll_block, noise=noise)
     return _generated(block, n_samples, 3, np.float64, np.float64, random_state, chunks)
 
@@ -79,7 +98,10 @@ def swiss_roll(
 def s_curve(
     n_samples: int, *, noise: float = 0.0, random_state: int = 0, chunks: int | None = None
 ) -> tuple[da.Array, da.Array]:
-    """The 3-D S-curve; returns X (n, 3) float64 and the position t along the curve."""
+    """The 3-D S-curve, and the position ``t`` of each point along it.
+
+    Parameters and returns as for :func:`swiss_roll`.
+    """
     block = _bind(_s_curve_block, noise=noise)
     return _generated(block, n_samples, 3, np.float64, np.float64, random_state, chunks)
 
@@ -119,7 +141,22 @@ def deform_digits(
     shear: np.ndarray,
     shift: np.ndarray,
 ) -> np.ndarray:
-    """Apply one affine map per image (about the image centre), bilinear, in one vectorised call."""
+    """Apply one affine map per image (about the image centre), bilinear, in one vectorised call.
+
+    Parameters
+    ----------
+    templates : ndarray of shape (m, 28, 28)
+        The images.
+    angle, scale, shear : ndarray of shape (m,)
+        Rotation (radians), scale factor and shear of each image.
+    shift : ndarray of shape (m, 2)
+        Shift of each image in pixels (rows, columns).
+
+    Returns
+    -------
+    ndarray of shape (m, 784)
+        The deformed images, flattened.
+    """
     from scipy.ndimage import map_coordinates
 
     m = templates.shape[0]
@@ -153,7 +190,13 @@ def digits_784(
 ) -> tuple[da.Array, da.Array]:
     """Real 8x8 digits upsampled to 28x28 and randomly deformed (infinite-MNIST style).
 
-    Returns X (n, 784) float32 in [0, 1] and the digit labels.
+    Each row is one of scikit-learn's 1,797 digits, rotated, scaled, sheared and shifted at
+    random. Parameters as for :func:`swiss_roll`, without ``noise``.
+
+    Returns
+    -------
+    X, labels : dask arrays of shape (n_samples, 784) and (n_samples,)
+        The images, float32 in [0, 1], and their digits, int64.
     """
     return _generated(
         _digits_block, n_samples, DIGIT_SIDE**2, np.float32, np.int64, random_state, chunks
@@ -164,7 +207,20 @@ GENERATORS = {"swiss_roll": swiss_roll, "s_curve": s_curve, "digits_784": digits
 
 
 def make(name: str, n_samples: int, *, random_state: int = 0, chunks: int | None = None):
-    """Generate a named data set: one of ``GENERATORS``."""
+    """Generate a named data set.
+
+    Parameters
+    ----------
+    name : {"swiss_roll", "s_curve", "digits_784"}
+        The generator.
+    n_samples, random_state, chunks
+        As for the generator.
+
+    Returns
+    -------
+    X, y : dask arrays
+        The data and the generator's second output (position or label).
+    """
     if name not in GENERATORS:
         raise ValueError(f"dataset must be one of {sorted(GENERATORS)}; got {name!r}.")
     return GENERATORS[name](n_samples, random_state=random_state, chunks=chunks)
@@ -176,6 +232,17 @@ def write_zarr(
     """Stream a generated data set into a zarr group: arrays ``X`` and ``labels``.
 
     Each dask block is aligned with one zarr chunk, so blocks are written in parallel without locks.
+
+    Parameters
+    ----------
+    path : str or path
+        The zarr group to create (an existing one is replaced).
+    X : dask array of shape (n_samples, n_features)
+        The data.
+    labels : dask array of shape (n_samples,), optional
+        Written as ``labels`` when given.
+    chunk_rows : int, default=16384
+        Rows per zarr chunk.
     """
     import zarr
 

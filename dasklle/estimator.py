@@ -91,6 +91,10 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     n_eigenvalues : int or None, default=None
         How many bottom eigenvalues of M (above the constant one) to compute and keep in
         ``eigenvalues_``; at least ``n_components``. More show where the spectrum cuts off.
+    verbose : bool, default=False
+        Report each stage on stderr: dask progress bars on a terminal (``distributed.progress``
+        with a distributed client), periodic lines in batch logs, and the eigen solver's
+        iteration count and residual.
     resume : bool, default=True
         With a ``store``: save each stage's result (neighbors, weights, eigenvectors) in it as
         it completes, and reuse a saved stage when its fingerprint — a hash of a sample of the
@@ -102,10 +106,6 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     overwrite : bool, default=False
         Empty an existing dasklle store before fitting (no resume, even for the same input).
         A file or a folder dasklle did not write is never deleted: it stays an error.
-    verbose : bool, default=False
-        Report each stage on stderr: dask progress bars on a terminal (``distributed.progress``
-        with a distributed client), periodic lines in batch logs, and the eigen solver's
-        iteration count and residual.
 
     Attributes
     ----------
@@ -122,7 +122,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     eigen_solver_ : str
         The eigen solver that actually ran.
     eigen_residual_ : float
-        Largest residual |M v - lambda v| of the returned eigenvectors.
+        Largest residual ``|M v - lambda v|`` of the returned eigenvectors.
     n_iter_ : int or None
         Iterations of the LOBPCG eigen solvers (lobpcg, amg); for ``factored``, the number of
         solves with M's pseudo-inverse; None otherwise.
@@ -282,12 +282,15 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
         Parameters
         ----------
-        X : array-like, dask array, zarr array or path to a zarr array, (n_samples, n_features)
-        y : ignored
+        X : array-like, dask array, zarr array or path, (n_samples, n_features)
+            The data; a path may name any file input that ``dasklle embed`` reads.
+        y : None
+            Ignored.
 
         Returns
         -------
-        self
+        self : LocallyLinearEmbedding
+            The fitted estimator.
         """
         self._fit(X)
         return self
@@ -307,10 +310,12 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Parameters
         ----------
         X : array-like, dask array, zarr array or path, (n_samples, n_features)
+            The new points.
 
         Returns
         -------
         ndarray of shape (n_samples, n_components), or a dask array for dask/zarr input
+            Their embedding coordinates.
         """
         check_is_fitted(self)
         lazy = _is_lazy(X) and not isinstance(X, np.ndarray)
@@ -335,10 +340,12 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Parameters
         ----------
         X : array-like or dask array of shape (n_samples, n_components)
+            Points of the embedding space.
 
         Returns
         -------
-        ndarray of shape (n_samples, n_features_in_), or a dask array for dask input
+        ndarray of shape (n_samples, n_features), or a dask array for dask input
+            Their images in input space.
         """
         check_is_fitted(self)
         lazy = isinstance(X, da.Array)
@@ -399,7 +406,12 @@ def locally_linear_embedding(
 ) -> tuple[np.ndarray, float]:
     """Locally Linear Embedding of X, as :func:`sklearn.manifold.locally_linear_embedding`.
 
-    Parameters are those of :class:`LocallyLinearEmbedding`.
+    Parameters
+    ----------
+    X, n_neighbors, n_components, reg, eigen_solver, tol, max_iter, method, hessian_tol, \
+modified_tol, random_state, n_jobs, neighbors_algorithm, chunk_rows, n_eigenvalues
+        As for :class:`LocallyLinearEmbedding` and its ``fit``; ``n_neighbors`` and
+        ``n_components`` have no default here, as in scikit-learn.
 
     Returns
     -------

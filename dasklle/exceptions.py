@@ -14,8 +14,10 @@ class DisconnectedGraphWarning(UserWarning):
 
 
 class EigenConvergenceWarning(ConvergenceWarning):
-    """The eigen solver stopped before its residual reached ``tol`` (a scikit-learn
-    ``ConvergenceWarning``, so existing filters for it apply)."""
+    """The eigen solver stopped before its residual reached ``tol``.
+
+    A scikit-learn ``ConvergenceWarning``, so existing filters for it apply.
+    """
 
 
 class FallbackWarning(RuntimeWarning, UserWarning):

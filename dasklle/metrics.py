@@ -142,21 +142,27 @@ def neighborhood_quality(
     sample_size: int = DEFAULT_SAMPLE,
     random_state: int = 0,
 ) -> dict[str, float]:
-    """Sampled kNN recall, trustworthiness and continuity.
+    """Sampled kNN recall, trustworthiness and continuity (against all of ``X``, by block).
 
     Parameters
     ----------
-    X : (n, D) input data (dask or numpy); read block by block
-    embedding : (n, d) embedding, in memory
-    neighbor_indices : (n, k') the graph to check (``knn_recall`` is reported when given)
-    n_neighbors : neighborhood size k for the three metrics
-    sample_size : number of sampled points
-    random_state : seed of the sample
+    X : dask array or array-like of shape (n_samples, n_features)
+        The input data.
+    embedding : ndarray of shape (n_samples, n_components)
+        Its embedding, in memory.
+    neighbor_indices : ndarray of shape (n_samples, k), optional
+        A neighbor graph to check (``neighbor_indices_``); gives ``knn_recall``.
+    n_neighbors : int, default=10
+        Neighborhood size k of the metrics.
+    sample_size : int, default=1000
+        Number of sampled points.
+    random_state : int, default=0
+        Seed of the sample.
 
     Returns
     -------
-    dict with ``trustworthiness``, ``continuity``, ``sample_size`` and, when
-    ``neighbor_indices`` is given, ``knn_recall`` (at k = min(n_neighbors, its width)).
+    dict
+        ``trustworthiness``, ``continuity``, ``sample_size``; ``knn_recall`` given a graph.
     """
     X = X if isinstance(X, da.Array) else da.from_array(np.asarray(X))
     n = X.shape[0]

@@ -35,6 +35,17 @@ def plot_embedding(
 
     Up to ``DENSITY_ABOVE`` points: a rasterised scatter; beyond: a hexbin density image, coloured
     by the mean label of each cell when labels are given.
+
+    Parameters
+    ----------
+    embedding : ndarray of shape (n_samples, n_components)
+        The embedding.
+    path : str or path
+        The PNG file to write.
+    labels : ndarray of shape (n_samples,), optional
+        Colours: integer labels (a discrete palette up to 10 values) or a continuous value.
+    title : str, default=""
+        The title (default: one describing the plot).
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 5.5), dpi=120)
@@ -70,7 +81,19 @@ def plot_embedding(
 def plot_spectrum(
     eigenvalues: Sequence[float], n_components: int, path: str | os.PathLike, *, title: str = ""
 ) -> None:
-    """The bottom eigenvalues of M (log scale), with the cut-off after ``n_components``."""
+    """The bottom eigenvalues of M (log scale), with the cut-off after ``n_components``.
+
+    Parameters
+    ----------
+    eigenvalues : sequence of float
+        The eigenvalues, ascending (``eigenvalues_``).
+    n_components : int
+        Where to draw the cut-off.
+    path : str or path
+        The PNG file to write.
+    title : str, default=""
+        The title (default: one describing the plot).
+    """
     plt = _pyplot()
     values = np.abs(np.asarray(eigenvalues, dtype=float))
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
@@ -89,7 +112,20 @@ def plot_spectrum(
 def plot_cost_matrix(
     M: sp.sparray, path: str | os.PathLike, *, labels: np.ndarray | None = None
 ) -> None:
-    """M's sparsity pattern, rows and columns ordered by label (blocks show label structure)."""
+    """Draw M's sparsity pattern, rows and columns ordered by label.
+
+    Blocks along the diagonal show label structure. Up to ``MATRIX_MAX_ROWS`` rows; a larger M
+    is a ``ValueError``.
+
+    Parameters
+    ----------
+    M : scipy sparse array of shape (n_samples, n_samples)
+        The cost matrix (``get_cost_matrix()``).
+    path : str or path
+        The PNG file to write.
+    labels : ndarray of shape (n_samples,), optional
+        The order of rows and columns (stable sort by label).
+    """
     if M.shape[0] > MATRIX_MAX_ROWS:
         raise ValueError(
             f"M has {M.shape[0]:,} rows; its pattern is drawn up to {MATRIX_MAX_ROWS:,} rows."
@@ -116,7 +152,17 @@ def plot_cost_matrix(
 def plot_sweep(
     ks: Sequence[int], ds: Sequence[int], errors: np.ndarray, path: str | os.PathLike
 ) -> None:
-    """Heatmap of log10 reconstruction error over n_neighbors x n_components."""
+    """Heatmap of log10 reconstruction error over n_neighbors x n_components.
+
+    Parameters
+    ----------
+    ks, ds : sequence of int
+        The n_neighbors and n_components values.
+    errors : ndarray of shape (len(ks), len(ds))
+        The reconstruction errors (:func:`dasklle.sweep.as_grid` gives all three).
+    path : str or path
+        The PNG file to write.
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(1.2 * len(ds) + 3, 0.8 * len(ks) + 2), dpi=120)
     logs = np.log10(np.maximum(np.abs(errors), 1e-300))

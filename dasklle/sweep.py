@@ -21,6 +21,11 @@ from .parameters import PARAMETERS, check_data_dependent, check_int
 
 @dataclass
 class SweepRow:
+    """One cell of a sweep: the reconstruction error at (n_neighbors, n_components).
+
+    ``eigen_solver`` and ``eigen_residual`` are those of the eigen solve for that n_neighbors.
+    """
+
     n_neighbors: int
     n_components: int
     reconstruction_error: float
@@ -47,14 +52,19 @@ def reconstruction_error_grid(
 
     Parameters
     ----------
-    X : array-like, dask array, zarr array or path
-    n_neighbors, n_components : the grid's values
-    method, reg, eigen_solver, tol, max_iter, neighbors_algorithm, random_state, chunk_rows :
-        as for :class:`dasklle.LocallyLinearEmbedding`
+    X : array-like, dask array, zarr array or path, shape (n_samples, n_features)
+        The data.
+    n_neighbors, n_components : sequence of int
+        The grid's values.
+    method, reg, eigen_solver, tol, max_iter, neighbors_algorithm, random_state, chunk_rows
+        As for :class:`dasklle.LocallyLinearEmbedding`.
+    verbose : bool, default=False
+        Report each stage on stderr.
 
     Returns
     -------
-    list of SweepRow, one per (n_neighbors, n_components), k-major
+    list of SweepRow
+        One per (n_neighbors, n_components), k-major.
     """
     if not n_neighbors or not n_components:
         raise ValueError("n_neighbors and n_components must each list at least one value.")
@@ -95,7 +105,15 @@ def reconstruction_error_grid(
 
 
 def write_csv(rows: Sequence[SweepRow], path: str | os.PathLike) -> None:
-    """The sweep as a CSV table with a header row."""
+    """Write the sweep to ``path`` as a CSV table with a header row.
+
+    Parameters
+    ----------
+    rows : sequence of SweepRow
+        The sweep.
+    path : str or path
+        The CSV file to write.
+    """
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(asdict(rows[0])))
         writer.writeheader()
@@ -104,7 +122,20 @@ def write_csv(rows: Sequence[SweepRow], path: str | os.PathLike) -> None:
 
 
 def as_grid(rows: Sequence[SweepRow]) -> tuple[list[int], list[int], np.ndarray]:
-    """(ks, ds, errors[k_index, d_index]) for plotting."""
+    """The sweep as a grid, for :func:`dasklle.plotting.plot_sweep`.
+
+    Parameters
+    ----------
+    rows : sequence of SweepRow
+        The sweep.
+
+    Returns
+    -------
+    ks, ds : list of int
+        The n_neighbors and n_components values, ascending.
+    errors : ndarray of shape (len(ks), len(ds))
+        The reconstruction errors; NaN where the sweep has no row.
+    """
     ks = sorted({r.n_neighbors for r in rows})
     ds = sorted({r.n_components for r in rows})
     grid = np.full((len(ks), len(ds)), np.nan)
