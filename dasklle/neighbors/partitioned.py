@@ -22,7 +22,7 @@ from ..local.weights import batch_limits
 from ..tasks.blocks import row_offsets, take_rows
 from ..tasks.memory import rows_within
 from ..tasks.progress import compute as progress_compute
-from .exact import rerank_block
+from .exact import rerank_block, smallest
 from .projected import candidates_count, fast_block_candidates, principal_axes, project, shared
 from .shuffle import (
     gather_pieces,
@@ -89,7 +89,11 @@ def partitioned_graph(
         )
     else:
         remove_directory(directory)
-    indices, weights = best_copies(results, X.shape[0], n_neighbors, with_weights=reg is not None)
+    with_weights = reg is not None
+    indices, weights, unsolved = merged_copies(results, X.shape[0], n_neighbors, with_weights)
+    del results
+    if with_weights:
+        resolve_weights(X, indices, weights, unsolved, reg, compute)
     return indices, weights, index
 
 
@@ -163,7 +167,7 @@ def _default_compute(*collections, label: str):
 
 
 def _partition_graph(*pieces, mean, axes, n_candidates: int, k: int, reg: float | None, limits):
-    """(rows, k neighbor rows, weights, total squared distance) within one partition."""
+    """(rows, k neighbor rows, weights, squared distances) within one partition."""
     ids, points = gather_pieces(pieces)
     m = len(ids)
     z = project(points, mean, axes)
@@ -174,52 +178,111 @@ def _partition_graph(*pieces, mean, axes, n_candidates: int, k: int, reg: float 
     local = rerank_block(
         points, points, cand, np.arange(m), row_offset=0, k=min(k, K), limits=limits
     )
-    score, w = _local_fit(points, points, local, k, reg, limits)
-    return ids, _global_rows(ids, local, k), w, score
+    rows, dist, w = _local_fit(points, points, local, ids, k, reg, limits)
+    return ids, rows, w, dist
 
 
 def _partition_query(
     *pieces, train_rows, train_files, mean, axes, n_candidates: int, k: int, reg: float, limits
 ):
-    """(query rows, k neighbor rows, weights, total squared distance) of the new points that
+    """(query rows, k neighbor rows, weights, squared distances) of the new points that
     joined one partition, searched among its training points."""
     ids, queries = gather_pieces(pieces)
     if len(ids) == 0:
-        return ids, np.empty((0, k), np.int64), np.empty((0, k)), np.empty(0)
+        return ids, np.empty((0, k), np.int64), np.empty((0, k)), np.empty((0, k))
     points = np.concatenate([np.load(path, allow_pickle=False) for path in train_files])
     K = min(n_candidates, len(points))
     _, cand = fast_block_candidates(project(queries, mean, axes), project(points, mean, axes), 0, K)
     everyone = np.arange(len(points))
     local = rerank_block(queries, points, cand, everyone, row_offset=0, k=min(k, K), limits=limits)
-    score, w = _local_fit(queries, points, local, k, reg, limits, exact_match=True)
-    return ids, _global_rows(train_rows, local, k), w, score
+    rows, dist, w = _local_fit(queries, points, local, train_rows, k, reg, limits, exact_match=True)
+    return ids, rows, w, dist
 
 
-def _global_rows(ids: np.ndarray, local: np.ndarray, k: int) -> np.ndarray:
-    """Partition-local neighbor positions as global rows, -1 where fewer than k were found."""
-    rows = np.full((local.shape[0], k), -1, dtype=np.int64)
-    rows[:, : local.shape[1]] = ids[local]
-    return rows
-
-
-def _local_fit(queries, points, local, k: int, reg, limits, exact_match: bool = False):
-    """Each query's total squared distance to its k neighbors ``points[local]`` (inf where it
-    has fewer) and its barycentric weights (zeros without ``reg``)."""
+def _local_fit(queries, points, local, ids, k: int, reg, limits, exact_match: bool = False):
+    """Each query's k neighbors ``points[local]`` as rows ``ids[local]``, sorted by their squared
+    distance in float64 (ties by the lower row), those distances (inf where a query has fewer
+    than k) and the barycentric weights (zeros without ``reg``)."""
     from ..local.weights import barycenter_weights, batch_rows
 
     m = queries.shape[0]
-    score = np.full(m, np.inf)
+    rows = np.full((m, k), -1, dtype=np.int64)
+    dist = np.full((m, k), np.inf)
     w = np.zeros((m, k))
     if local.shape[1] == k:
         step = batch_rows(k, points.shape[1], limits)
         for start in range(0, m, step):
             r = slice(start, start + step)
-            neighbors = points[local[r]]
-            diff = neighbors.astype(np.float64) - queries[r, None, :]
-            score[r] = np.einsum("ijd,ijd->i", diff, diff)
+            diff = points[local[r]].astype(np.float64) - queries[r, None, :]
+            d = np.einsum("ijd,ijd->ij", diff, diff)
+            order = np.lexsort((ids[local[r]], d), axis=1)
+            local[r] = np.take_along_axis(local[r], order, 1)
+            dist[r] = np.take_along_axis(d, order, 1)
             if reg is not None:
-                w[r] = barycenter_weights(queries[r], neighbors, reg, exact_match)
-    return score, w
+                w[r] = barycenter_weights(queries[r], points[local[r]], reg, exact_match)
+        rows[:] = ids[local]
+    elif local.shape[1]:
+        rows[:, : local.shape[1]] = ids[local]
+    return rows, dist, w
+
+
+def merged_copies(results: list, n_rows: int, k: int, with_weights: bool = True):
+    """(indices, weights or None, rows whose weights are missing) of each row: the k nearest
+    of the union of its copies' lists, ties by the lower row.
+
+    A row's weights are those of a copy whose list is the merged one; the rows where no copy's
+    list is (their neighbors come from several partitions) are returned to be solved again.
+    """
+    pieces = [tuple(np.asarray(a) for a in part) for part in results]
+    ids = np.concatenate([p[0] for p in pieces])
+    counts = np.bincount(ids, minlength=n_rows)
+    copies = counts[0] if n_rows else 0
+    if len(counts) != n_rows or np.any(counts != copies) or copies == 0:
+        raise RuntimeError("partitioned neighbor search: a row is missing from its partitions")
+    order = np.argsort(ids, kind="stable")
+    del ids
+    found = np.concatenate([p[1] for p in pieces])[order].reshape(n_rows, copies * k)
+    dist = np.concatenate([p[3] for p in pieces])[order].reshape(n_rows, copies * k)
+    # one entry per neighbor (its smallest distance), the duplicates pushed beyond the k-th
+    by_row = np.lexsort((dist, found), axis=1)
+    found = np.take_along_axis(found, by_row, 1)
+    dist = np.take_along_axis(dist, by_row, 1)
+    dist[:, 1:][found[:, 1:] == found[:, :-1]] = np.inf
+    nearest_dist, indices = smallest(dist, found, k)
+    if not np.all(np.isfinite(nearest_dist)):
+        raise RuntimeError(
+            "partitioned neighbor search: a point's partitions hold fewer than n_neighbors "
+            "other points; use neighbors_algorithm='brute' or 'nndescent'."
+        )
+    if not with_weights:
+        return indices, None, np.empty(0, dtype=np.int64)
+    found = np.concatenate([p[1] for p in pieces])[order].reshape(n_rows, copies, k)
+    same = (found == indices[:, None, :]).all(axis=2)
+    del found
+    which = np.argmax(same, axis=1)
+    weights = np.concatenate([p[2] for p in pieces])[order].reshape(n_rows, copies, k)
+    weights = weights[np.arange(n_rows), which]
+    return indices, weights, np.flatnonzero(~same.any(axis=1))
+
+
+def resolve_weights(
+    X: da.Array, indices: np.ndarray, weights: np.ndarray, rows: np.ndarray, reg: float, compute
+) -> None:
+    """Solve, in place, the weights of ``rows`` from their neighbors ``indices[rows]``.
+
+    The rows are read from X in blocks whose gathered neighbors fit a task's budget; each block
+    reads only the rows its neighbors live in.
+    """
+    from ..local.weights import neighbor_weights
+
+    if len(rows) == 0:
+        return
+    k = indices.shape[1]
+    row_bytes = X.shape[1] * np.dtype(X.dtype).itemsize
+    block = rows_within(4 * (k + 1) * row_bytes)
+    queries = X[rows].rechunk({0: block, 1: -1})
+    solved = neighbor_weights(queries, indices[rows], reg=reg, points=X)
+    (weights[rows],) = compute(solved, label="weights of merged neighbors")
 
 
 def best_copies(results: list, n_rows: int, k: int, with_weights: bool = True):
@@ -236,7 +299,7 @@ def _best_copy(pieces: list, n_rows: int, k: int, column: int) -> np.ndarray:
     """Per row, the list from the partition where its k neighbors are nearest in total."""
     ids = np.concatenate([p[0] for p in pieces])
     values = np.concatenate([p[column] for p in pieces])
-    score = np.concatenate([p[3] for p in pieces])
+    score = np.concatenate([p[3].sum(axis=1) for p in pieces])
     # sort by (row, score, position): the first entry of each row is its best copy
     order = np.lexsort((np.arange(len(ids)), score, ids))
     ids, values, score = ids[order], values[order], score[order]
