@@ -74,26 +74,28 @@ def partitioned_graph(
     n_parts = max(2, int(np.ceil(copies * X.shape[0] / partition_rows(X, n_candidates))))
     centres = _centres(X, mean, axes, n_parts, random_state)
     directory = new_shuffle_directory()
+    with_weights = reg is not None
     try:
         results = _solve_partitions(
             X, (mean, axes, centres, copies), directory, n_candidates, n_neighbors, reg, compute
         )
+        members = [np.asarray(part[0]) for part in results]
+        indices, weights, unsolved = merged_copies(results, X.shape[0], n_neighbors, with_weights)
+        del results
+        if with_weights and directory is not None:
+            weights_from_files(X, (directory, members), indices, weights, unsolved, reg, compute)
+        elif with_weights:
+            weights_from_source(X, indices, weights, unsolved, reg, compute)
     except BaseException:
         remove_directory(directory)
         raise
     index = None
     if keep_index and directory is not None:
-        members = [np.asarray(part[0]) for part in results]
         index = PartitionIndex(
             mean, axes, centres, copies, n_candidates, directory, X.chunks[0], members
         )
     else:
         remove_directory(directory)
-    with_weights = reg is not None
-    indices, weights, unsolved = merged_copies(results, X.shape[0], n_neighbors, with_weights)
-    del results
-    if with_weights:
-        resolve_weights(X, indices, weights, unsolved, reg, compute)
     return indices, weights, index
 
 
@@ -265,24 +267,99 @@ def merged_copies(results: list, n_rows: int, k: int, with_weights: bool = True)
     return indices, weights, np.flatnonzero(~same.any(axis=1))
 
 
-def resolve_weights(
+def weights_from_source(
     X: da.Array, indices: np.ndarray, weights: np.ndarray, rows: np.ndarray, reg: float, compute
 ) -> None:
-    """Solve, in place, the weights of ``rows`` from their neighbors ``indices[rows]``.
-
-    The rows are read from X in blocks whose gathered neighbors fit a task's budget; each block
-    reads only the rows its neighbors live in.
-    """
+    """Solve, in place, the weights of ``rows`` from their neighbors ``indices[rows]``, read
+    from X in blocks whose gathered neighbors fit a task's budget (the shuffle went through
+    memory: there are no partition files to read them from)."""
     from ..local.weights import neighbor_weights
 
     if len(rows) == 0:
         return
-    k = indices.shape[1]
-    row_bytes = X.shape[1] * np.dtype(X.dtype).itemsize
-    block = rows_within(4 * (k + 1) * row_bytes)
-    queries = X[rows].rechunk({0: block, 1: -1})
+    queries = X[rows].rechunk({0: _solve_rows(X, indices.shape[1]), 1: -1})
     solved = neighbor_weights(queries, indices[rows], reg=reg, points=X)
     (weights[rows],) = compute(solved, label="weights of merged neighbors")
+
+
+def weights_from_files(
+    X: da.Array,
+    stored,
+    indices: np.ndarray,
+    weights: np.ndarray,
+    rows: np.ndarray,
+    reg: float,
+    compute,
+) -> None:
+    """Solve, in place, the weights of ``rows`` from their neighbors ``indices[rows]``, each
+    point read (memory-mapped) from a partition file holding it.
+
+    ``stored`` is (directory, members): the shuffle's directory and the ascending rows of each
+    partition of X. One task per block of rows whose points fit a task's budget; it reads only
+    those points.
+    """
+    if len(rows) == 0:
+        return
+    directory, members = stored
+    holder = np.empty(len(indices), dtype=np.int64)  # a partition holding each row
+    for p, m in enumerate(members):
+        holder[m] = p
+    offsets = row_offsets(X.chunks[0])
+    k = indices.shape[1]
+    step = _solve_rows(X, k)
+    solve = dask.delayed(_weights_from_files, pure=True)
+    limits = batch_limits()
+    tasks = []
+    for start in range(0, len(rows), step):
+        queries = rows[start : start + step]
+        needed, local = np.unique(
+            np.concatenate([queries[:, None], indices[queries]], axis=1), return_inverse=True
+        )
+        sources = _file_positions(directory, members, holder[needed], offsets, needed)
+        tasks.append(
+            solve(sources, len(needed), local.reshape(len(queries), k + 1), reg=reg, limits=limits)
+        )
+    solved = compute(*tasks, label="weights of merged neighbors")
+    weights[rows] = np.concatenate(solved)
+
+
+def _solve_rows(X: da.Array, k: int) -> int:
+    """Rows per task of solved weights: the points of their neighbors fit a quarter of the
+    task budget."""
+    return rows_within(4 * (k + 1) * X.shape[1] * np.dtype(X.dtype).itemsize)
+
+
+def _file_positions(directory, members, holder, offsets, rows) -> list:
+    """(file, positions in it, positions in ``rows``) of each partition file to read ``rows``
+    from, ``holder[i]`` the partition to read ``rows[i]`` from."""
+    block = np.searchsorted(offsets, rows, side="right") - 1
+    key = holder * len(offsets) + block
+    order = np.argsort(key, kind="stable")
+    bounds = np.flatnonzero(np.diff(key[order])) + 1
+    sources = []
+    for group in np.split(order, bounds):
+        p, b = holder[group[0]], block[group[0]]
+        first = np.searchsorted(members[p], offsets[b])
+        positions = np.searchsorted(members[p], rows[group]) - first
+        sources.append((partition_file(directory, p, offsets[b]), positions, group))
+    return sources
+
+
+def _weights_from_files(sources, n_points: int, local: np.ndarray, *, reg: float, limits):
+    """Weights of rows ``points[local[:, 0]]`` from neighbors ``points[local[:, 1:]]``, the
+    points read from the partition files ``sources`` lists."""
+    from ..local.weights import block_weights
+
+    points = None
+    for path, positions, dest in sources:
+        data = np.load(path, mmap_mode="r", allow_pickle=False)
+        if points is None:
+            points = np.empty((n_points, data.shape[1]), dtype=data.dtype)
+        points[dest] = data[positions]
+    queries = points[local[:, 0]]
+    return block_weights(
+        queries, points, local[:, 1:], row_offset=0, reg=reg, exact_match=False, limits=limits
+    )
 
 
 def best_copies(results: list, n_rows: int, k: int, with_weights: bool = True):
