@@ -3,9 +3,10 @@
 The rows are split into partitions by k-means on a projected sample; every point joins its
 ``neighbors.partition-copies`` nearest partitions (``shuffle.py``); one task per partition
 projects its rows, finds candidates among them, reranks them by true distance and solves the
-weights with rows it already holds, and each point keeps its best partition's list. No task
-holds more than a partition. ``PartitionIndex`` keeps the partitions to search new points the
-same way. See docs/design/neighbors.md.
+weights with rows it already holds; each point keeps the k nearest of its partitions' lists
+merged, its weights solved again where no single partition held them all. No task holds more
+than a partition. ``PartitionIndex`` keeps the partitions to search new points, each keeping
+its best partition's list. See docs/design/neighbors.md.
 """
 
 from __future__ import annotations
@@ -48,8 +49,10 @@ def partitioned_graph(
     The input rows are shuffled once into partitions that keep each point with its likely
     neighbors. Every source chunk is read once; one task per partition finds 2k candidates in
     the projection, reranks them by true distance and solves the weights with rows it already
-    holds: no random-access gather of neighbor vectors. Each row keeps the partition whose k
-    neighbors are nearest in total.
+    holds: no random-access gather of neighbor vectors. Each row keeps the k nearest of its
+    copies' lists merged; the weights of rows whose merged list no copy found are solved from
+    their points read back from the partition files (from X when the shuffle went through
+    memory).
 
     Parameters
     ----------
