@@ -86,7 +86,7 @@ def batch_rows(n_neighbors: int, n_features: int, limits: tuple[int, int]) -> in
     return int(max(1, min(max_rows, max_bytes // (8 * n_neighbors * n_features))))
 
 
-def _block_weights(
+def block_weights(
     points: np.ndarray,
     gathered: np.ndarray,
     local_indices: np.ndarray,
@@ -138,7 +138,7 @@ def neighbor_weights(
     plan = gather_plan(indices, X.chunks[0])
     per_block = [(points[needed], local) for needed, local in plan]
     return map_row_blocks(
-        _block_weights,
+        block_weights,
         [X],
         per_block=per_block,
         out_cols=indices.shape[1],

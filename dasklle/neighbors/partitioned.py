@@ -3,9 +3,10 @@
 The rows are split into partitions by k-means on a projected sample; every point joins its
 ``neighbors.partition-copies`` nearest partitions (``shuffle.py``); one task per partition
 projects its rows, finds candidates among them, reranks them by true distance and solves the
-weights with rows it already holds, and each point keeps its best partition's list. No task
-holds more than a partition. ``PartitionIndex`` keeps the partitions to search new points the
-same way. See docs/design/neighbors.md.
+weights with rows it already holds; each point keeps the k nearest of its partitions' lists
+merged, its weights solved again where no single partition held them all. No task holds more
+than a partition. ``PartitionIndex`` keeps the partitions to search new points, each keeping
+its best partition's list. See docs/design/neighbors.md.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ..local.weights import batch_limits
 from ..tasks.blocks import row_offsets, shared, take_rows
 from ..tasks.memory import rows_within
 from ..tasks.progress import compute as progress_compute
-from .exact import rerank_block
+from .exact import rerank_block, smallest
 from .projected import candidates_count, fast_block_candidates, principal_axes, project
 from .shuffle import (
     gather_pieces,
@@ -48,8 +49,10 @@ def partitioned_graph(
     The input rows are shuffled once into partitions that keep each point with its likely
     neighbors. Every source chunk is read once; one task per partition finds 2k candidates in
     the projection, reranks them by true distance and solves the weights with rows it already
-    holds: no random-access gather of neighbor vectors. Each row keeps the partition whose k
-    neighbors are nearest in total.
+    holds: no random-access gather of neighbor vectors. Each row keeps the k nearest of its
+    copies' lists merged; the weights of rows whose merged list no copy found are solved from
+    their points read back from the partition files (from X when the shuffle went through
+    memory).
 
     Parameters
     ----------
@@ -74,22 +77,28 @@ def partitioned_graph(
     n_parts = max(2, int(np.ceil(copies * X.shape[0] / partition_rows(X, n_candidates))))
     centres = _centres(X, mean, axes, n_parts, random_state)
     directory = new_shuffle_directory()
+    with_weights = reg is not None
     try:
         results = _solve_partitions(
             X, (mean, axes, centres, copies), directory, n_candidates, n_neighbors, reg, compute
         )
+        members = [np.asarray(part[0]) for part in results]
+        indices, weights, unsolved = merged_copies(results, X.shape[0], n_neighbors, with_weights)
+        del results
+        if with_weights and directory is not None:
+            weights_from_files(X, (directory, members), indices, weights, unsolved, reg, compute)
+        elif with_weights:
+            weights_from_source(X, indices, weights, unsolved, reg, compute)
     except BaseException:
         remove_directory(directory)
         raise
     index = None
     if keep_index and directory is not None:
-        members = [np.asarray(part[0]) for part in results]
         index = PartitionIndex(
             mean, axes, centres, copies, n_candidates, directory, X.chunks[0], members
         )
     else:
         remove_directory(directory)
-    indices, weights = best_copies(results, X.shape[0], n_neighbors, with_weights=reg is not None)
     return indices, weights, index
 
 
@@ -163,7 +172,7 @@ def _default_compute(*collections, label: str):
 
 
 def _partition_graph(*pieces, mean, axes, n_candidates: int, k: int, reg: float | None, limits):
-    """(rows, k neighbor rows, weights, total squared distance) within one partition."""
+    """(rows, k neighbor rows, weights, squared distances) within one partition."""
     ids, points = gather_pieces(pieces)
     m = len(ids)
     z = project(points, mean, axes)
@@ -174,52 +183,186 @@ def _partition_graph(*pieces, mean, axes, n_candidates: int, k: int, reg: float 
     local = rerank_block(
         points, points, cand, np.arange(m), row_offset=0, k=min(k, K), limits=limits
     )
-    score, w = _local_fit(points, points, local, k, reg, limits)
-    return ids, _global_rows(ids, local, k), w, score
+    rows, dist, w = _local_fit(points, points, local, ids, k, reg, limits)
+    return ids, rows, w, dist
 
 
 def _partition_query(
     *pieces, train_rows, train_files, mean, axes, n_candidates: int, k: int, reg: float, limits
 ):
-    """(query rows, k neighbor rows, weights, total squared distance) of the new points that
+    """(query rows, k neighbor rows, weights, squared distances) of the new points that
     joined one partition, searched among its training points."""
     ids, queries = gather_pieces(pieces)
     if len(ids) == 0:
-        return ids, np.empty((0, k), np.int64), np.empty((0, k)), np.empty(0)
+        return ids, np.empty((0, k), np.int64), np.empty((0, k)), np.empty((0, k))
     points = np.concatenate([np.load(path, allow_pickle=False) for path in train_files])
     K = min(n_candidates, len(points))
     _, cand = fast_block_candidates(project(queries, mean, axes), project(points, mean, axes), 0, K)
     everyone = np.arange(len(points))
     local = rerank_block(queries, points, cand, everyone, row_offset=0, k=min(k, K), limits=limits)
-    score, w = _local_fit(queries, points, local, k, reg, limits, exact_match=True)
-    return ids, _global_rows(train_rows, local, k), w, score
+    rows, dist, w = _local_fit(queries, points, local, train_rows, k, reg, limits, exact_match=True)
+    return ids, rows, w, dist
 
 
-def _global_rows(ids: np.ndarray, local: np.ndarray, k: int) -> np.ndarray:
-    """Partition-local neighbor positions as global rows, -1 where fewer than k were found."""
-    rows = np.full((local.shape[0], k), -1, dtype=np.int64)
-    rows[:, : local.shape[1]] = ids[local]
-    return rows
-
-
-def _local_fit(queries, points, local, k: int, reg, limits, exact_match: bool = False):
-    """Each query's total squared distance to its k neighbors ``points[local]`` (inf where it
-    has fewer) and its barycentric weights (zeros without ``reg``)."""
+def _local_fit(queries, points, local, ids, k: int, reg, limits, exact_match: bool = False):
+    """Each query's k neighbors ``points[local]`` as rows ``ids[local]``, sorted by their squared
+    distance in float64 (ties by the lower row), those distances (inf where a query has fewer
+    than k) and the barycentric weights (zeros without ``reg``)."""
     from ..local.weights import barycenter_weights, batch_rows
 
     m = queries.shape[0]
-    score = np.full(m, np.inf)
+    rows = np.full((m, k), -1, dtype=np.int64)
+    dist = np.full((m, k), np.inf)
     w = np.zeros((m, k))
     if local.shape[1] == k:
         step = batch_rows(k, points.shape[1], limits)
         for start in range(0, m, step):
             r = slice(start, start + step)
-            neighbors = points[local[r]]
-            diff = neighbors.astype(np.float64) - queries[r, None, :]
-            score[r] = np.einsum("ijd,ijd->i", diff, diff)
+            diff = points[local[r]].astype(np.float64) - queries[r, None, :]
+            d = np.einsum("ijd,ijd->ij", diff, diff)
+            order = np.lexsort((ids[local[r]], d), axis=1)
+            local[r] = np.take_along_axis(local[r], order, 1)
+            dist[r] = np.take_along_axis(d, order, 1)
             if reg is not None:
-                w[r] = barycenter_weights(queries[r], neighbors, reg, exact_match)
-    return score, w
+                w[r] = barycenter_weights(queries[r], points[local[r]], reg, exact_match)
+        rows[:] = ids[local]
+    elif local.shape[1]:
+        rows[:, : local.shape[1]] = ids[local]
+    return rows, dist, w
+
+
+def merged_copies(results: list, n_rows: int, k: int, with_weights: bool = True):
+    """(indices, weights or None, rows whose weights are missing) of each row: the k nearest
+    of the union of its copies' lists, ties by the lower row.
+
+    A row's weights are those of a copy whose list is the merged one; the rows where no copy's
+    list is (their neighbors come from several partitions) are returned to be solved again.
+    """
+    pieces = [tuple(np.asarray(a) for a in part) for part in results]
+    ids = np.concatenate([p[0] for p in pieces])
+    counts = np.bincount(ids, minlength=n_rows)
+    copies = counts[0] if n_rows else 0
+    if len(counts) != n_rows or np.any(counts != copies) or copies == 0:
+        raise RuntimeError("partitioned neighbor search: a row is missing from its partitions")
+    order = np.argsort(ids, kind="stable")
+    del ids
+    found = np.concatenate([p[1] for p in pieces])[order].reshape(n_rows, copies * k)
+    dist = np.concatenate([p[3] for p in pieces])[order].reshape(n_rows, copies * k)
+    # one entry per neighbor (its smallest distance), the duplicates pushed beyond the k-th
+    by_row = np.lexsort((dist, found), axis=1)
+    found = np.take_along_axis(found, by_row, 1)
+    dist = np.take_along_axis(dist, by_row, 1)
+    dist[:, 1:][found[:, 1:] == found[:, :-1]] = np.inf
+    nearest_dist, indices = smallest(dist, found, k)
+    if not np.all(np.isfinite(nearest_dist)):
+        raise RuntimeError(
+            "partitioned neighbor search: a point's partitions hold fewer than n_neighbors "
+            "other points; use neighbors_algorithm='brute' or 'nndescent'."
+        )
+    if not with_weights:
+        return indices, None, np.empty(0, dtype=np.int64)
+    found = np.concatenate([p[1] for p in pieces])[order].reshape(n_rows, copies, k)
+    same = (found == indices[:, None, :]).all(axis=2)
+    del found
+    which = np.argmax(same, axis=1)
+    weights = np.concatenate([p[2] for p in pieces])[order].reshape(n_rows, copies, k)
+    weights = weights[np.arange(n_rows), which]
+    return indices, weights, np.flatnonzero(~same.any(axis=1))
+
+
+def weights_from_source(
+    X: da.Array, indices: np.ndarray, weights: np.ndarray, rows: np.ndarray, reg: float, compute
+) -> None:
+    """Solve, in place, the weights of ``rows`` from their neighbors ``indices[rows]``, read
+    from X in blocks whose gathered neighbors fit a task's budget (the shuffle went through
+    memory: there are no partition files to read them from)."""
+    from ..local.weights import neighbor_weights
+
+    if len(rows) == 0:
+        return
+    queries = X[rows].rechunk({0: _solve_rows(X, indices.shape[1]), 1: -1})
+    solved = neighbor_weights(queries, indices[rows], reg=reg, points=X)
+    (weights[rows],) = compute(solved, label="weights of merged neighbors")
+
+
+def weights_from_files(
+    X: da.Array,
+    stored,
+    indices: np.ndarray,
+    weights: np.ndarray,
+    rows: np.ndarray,
+    reg: float,
+    compute,
+) -> None:
+    """Solve, in place, the weights of ``rows`` from their neighbors ``indices[rows]``, each
+    point read (memory-mapped) from a partition file holding it.
+
+    ``stored`` is (directory, members): the shuffle's directory and the ascending rows of each
+    partition of X. One task per block of rows whose points fit a task's budget; it reads only
+    those points.
+    """
+    if len(rows) == 0:
+        return
+    directory, members = stored
+    holder = np.empty(len(indices), dtype=np.int64)  # a partition holding each row
+    for p, m in enumerate(members):
+        holder[m] = p
+    offsets = row_offsets(X.chunks[0])
+    k = indices.shape[1]
+    step = _solve_rows(X, k)
+    solve = dask.delayed(_weights_from_files, pure=True)
+    limits = batch_limits()
+    tasks = []
+    for start in range(0, len(rows), step):
+        queries = rows[start : start + step]
+        needed, local = np.unique(
+            np.concatenate([queries[:, None], indices[queries]], axis=1), return_inverse=True
+        )
+        sources = _file_positions(directory, members, holder[needed], offsets, needed)
+        tasks.append(
+            solve(sources, len(needed), local.reshape(len(queries), k + 1), reg=reg, limits=limits)
+        )
+    solved = compute(*tasks, label="weights of merged neighbors")
+    weights[rows] = np.concatenate(solved)
+
+
+def _solve_rows(X: da.Array, k: int) -> int:
+    """Rows per task of solved weights: the points of their neighbors fit a quarter of the
+    task budget."""
+    return rows_within(4 * (k + 1) * X.shape[1] * np.dtype(X.dtype).itemsize)
+
+
+def _file_positions(directory, members, holder, offsets, rows) -> list:
+    """(file, positions in it, positions in ``rows``) of each partition file to read ``rows``
+    from, ``holder[i]`` the partition to read ``rows[i]`` from."""
+    block = np.searchsorted(offsets, rows, side="right") - 1
+    key = holder * len(offsets) + block
+    order = np.argsort(key, kind="stable")
+    bounds = np.flatnonzero(np.diff(key[order])) + 1
+    sources = []
+    for group in np.split(order, bounds):
+        p, b = holder[group[0]], block[group[0]]
+        first = np.searchsorted(members[p], offsets[b])
+        positions = np.searchsorted(members[p], rows[group]) - first
+        sources.append((partition_file(directory, p, offsets[b]), positions, group))
+    return sources
+
+
+def _weights_from_files(sources, n_points: int, local: np.ndarray, *, reg: float, limits):
+    """Weights of rows ``points[local[:, 0]]`` from neighbors ``points[local[:, 1:]]``, the
+    points read from the partition files ``sources`` lists."""
+    from ..local.weights import block_weights
+
+    points = None
+    for path, positions, dest in sources:
+        data = np.load(path, mmap_mode="r", allow_pickle=False)
+        if points is None:
+            points = np.empty((n_points, data.shape[1]), dtype=data.dtype)
+        points[dest] = data[positions]
+    queries = points[local[:, 0]]
+    return block_weights(
+        queries, points, local[:, 1:], row_offset=0, reg=reg, exact_match=False, limits=limits
+    )
 
 
 def best_copies(results: list, n_rows: int, k: int, with_weights: bool = True):
@@ -236,7 +379,7 @@ def _best_copy(pieces: list, n_rows: int, k: int, column: int) -> np.ndarray:
     """Per row, the list from the partition where its k neighbors are nearest in total."""
     ids = np.concatenate([p[0] for p in pieces])
     values = np.concatenate([p[column] for p in pieces])
-    score = np.concatenate([p[3] for p in pieces])
+    score = np.concatenate([p[3].sum(axis=1) for p in pieces])
     # sort by (row, score, position): the first entry of each row is its best copy
     order = np.lexsort((np.arange(len(ids)), score, ids))
     ids, values, score = ids[order], values[order], score[order]

@@ -57,3 +57,26 @@ def test_fit_uses_partitioned_graph_above_threshold():
     assert recall(model.neighbor_indices_, sklearn_neighbors(X, 10)) >= 0.95
     np.testing.assert_allclose(W.sum(axis=1), 1.0)
     assert np.all(np.isfinite(model.embedding_))
+
+
+def test_partitioned_graph_merges_copies_on_partition_boundaries(monkeypatch):
+    """With many small partitions most points lie near a boundary and their neighbors are split
+    among their partitions: each point keeps the k nearest of the union of its copies' lists
+    (a single copy's list recalls 0.944 here), with the weights of those lists, whether the
+    shuffle went through files or through memory."""
+    from dasklle.local.weights import neighbor_weights
+
+    X, _ = datasets.digits_784(3000, random_state=1)
+    X = X.compute()
+    dX = da.from_array(X, chunks=(700, -1))
+    eighteen_partitions = {"dasklle.neighbors.partition-rows": 500}
+    with dask.config.set(eighteen_partitions):
+        indices, weights, _ = partitioned.partitioned_graph(dX, 10, reg=1e-3, random_state=0)
+    assert recall(indices, sklearn_neighbors(X, 10)) >= 0.99
+    expected = neighbor_weights(dX, indices, reg=1e-3).compute()
+    np.testing.assert_allclose(weights, expected, rtol=0, atol=1e-12)
+    monkeypatch.setattr(partitioned, "new_shuffle_directory", lambda: None)
+    with dask.config.set(eighteen_partitions):
+        in_memory = partitioned.partitioned_graph(dX, 10, reg=1e-3, random_state=0)
+    np.testing.assert_array_equal(in_memory[0], indices)
+    np.testing.assert_allclose(in_memory[1], expected, rtol=0, atol=1e-12)
