@@ -19,7 +19,9 @@ Modules:
 - ``shuffle``: the scratch directory, assigning rows to their nearest partitions, gathering a
   partition's pieces.
 - ``partitioned``: the partitioned search (``partitioned_graph``), its per-partition solves
-  with weights, the best copy of each row, and ``PartitionIndex`` for new points.
+  with weights, and ``PartitionIndex`` for new points.
+- ``copies``: each row's result from its partitions: the copies' lists merged (weights solved
+  again where needed) for a fit, the best copy for new points.
 - ``index``: ``NeighborIndex``, the fitted structure ``transform`` queries, and
   ``deferred_index``.
 - ``search``: ``nearest_neighbors``, which runs the chosen search.
