@@ -29,7 +29,8 @@ def merged_copies(results: list, n_rows: int, k: int, with_weights: bool = True)
         raise RuntimeError("partitioned neighbor search: a row is missing from its partitions")
     order = np.argsort(ids, kind="stable")
     del ids
-    found = np.concatenate([p[1] for p in pieces])[order].reshape(n_rows, copies * k)
+    listed = np.concatenate([p[1] for p in pieces])[order].reshape(n_rows, copies, k)
+    found = listed.reshape(n_rows, copies * k)
     dist = np.concatenate([p[3] for p in pieces])[order].reshape(n_rows, copies * k)
     # one entry per neighbor (its smallest distance), the duplicates pushed beyond the k-th
     by_row = np.lexsort((dist, found), axis=1)
@@ -44,9 +45,8 @@ def merged_copies(results: list, n_rows: int, k: int, with_weights: bool = True)
         )
     if not with_weights:
         return indices, None, np.empty(0, dtype=np.int64)
-    found = np.concatenate([p[1] for p in pieces])[order].reshape(n_rows, copies, k)
-    same = (found == indices[:, None, :]).all(axis=2)
-    del found
+    same = (listed == indices[:, None, :]).all(axis=2)
+    del listed
     which = np.argmax(same, axis=1)
     weights = np.concatenate([p[2] for p in pieces])[order].reshape(n_rows, copies, k)
     weights = weights[np.arange(n_rows), which]
