@@ -16,15 +16,14 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from . import out_of_sample, pipeline
 from .eigen import cost
 from .io import store
-from .io.arrays import as_dask_input
+from .io.arrays import as_dask_input, is_zarr_node
 from .parameters import check_parameters
 from .tasks.progress import compute
 
 
 def _is_lazy(X) -> bool:
     """Inputs read lazily, never through scikit-learn's in-memory checks."""
-    is_zarr = type(X).__module__.startswith("zarr")
-    return is_zarr or isinstance(X, da.Array | np.memmap | str | os.PathLike)
+    return is_zarr_node(X) or isinstance(X, da.Array | np.memmap | str | os.PathLike)
 
 
 class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):

@@ -47,11 +47,7 @@ def as_dask_input(
     runs lazily, block by block, when a stage first reads the data.
     """
     planned = chunk_rows
-    if (
-        planned is None
-        and not isinstance(X, str | os.PathLike | da.Array)
-        and not _is_zarr_array(X)
-    ):
+    if planned is None and not isinstance(X, str | os.PathLike | da.Array) and not is_zarr_node(X):
         shape = np.shape(X)
         if len(shape) == 2 and shape[0] and shape[1]:
             itemsize = working_dtype(getattr(X, "dtype", np.float64), name).itemsize
@@ -81,6 +77,6 @@ def as_dask_input(
     return array, kind
 
 
-def _is_zarr_array(X: Any) -> bool:
-    """Without importing zarr: a zarr array's own chunks decide its blocks."""
+def is_zarr_node(X: Any) -> bool:
+    """A zarr array or group, told without importing zarr (its own chunks decide its blocks)."""
     return type(X).__module__.startswith("zarr")
