@@ -40,6 +40,7 @@ CASES: dict[str, tuple[str, int, int, str]] = {
     "digits-20k": ("digits_784", 20_000, 10, "threads"),
     "digits-70k": ("digits_784", 70_000, 10, "threads"),
     "digits-100k": ("digits_784", 100_000, 10, "threads"),
+    "digits-200k": ("digits_784", 200_000, 10, "threads"),
     "digits-1m": ("digits_784", 1_000_000, 10, "threads"),
 }
 # scikit-learn's shift-invert factorisation of M fills in on high-dimensional data and takes hours

@@ -52,10 +52,14 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         data with at most 15 features or at most 5,000 samples; else ``amg`` (if ARPACK fails,
         ``dense`` up to 5,000 samples, else ``amg``, with a warning; ``eigen_solver_`` records
         what ran). The thresholds are ``dasklle.eigen`` settings (docs/configuration.md).
-    tol : float, default=1e-6
-        Convergence tolerance of the iterative eigen solvers.
-    max_iter : int, default=100
-        Maximum iterations of the iterative eigen solvers.
+    tol : float or "auto", default="auto"
+        Convergence tolerance of the iterative eigen solvers. For ``arpack``, ``factored`` and
+        ``lobpcg`` it is scikit-learn's (``"auto"``: 1e-6); for ``amg``, the largest accepted
+        bound on the sine between the embedding's subspace and the exact one, the same at
+        every n (``"auto"``: 1e-3, ``dasklle.eigen.amg-tol``).
+    max_iter : int or "auto", default="auto"
+        Maximum iterations of the iterative eigen solvers (``"auto"``: 100; for ``amg``,
+        1000, ``dasklle.eigen.amg-max-iter``). A solve that stops short warns.
     method : {"standard", "hessian", "modified", "ltsa"}, default="standard"
         LLE variant.
     hessian_tol : float, default=1e-4
@@ -122,6 +126,10 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         The eigen solver that actually ran.
     eigen_residual_ : float
         Largest residual ``|M v - lambda v|`` of the returned eigenvectors.
+    eigen_error_bound_ : float
+        Bound on the sine of the angle between the span of the returned eigenvectors and the
+        exact one: the residuals' norm over the gap to the next eigenvalue (inf where no gap
+        is found). ``amg`` iterates until it is below ``tol``.
     n_iter_ : int or None
         Iterations of the LOBPCG eigen solvers (lobpcg, amg); for ``factored``, the number of
         solves with M's pseudo-inverse; None otherwise.
@@ -152,8 +160,8 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         n_components: int = 2,
         reg: float = 1e-3,
         eigen_solver: str = "auto",
-        tol: float = 1e-6,
-        max_iter: int = 100,
+        tol: float | str = "auto",
+        max_iter: int | str = "auto",
         method: str = "standard",
         hessian_tol: float = 1e-4,
         modified_tol: float = 1e-12,
@@ -245,6 +253,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.weights_ = result.weights
         self.eigen_solver_ = result.eigen_solver
         self.eigen_residual_ = result.eigen_residual
+        self.eigen_error_bound_ = result.eigen_error_bound
         self.n_iter_ = result.eigen_iterations
         self.neighbors_algorithm_ = result.neighbors_algorithm
         self.n_graph_components_ = result.n_graph_components
@@ -392,8 +401,8 @@ def locally_linear_embedding(
     n_components: int,
     reg: float = 1e-3,
     eigen_solver: str = "auto",
-    tol: float = 1e-6,
-    max_iter: int = 100,
+    tol: float | str = "auto",
+    max_iter: int | str = "auto",
     method: str = "standard",
     hessian_tol: float = 1e-4,
     modified_tol: float = 1e-12,

@@ -112,6 +112,21 @@ class _OptionalInteger:
             raise TypeError(f"{name} must be None or an integer; got {value!r}.")
 
 
+class _AutoOr:
+    """``"auto"`` or a value that passes ``constraint``."""
+
+    def __init__(self, constraint):
+        self.constraint = constraint
+
+    def check(self, name: str, value: Any) -> None:
+        if isinstance(value, str) and value == "auto":
+            return
+        try:
+            self.constraint.check(name, value)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(str(exc).replace(" must be ", " must be 'auto' or ", 1)) from None
+
+
 _FLAG = Kind((bool, int, np.bool_), "True or False", optional=False)
 
 # name -> constraint, for every parameter of LocallyLinearEmbedding
@@ -120,8 +135,8 @@ PARAMETERS: dict[str, Any] = {
     "n_components": Integer(1),
     "reg": Real(0.0),
     "eigen_solver": Option(EIGEN_SOLVERS),
-    "tol": Real(0.0),
-    "max_iter": Integer(1),
+    "tol": _AutoOr(Real(0.0)),
+    "max_iter": _AutoOr(Integer(1)),
     "method": Option(METHODS),
     "hessian_tol": Real(0.0),
     "modified_tol": Real(0.0),

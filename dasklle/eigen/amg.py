@@ -30,7 +30,7 @@ def bottom_eigenvectors(
     rng: np.random.Generator,
     on_iteration=None,
 ) -> LobpcgResult:
-    """The n_components eigenpairs of M above the constant vector.
+    """The n_components eigenpairs of M above the constant vector, and the next pair.
 
     Parameters
     ----------
@@ -87,8 +87,8 @@ def bottom_eigenvectors(
             max_iter=max_iter,
             on_iteration=on_iteration,
         )
-    vectors = np.empty((n, n_components))
-    vectors[order] = result.vectors[:, :n_components]
+    vectors = np.empty((n, n_components + 1))
+    vectors[order] = result.vectors[:, : n_components + 1]
     result.vectors = vectors
-    result.values = result.values[:n_components]
+    result.values = result.values[: n_components + 1]
     return result

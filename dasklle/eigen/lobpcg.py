@@ -30,16 +30,34 @@ def _orthonormal(S: np.ndarray) -> np.ndarray:
 
 @dataclass
 class LobpcgResult:
-    """The Ritz pairs LOBPCG ended with and the iterations it ran."""
+    """The Ritz pairs LOBPCG ended with, the iterations it ran and its last error bound."""
 
     values: np.ndarray
     vectors: np.ndarray
     n_iter: int
+    bound: float = float("inf")
+
+
+def subspace_bound(values: np.ndarray, residuals: np.ndarray, n_wanted: int) -> float:
+    """A bound on the sine of the angle between the span of the n_wanted lowest Ritz vectors
+    and the exact eigenvectors': |R|_F / gap (the Davis-Kahan sin-theta theorem).
+
+    The gap runs from the highest wanted Ritz value to the lowest unwanted eigenvalue, which is
+    estimated from below as the next Ritz value less its residual (inf without a next pair or
+    a positive gap).
+    """
+    if len(values) <= n_wanted:
+        return float("inf")
+    gap = values[n_wanted] - residuals[n_wanted] - values[n_wanted - 1]
+    if not gap > 0:
+        return float("inf")
+    return float(np.linalg.norm(residuals[:n_wanted]) / gap)
 
 
 def lobpcg(A, X, precondition, constraint, *, n_wanted, tol, max_iter, on_iteration=None):
     """The smallest eigenpairs of symmetric A on the orthogonal complement of ``constraint``:
-    all ``block`` Ritz pairs, ascending, when the n_wanted lowest are within tol or at max_iter.
+    all ``block`` Ritz pairs, ascending, when the span of the n_wanted lowest is within a sine
+    of tol of the exact one (``subspace_bound``) or at max_iter.
 
     The wanted eigenvalues are 1e-7..1e-5 of M's norm, so rounding that is harmless elsewhere
     is not here: A times the new directions is computed afresh every iteration (carrying it
@@ -53,10 +71,11 @@ def lobpcg(A, X, precondition, constraint, *, n_wanted, tol, max_iter, on_iterat
     X : (n, block) starting block
     precondition : callable applied to the block of residuals, or None
     constraint : (n, c) orthonormal columns the iteration stays orthogonal to
-    n_wanted : how many of the lowest Ritz vectors must converge
-    tol : largest residual |A v - theta v| accepted for them
+    n_wanted : how many of the lowest Ritz vectors must converge (fewer than the block's)
+    tol : the largest ``subspace_bound`` accepted for them
     max_iter : iteration cap
-    on_iteration : called as on_iteration(n_iter, max_residual) once per iteration
+    on_iteration : called as on_iteration(n_iter, bound, X, theta) once per iteration, X the
+        current Ritz vectors (a buffer the iteration overwrites) and theta their values
     """
     block = X.shape[1]
 
@@ -78,10 +97,10 @@ def lobpcg(A, X, precondition, constraint, *, n_wanted, tol, max_iter, on_iterat
     while True:
         np.multiply(X, theta, out=R)
         np.subtract(AX, R, out=R)
-        residuals = np.linalg.norm(R[:, :n_wanted], axis=0)
+        bound = subspace_bound(theta, np.linalg.norm(R, axis=0), n_wanted)
         if on_iteration is not None:
-            on_iteration(n_iter, float(residuals.max()))
-        if residuals.max() <= tol or n_iter == max_iter:
+            on_iteration(n_iter, bound, X, theta)
+        if bound <= tol or n_iter == max_iter:
             break
         n_iter += 1
         width = block + n_P
@@ -111,4 +130,4 @@ def lobpcg(A, X, precondition, constraint, *, n_wanted, tol, max_iter, on_iterat
         np.matmul(A_used, U, out=AX)
         n_P = block
         np.matmul(S, U[block:], out=P)
-    return LobpcgResult(theta, X, n_iter)
+    return LobpcgResult(theta, X, n_iter, bound)

@@ -34,6 +34,9 @@ class NullSpace:
     solver: str  # the solver that actually ran
     residual: float  # max_j |M v_j - lambda_j v_j| over the kept vectors
     n_iter: int | None = None
+    # bound on the sine between the kept subspace and the exact one (lobpcg.subspace_bound)
+    error_bound: float = float("inf")
+    tol: float | None = None  # the tolerance the solver ran with ("auto" resolved)
 
 
 def choose_solver(solver: str, n_samples: int, *, n_features: int = 0) -> str:
@@ -72,6 +75,21 @@ def choose_solver(solver: str, n_samples: int, *, n_features: int = 0) -> str:
     return "amg"
 
 
+def tolerances(solver: str, tol, max_iter) -> tuple[float, int]:
+    """``tol`` and ``max_iter`` for the solver that runs, ``"auto"`` resolved.
+
+    For ARPACK and scipy's LOBPCG, scikit-learn's 1e-6 and 100; for ``amg``, whose tol bounds
+    the sine between the returned subspace and the exact one, ``eigen.amg-tol`` and
+    ``eigen.amg-max-iter``.
+    """
+    amg = solver == "amg"
+    if tol == "auto":
+        tol = float(config.get("eigen.amg-tol")) if amg else 1e-6
+    if max_iter == "auto":
+        max_iter = int(config.get("eigen.amg-max-iter")) if amg else 100
+    return float(tol), int(max_iter)
+
+
 def deterministic_signs(vectors: np.ndarray) -> np.ndarray:
     """Flip each eigenvector so that its largest-magnitude entry is positive.
 
@@ -92,9 +110,10 @@ def residual_norms(M, vectors: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def _dense(M, n_components: int) -> tuple[np.ndarray, np.ndarray]:
-    """LAPACK's eigenpairs 1..n_components (0 is the constant vector's)."""
+    """LAPACK's eigenpairs 1..n_components + 1 (0 is the constant vector's), where there are."""
     dense = M.toarray() if sp.issparse(M) else np.array(M, dtype=np.float64)
-    values, vectors = scipy.linalg.eigh(dense, subset_by_index=(1, n_components), overwrite_a=True)
+    last = min(n_components + 1, dense.shape[0] - 1)
+    values, vectors = scipy.linalg.eigh(dense, subset_by_index=(1, last), overwrite_a=True)
     order = np.argsort(np.abs(values))
     return values[order], vectors[:, order]
 
@@ -102,10 +121,9 @@ def _dense(M, n_components: int) -> tuple[np.ndarray, np.ndarray]:
 def _arpack(M, n_components, tol, max_iter, rng) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's solve: shift-invert about 0 through the LU of M, with its error message."""
     v0 = rng.uniform(-1, 1, M.shape[0])
+    wanted = min(n_components + 2, M.shape[0] - 1)  # the constant's, the kept, and the next
     try:
-        values, vectors = spla.eigsh(
-            M, n_components + 1, sigma=0.0, tol=tol, maxiter=max_iter, v0=v0
-        )
+        values, vectors = spla.eigsh(M, wanted, sigma=0.0, tol=tol, maxiter=max_iter, v0=v0)
     except RuntimeError as exc:  # ArpackError, ArpackNoConvergence and singular factorisations
         raise ValueError(
             "Error in determining null-space with ARPACK. Error message: "
@@ -136,13 +154,13 @@ def _lobpcg(M, n_components, block, tol, max_iter, rng, verbose: bool = False):
             maxiter=max_iter,
             largest=False,
         )
-    order = np.argsort(values)[:n_components]
+    order = np.argsort(values)[: n_components + 1]
     return values[order], vectors[:, order], iterations.iterations
 
 
 def _amg(M, n_components, block, tol, max_iter, rng, verbose, neighbors):
     """dasklle's block LOBPCG with the multigrid preconditioner (``amg``)."""
-    iterations = progress.IterationLog("amg", verbose)
+    iterations = progress.IterationLog("amg", verbose, "subspace error bound")
     result = amg.bottom_eigenvectors(
         M,
         n_components,
@@ -161,8 +179,8 @@ def null_space(
     n_components: int,
     *,
     solver: str = "auto",
-    tol: float = 1e-6,
-    max_iter: int = 100,
+    tol: float | str = "auto",
+    max_iter: int | str = "auto",
     random_state=None,
     verbose: bool = False,
     n_features: int = 0,
@@ -177,7 +195,7 @@ def null_space(
         ((I - W)^T (I - W) applied through I - W; formed here for all solvers but amg)
     n_components : number of eigenvectors to keep
     solver : "auto", "dense", "arpack", "factored", "lobpcg" or "amg"
-    tol, max_iter : passed to the iterative solvers
+    tol, max_iter : the iterative solvers' tolerance and iteration cap (``tolerances``)
     random_state : seed for the solvers' starting vectors
     verbose : log the iterative solvers' iteration count and residual periodically
     n_features : dimension of the data, for ``"auto"``
@@ -203,11 +221,14 @@ def null_space(
     min_rows = config.get("eigen.lobpcg-min-rows-per-vector") * block + 2
     if solver in ("lobpcg", "amg") and n < min_rows:
         solver = "dense"
+    asked = tol, max_iter
     if solver == "factored":
+        tol, max_iter = tolerances(solver, *asked)
         result = _factored(M, n_components, tol, max_iter, rng, n_graph_components)
         if result is not None:
             return result
         solver = "arpack"
+    tol, max_iter = tolerances(solver, *asked)
     if solver != "amg" and isinstance(M, CostOperator):
         M = M.tocsr()  # only amg works with the operator; the others need M itself
     if solver == "dense":
@@ -219,7 +240,7 @@ def null_space(
             if requested != "auto":
                 raise  # the user asked for ARPACK: say it failed, as scikit-learn does
             return _after_arpack_failed(
-                exc, M, n_components, tol, max_iter, random_state, verbose, neighbors
+                exc, M, n_components, *asked, random_state, verbose, neighbors
             )
     elif solver == "amg":
         values, vectors, n_iter = _amg(
@@ -227,7 +248,7 @@ def null_space(
         )
     else:
         values, vectors, n_iter = _lobpcg(M, n_components, block, tol, max_iter, rng, verbose)
-    return _checked(M, vectors, values, solver, tol, max_iter, n_iter)
+    return _checked(M, vectors, values, solver, tol, max_iter, n_iter, n_components)
 
 
 def _after_arpack_failed(
@@ -268,14 +289,14 @@ def _factored(M, n_components, tol, max_iter, rng, n_graph_components) -> NullSp
     try:
         values, vectors, inverse = factored.bottom_eigenvectors(
             M.B,
-            n_components,
+            min(n_components + 1, M.shape[0] - 2),
             BT=M.BT,
             tol=tol,
             max_iter=max_iter,
             rng=np.random.default_rng(rng.randint(2**31 - 1)),
         )
         result = _checked(
-            M, vectors, values, "factored", tol, max_iter, inverse.n_solves, warn=False
+            M, vectors, values, "factored", tol, max_iter, inverse.n_solves, n_components, False
         )
         if result.residual > _accepted(tol):
             raise RuntimeError(f"residual {result.residual:.1e}")
@@ -296,25 +317,48 @@ def _accepted(tol: float) -> float:
     return max(tol, 1e-12) * 10
 
 
-def _checked(M, vectors, values, solver, tol, max_iter, n_iter, warn=True) -> NullSpace:
-    """The NullSpace with fixed signs and its measured residual; refuses non-finite vectors and
-    warns when an iterative solver ended above 10 * tol."""
-    vectors = deterministic_signs(vectors)
-    residual = float(residual_norms(M, vectors, values).max())
+def _checked(
+    M, vectors, values, solver, tol, max_iter, n_iter, n_components, warn=True
+) -> NullSpace:
+    """The NullSpace of the n_components lowest pairs, with fixed signs, their measured residual
+    and the bound on their subspace's error from the next pair; refuses non-finite vectors and
+    warns when an iterative solver stopped short (``_stopped_short``)."""
     if not np.all(np.isfinite(vectors)):
         raise ValueError(
             f"eigen_solver={solver!r} returned non-finite eigenvectors; try eigen_solver='dense' "
             "or a larger reg."
         )
-    if warn and solver != "dense" and residual > _accepted(tol):
+    from .lobpcg import subspace_bound
+
+    residuals = residual_norms(M, vectors, values)
+    bound = subspace_bound(values, residuals, n_components)
+    vectors = deterministic_signs(vectors[:, :n_components])
+    values, residual = values[:n_components], float(residuals[:n_components].max())
+    short = _stopped_short(solver, tol, residual, bound)
+    if warn and short:
         from ..exceptions import EigenConvergenceWarning
 
         other = "'dense'" if solver in ("arpack", "factored") else "'arpack' or 'dense'"
         warnings.warn(
-            f"eigen_solver={solver!r} did not converge in max_iter={max_iter} iterations: largest "
-            f"residual |Mv - lambda v| = {residual:.2e} > 10 * tol = {10 * tol:.1e}. Increase "
-            f"max_iter, or use eigen_solver={other}.",
+            f"eigen_solver={solver!r} did not converge in max_iter={max_iter} iterations: {short}. "
+            f"Increase max_iter, or use eigen_solver={other}.",
             EigenConvergenceWarning,
             stacklevel=2,
         )
-    return NullSpace(vectors, values, solver, residual, n_iter)
+    return NullSpace(vectors, values, solver, residual, n_iter, bound, tol)
+
+
+def _stopped_short(solver: str, tol: float, residual: float, bound: float) -> str:
+    """What says an iterative solver stopped short of its tolerance ("" if it did not).
+
+    ``amg`` stops on the bound on its subspace's sine, scipy's ``lobpcg`` on the residual; for
+    ARPACK tol is the relative accuracy of the Ritz values of the inverse (reached, or ARPACK
+    raises), so the residual is only checked against 10 * tol, as a sign of a failed solve.
+    """
+    if solver == "amg" and bound > tol:
+        return f"bound on the subspace's sine {bound:.2e} > tol = {tol:.1e}"
+    if solver == "lobpcg" and residual > tol:
+        return f"largest residual |Mv - lambda v| = {residual:.2e} > tol = {tol:.1e}"
+    if solver in ("arpack", "factored") and residual > _accepted(tol):
+        return f"largest residual |Mv - lambda v| = {residual:.2e} > 10 * tol = {10 * tol:.1e}"
+    return ""

@@ -36,6 +36,8 @@ class LLEResult:
     eigen_solver: str
     eigen_residual: float
     eigen_iterations: int | None = None
+    eigen_error_bound: float = float("inf")
+    eigen_tol: float | None = None
     n_graph_components: int = 1
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -47,8 +49,8 @@ def fit_lle(
     n_components: int,
     reg: float = 1e-3,
     eigen_solver: str = "auto",
-    tol: float = 1e-6,
-    max_iter: int = 100,
+    tol: float | str = "auto",
+    max_iter: int | str = "auto",
     method: str = "standard",
     hessian_tol: float = 1e-4,
     modified_tol: float = 1e-12,
@@ -99,7 +101,10 @@ def fit_lle(
     fit.M = runner.run(ASSEMBLE, fit)
     space = runner.run(EIGEN, fit)
     if verbose:
-        progress.log(f"eigen solver {space.solver}: residual {space.residual:.1e}" + _count(space))
+        progress.log(
+            f"eigen solver {space.solver}: residual {space.residual:.1e}, bound on the "
+            f"subspace's sine {space.error_bound:.1e}" + _count(space)
+        )
 
     return LLEResult(
         embedding=space.vectors[:, :n_components].astype(X.dtype, copy=False),
@@ -113,6 +118,8 @@ def fit_lle(
         eigen_solver=space.solver,
         eigen_residual=space.residual,
         eigen_iterations=space.n_iter,
+        eigen_error_bound=space.error_bound,
+        eigen_tol=space.tol,
         n_graph_components=fit.n_graph_components,
         timings=runner.timings,
     )
@@ -186,6 +193,11 @@ def store_attributes(result: LLEResult, parameters: dict[str, Any]) -> dict[str,
         "reconstruction_error": result.reconstruction_error,
         "eigen_solver": result.eigen_solver,
         "eigen_residual": result.eigen_residual,
+        "eigen_error_bound": (
+            result.eigen_error_bound if np.isfinite(result.eigen_error_bound) else None
+        ),
+        "eigen_tol": result.eigen_tol,
+        "eigen_iterations": result.eigen_iterations,
         "n_graph_components": result.n_graph_components,
         "neighbors_algorithm": result.neighbors_algorithm,
         "timings": result.timings,

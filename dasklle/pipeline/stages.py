@@ -33,8 +33,8 @@ class Fit:
     modified_tol: float
     algorithm: str
     eigen_solver: str
-    tol: float
-    max_iter: int
+    tol: float | str
+    max_iter: int | str
     seed: int
     n_jobs: int | None
     verbose: bool
@@ -225,10 +225,21 @@ def _solve(fit: Fit) -> eigen.NullSpace:
     )
 
 
+def _or_inf(bound: float | None) -> float:
+    """A stored bound (None: no finite bound)."""
+    return float("inf") if bound is None else float(bound)
+
+
 def _solve_loaded(fit: Fit, saved: dict) -> eigen.NullSpace:
     info = saved["attributes"]
     return eigen.NullSpace(
-        saved["vectors"], saved["values"], info["solver"], info["residual"], info.get("n_iter")
+        saved["vectors"],
+        saved["values"],
+        info["solver"],
+        info["residual"],
+        info.get("n_iter"),
+        _or_inf(info.get("error_bound")),
+        info.get("tol"),
     )
 
 
@@ -238,7 +249,13 @@ EIGEN = Stage(
     depends=lambda fit: (fit.eigen_solver, fit.tol, fit.max_iter, fit.n_wanted, fit.seed),
     save=lambda fit, space: (
         {"vectors": space.vectors, "values": space.values},
-        {"solver": space.solver, "residual": space.residual, "n_iter": space.n_iter},
+        {
+            "solver": space.solver,
+            "residual": space.residual,
+            "n_iter": space.n_iter,
+            "error_bound": space.error_bound if np.isfinite(space.error_bound) else None,
+            "tol": space.tol,
+        },
     ),
     load=_solve_loaded,
     settings=("eigen",),

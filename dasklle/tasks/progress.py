@@ -186,19 +186,19 @@ class IterationLog:
     without touching the solver.
     """
 
-    def __init__(self, label: str, verbose: bool):
-        self.label, self.verbose = label, verbose
+    def __init__(self, label: str, verbose: bool, quantity: str = "max residual"):
+        self.label, self.verbose, self.quantity = label, verbose, quantity
         self.iterations = 0
         self.residual = float("nan")
         self.last = time.monotonic()
 
-    def update(self, iterations: int, residual: float) -> None:
-        """Record an iteration (a solver that reports its own residuals calls this directly)."""
+    def update(self, iterations: int, residual: float, *_) -> None:
+        """Record an iteration (a solver that reports its own error measure calls this)."""
         self.iterations, self.residual = iterations, residual
         now = time.monotonic()
         if self.verbose and now - self.last >= config.get("progress.log-interval"):
             self.last = now
-            log(f"{self.label}: iteration {self.iterations}, max residual {self.residual:.2e}")
+            log(f"{self.label}: iteration {self.iterations}, {self.quantity} {self.residual:.2e}")
 
     def wrap(self, preconditioner, n: int):
         from scipy.sparse.linalg import LinearOperator

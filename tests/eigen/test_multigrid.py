@@ -34,7 +34,7 @@ def test_amg_on_a_larger_problem_uses_its_hierarchy_and_matches_dense():
         ):
             patch.setattr(multigrid, "build_preconditioner", spy)
             found = null_space(
-                operator, 2, solver="amg", tol=1e-9, max_iter=500, random_state=0, neighbors=graph
+                operator, 2, solver="amg", tol=1e-6, max_iter=500, random_state=0, neighbors=graph
             )
         assert len(sizes) >= 2 and sizes[0] == 1500 and sizes[-1] <= 300
         assert found.residual < 1e-8

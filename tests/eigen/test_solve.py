@@ -17,11 +17,27 @@ from .conftest import ITERATIVE_MAX_SINE, lle_cost_matrix, random_weight_matrix
 def test_iterative_matches_dense(name, solver):
     M = lle_cost_matrix(name)
     dense = null_space(M, 2, solver="dense")
-    found = null_space(M, 2, solver=solver, tol=1e-9, max_iter=1000, random_state=0)
+    # arpack's tol is its relative accuracy; amg's, the bound on the subspace's sine
+    tol = 1e-9 if solver == "arpack" else ITERATIVE_MAX_SINE / 10
+    found = null_space(M, 2, solver=solver, tol=tol, max_iter=1000, random_state=0)
     assert found.solver == solver
-    assert max_sine(found.vectors, dense.vectors) <= ITERATIVE_MAX_SINE
+    sine = max_sine(found.vectors, dense.vectors)
+    assert sine <= ITERATIVE_MAX_SINE
+    assert sine <= found.error_bound  # the bound holds
     np.testing.assert_allclose(found.values, dense.values, rtol=1e-4, atol=1e-12)
     assert found.residual < 1e-8
+
+
+def test_amg_stops_at_its_bound_and_dense_bounds_itself():
+    M = lle_cost_matrix("digits")
+    dense = null_space(M, 2, solver="dense")
+    assert dense.error_bound < 1e-8  # exact residuals over the exact gap
+    loose = null_space(M, 2, solver="amg", tol=1e-2, random_state=0)
+    tight = null_space(M, 2, solver="amg", tol=1e-6, random_state=0)
+    assert loose.error_bound <= 1e-2 and tight.error_bound <= 1e-6
+    assert loose.n_iter < tight.n_iter
+    assert max_sine(loose.vectors, dense.vectors) <= loose.error_bound
+    assert max_sine(tight.vectors, dense.vectors) <= tight.error_bound
 
 
 def test_dense_skips_the_constant_vector():
@@ -37,6 +53,13 @@ def test_dense_skips_the_constant_vector():
 def test_lobpcg_on_tiny_problems_runs_dense_and_says_so():
     M = lle_cost_matrix("swiss_roll", 40, k=5)
     assert null_space(M, 2, solver="amg").solver == "dense"
+
+
+def test_unconverged_amg_warns_with_its_bound_at_tol():
+    M = lle_cost_matrix("digits")
+    with pytest.warns(ConvergenceWarning, match=r"sine .* > tol = 1.0e-06"):
+        result = null_space(M, 2, solver="amg", tol=1e-6, max_iter=3, random_state=0)
+    assert result.error_bound > 1e-6
 
 
 def test_unconverged_lobpcg_warns_with_residual():
