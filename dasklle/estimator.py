@@ -43,23 +43,20 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     reg : float, default=1e-3
         Regularisation of the local Gram matrices, relative to their trace.
     eigen_solver : {"auto", "dense", "arpack", "factored", "lobpcg", "amg"}, default="auto"
-        ``dense``: LAPACK on the dense M (the reference; O(n^2) memory). ``arpack``: shift-invert
-        Lanczos about 0 through a sparse LU of M (scikit-learn's choice). ``factored``: the same
-        through a sparse LU of I - W, far sparser than M (standard method on a connected
-        neighbor graph, else ``arpack``; see docs/design/eigen.md). ``lobpcg``: LOBPCG with the
-        constant vector deflated. ``amg``: dasklle's block LOBPCG preconditioned by an
-        aggregation multigrid V-cycle. ``auto``: ``dense`` up to 200 samples; ``factored`` on
-        data with at most 15 features or at most 5,000 samples; else ``amg`` (if ARPACK fails,
-        ``dense`` up to 5,000 samples, else ``amg``, with a warning; ``eigen_solver_`` records
-        what ran). The thresholds are ``dasklle.eigen`` settings (docs/configuration.md).
+        ``dense``: LAPACK on the dense M (the reference). ``arpack``: shift-invert Lanczos
+        through a sparse LU of M (scikit-learn's). ``factored``: the same through the far
+        sparser LU of I - W (connected graphs, else ``arpack``). ``lobpcg``: scipy's LOBPCG.
+        ``amg``: dasklle's block LOBPCG with an aggregation multigrid preconditioner.
+        ``auto``: ``dense`` up to 200 samples; ``factored`` on data with at most 15 features or
+        5,000 samples; else ``amg`` (if ARPACK fails: ``dense`` up to 5,000 samples, else
+        ``amg``, with a warning). ``eigen_solver_`` records what ran; the thresholds are
+        ``dasklle.eigen`` settings (docs/configuration.md).
     tol : float or "auto", default="auto"
-        Convergence tolerance of the iterative eigen solvers. For ``arpack``, ``factored`` and
-        ``lobpcg`` it is scikit-learn's (``"auto"``: 1e-6); for ``amg``, the largest accepted
-        bound on the sine between the embedding's subspace and the exact one, the same at
-        every n (``"auto"``: 1e-3, ``dasklle.eigen.amg-tol``).
+        Tolerance of the iterative eigen solvers: scikit-learn's for ARPACK and ``lobpcg``
+        (auto: 1e-6); for ``amg``, the largest bound on the sine between the embedding's
+        subspace and the exact one (auto: ``dasklle.eigen.amg-tol``, 1e-3).
     max_iter : int or "auto", default="auto"
-        Maximum iterations of the iterative eigen solvers (``"auto"``: 100; for ``amg``,
-        1000, ``dasklle.eigen.amg-max-iter``). A solve that stops short warns.
+        Iteration cap (auto: 100; ``amg``: 1000). A solve that stops short warns.
     method : {"standard", "hessian", "modified", "ltsa"}, default="standard"
         LLE variant.
     hessian_tol : float, default=1e-4
@@ -127,9 +124,8 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     eigen_residual_ : float
         Largest residual ``|M v - lambda v|`` of the returned eigenvectors.
     eigen_error_bound_ : float
-        Bound on the sine of the angle between the span of the returned eigenvectors and the
-        exact one: the residuals' norm over the gap to the next eigenvalue (inf where no gap
-        is found). ``amg`` iterates until it is below ``tol``.
+        Bound on the sine between the span of the eigenvectors and the exact one: residuals
+        over the gap to the next eigenvalue (inf if no gap is found).
     n_iter_ : int or None
         Iterations of the LOBPCG eigen solvers (lobpcg, amg); for ``factored``, the number of
         solves with M's pseudo-inverse; None otherwise.

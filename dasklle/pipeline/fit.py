@@ -101,10 +101,7 @@ def fit_lle(
     fit.M = runner.run(ASSEMBLE, fit)
     space = runner.run(EIGEN, fit)
     if verbose:
-        progress.log(
-            f"eigen solver {space.solver}: residual {space.residual:.1e}, bound on the "
-            f"subspace's sine {space.error_bound:.1e}" + _count(space)
-        )
+        progress.log(_solved(space))
 
     return LLEResult(
         embedding=space.vectors[:, :n_components].astype(X.dtype, copy=False),
@@ -136,12 +133,16 @@ def _seed(random_state) -> int:
     return int(random_state)
 
 
-def _count(space) -> str:
-    """What the solver's ``n_iter`` counts, for the progress line."""
+def _solved(space) -> str:
+    """The progress line of the eigen stage: solver, residual, bound and what n_iter counts."""
+    line = (
+        f"eigen solver {space.solver}: residual {space.residual:.1e}, bound on the subspace's "
+        f"sine {space.error_bound:.1e}"
+    )
     if not space.n_iter:
-        return ""
+        return line
     what = "solves with M's pseudo-inverse" if space.solver == "factored" else "iterations"
-    return f" after {space.n_iter} {what}"
+    return f"{line} after {space.n_iter} {what}"
 
 
 def input_fingerprint(X) -> str:
