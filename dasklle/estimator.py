@@ -101,8 +101,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         input rows and of every parameter the stage depends on — matches. An interrupted fit
         run again picks up after its last complete stage; a changed parameter recomputes the
         stage that uses it and those after it. With ``False`` every stage is recomputed (and
-        still saved). The input fingerprint samples four rows: an input overwritten in place
-        with the same shape and identical sampled rows would be taken for the old one.
+        still saved). The input fingerprint samples four rows of the input.
     overwrite : bool, default=False
         Empty an existing dasklle store before fitting (no resume, even for the same input).
         A file or a folder dasklle did not write is never deleted: it stays an error.
