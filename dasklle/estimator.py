@@ -103,8 +103,8 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         stage that uses it and those after it. With ``False`` every stage is recomputed (and
         still saved). The input fingerprint samples four rows of the input.
     overwrite : bool, default=False
-        Empty an existing dasklle store before fitting (no resume, even for the same input).
-        A file or a folder dasklle did not write is never deleted: it stays an error.
+        Empty an existing dasklle store before fitting (no resume). A file or a folder dasklle
+        did not write is never deleted: it stays an error.
 
     Attributes
     ----------
@@ -126,8 +126,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Bound on the sine between the span of the eigenvectors and the exact one: residuals
         over the gap to the next eigenvalue (inf if no gap is found).
     n_iter_ : int or None
-        Iterations of the LOBPCG eigen solvers (lobpcg, amg); for ``factored``, the number of
-        solves with M's pseudo-inverse; None otherwise.
+        LOBPCG iterations (lobpcg, amg); solves with M's pseudo-inverse (factored); or None.
     neighbors_algorithm_ : str
         The neighbor search that actually ran.
     n_graph_components_ : int
