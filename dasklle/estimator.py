@@ -120,11 +120,9 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         as scipy sparse arrays.
     eigen_solver_ : str
         The eigen solver that actually ran.
-    eigen_residual_ : float
-        Largest residual ``|M v - lambda v|`` of the returned eigenvectors.
-    eigen_error_bound_ : float
-        Bound on the sine between the span of the eigenvectors and the exact one: residuals
-        over the gap to the next eigenvalue (inf if no gap is found).
+    eigen_residual_, eigen_error_bound_ : float
+        Largest residual ``|M v - lambda v|`` of the eigenvectors; bound on the sine between
+        their span and the exact one, residuals over the gap to the next eigenvalue (or inf).
     n_iter_ : int or None
         LOBPCG iterations (lobpcg, amg); solves with M's pseudo-inverse (factored); or None.
     neighbors_algorithm_ : str
