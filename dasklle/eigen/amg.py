@@ -29,6 +29,9 @@ def bottom_eigenvectors(
     max_iter: int,
     rng: np.random.Generator,
     on_iteration=None,
+    start: np.ndarray | None = None,
+    first_iteration: int = 0,
+    checkpoint=None,
 ) -> LobpcgResult:
     """The n_components eigenpairs of M above the constant vector, and the next pair.
 
@@ -64,7 +67,17 @@ def bottom_eigenvectors(
         M = compact_csr(sp.csr_array(M)[order][:, order], np.float64)
     if graph is not None:
         graph = sp.csr_array(graph)[order][:, order]
-    X = rng.standard_normal((n, block))
+    X = rng.standard_normal((n, block))  # drawn when resuming too: the hierarchy's rng stays
+    if start is not None and start.shape == X.shape:
+        X = np.asarray(start, dtype=np.float64)[order]
+    else:
+        first_iteration = 0
+
+    def report(n_iter, bound, current, theta):
+        if on_iteration is not None:
+            on_iteration(n_iter, bound, current, theta)
+        if checkpoint is not None:
+            checkpoint(n_iter, lambda: _unpermuted(current, order))
     with threadpool_limits(limits=1, user_api="blas"):
         shift = float(config.get("eigen.shift-fraction")) * float(M.diagonal().mean())
         if isinstance(M, CostOperator):
@@ -85,10 +98,16 @@ def bottom_eigenvectors(
             n_wanted=n_components,
             tol=tol,
             max_iter=max_iter,
-            on_iteration=on_iteration,
+            on_iteration=report,
+            first_iteration=first_iteration,
         )
-    vectors = np.empty((n, n_components + 1))
-    vectors[order] = result.vectors[:, : n_components + 1]
-    result.vectors = vectors
+    result.vectors = _unpermuted(result.vectors[:, : n_components + 1], order)
     result.values = result.values[: n_components + 1]
     return result
+
+
+def _unpermuted(X: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Rows of X (in ``order``) back in M's own row order."""
+    out = np.empty_like(X)
+    out[order] = X
+    return out

@@ -54,7 +54,9 @@ def subspace_bound(values: np.ndarray, residuals: np.ndarray, n_wanted: int) -> 
     return float(np.linalg.norm(residuals[:n_wanted]) / gap)
 
 
-def lobpcg(A, X, precondition, constraint, *, n_wanted, tol, max_iter, on_iteration=None):
+def lobpcg(
+    A, X, precondition, constraint, *, n_wanted, tol, max_iter, on_iteration=None, first_iteration=0
+):
     """The smallest eigenpairs of symmetric A on the orthogonal complement of ``constraint``:
     all ``block`` Ritz pairs, ascending, when the span of the n_wanted lowest is within a sine
     of tol of the exact one (``subspace_bound``) or at max_iter.
@@ -76,6 +78,7 @@ def lobpcg(A, X, precondition, constraint, *, n_wanted, tol, max_iter, on_iterat
     max_iter : iteration cap
     on_iteration : called as on_iteration(n_iter, bound, X, theta) once per iteration, X the
         current Ritz vectors (a buffer the iteration overwrites) and theta their values
+    first_iteration : iterations already made before X (a resumed solve counts on from there)
     """
     block = X.shape[1]
 
@@ -93,14 +96,14 @@ def lobpcg(A, X, precondition, constraint, *, n_wanted, tol, max_iter, on_iterat
     A_basis = np.empty((n, 3 * block))
     R, P, projection = np.empty((n, block)), np.empty((n, block)), np.empty((n, 2 * block))
     n_P = 0  # columns of P in use (none before the first step and after a restart)
-    n_iter = 0
+    n_iter = first_iteration
     while True:
         np.multiply(X, theta, out=R)
         np.subtract(AX, R, out=R)
         bound = subspace_bound(theta, np.linalg.norm(R, axis=0), n_wanted)
         if on_iteration is not None:
             on_iteration(n_iter, bound, X, theta)
-        if bound <= tol or n_iter == max_iter:
+        if bound <= tol or n_iter >= max_iter:
             break
         n_iter += 1
         width = block + n_P

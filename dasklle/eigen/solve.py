@@ -11,6 +11,7 @@ as it does: docs/design/eigen.md.
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -158,9 +159,14 @@ def _lobpcg(M, n_components, block, tol, max_iter, rng, verbose: bool = False):
     return values[order], vectors[:, order], iterations.iterations
 
 
-def _amg(M, n_components, block, tol, max_iter, rng, verbose, neighbors):
-    """dasklle's block LOBPCG with the multigrid preconditioner (``amg``)."""
+def _amg(M, n_components, block, tol, max_iter, rng, verbose, neighbors, partial):
+    """dasklle's block LOBPCG with the multigrid preconditioner (``amg``), resumed from the
+    state ``partial`` holds and saving its state there every ``eigen.checkpoint-interval``."""
     iterations = progress.IterationLog("amg", verbose, "subspace error bound")
+    saved = partial.load() if partial is not None else None
+    first = int(saved["attributes"]["progress"]) if saved is not None else 0
+    if saved is not None and verbose:
+        progress.log(f"eigen: resuming the amg solve at iteration {first}")
     result = amg.bottom_eigenvectors(
         M,
         n_components,
@@ -170,8 +176,25 @@ def _amg(M, n_components, block, tol, max_iter, rng, verbose, neighbors):
         tol=tol,
         max_iter=max_iter,
         on_iteration=iterations.update,
+        start=saved["vectors"] if saved is not None else None,
+        first_iteration=first,
+        checkpoint=_Checkpointer(partial) if partial is not None else None,
     )
     return result.values, result.vectors, result.n_iter
+
+
+class _Checkpointer:
+    """Saves the iteration's block every ``eigen.checkpoint-interval`` seconds."""
+
+    def __init__(self, partial):
+        self.partial = partial
+        self.interval = float(config.get("eigen.checkpoint-interval"))
+        self.last = time.monotonic()
+
+    def __call__(self, n_iter: int, vectors) -> None:
+        if n_iter and time.monotonic() - self.last >= self.interval:
+            self.partial.save(n_iter, {"vectors": vectors()})
+            self.last = time.monotonic()
 
 
 def null_space(
@@ -186,6 +209,7 @@ def null_space(
     n_features: int = 0,
     neighbors: np.ndarray | None = None,
     n_graph_components: int | None = None,
+    partial=None,
 ) -> NullSpace:
     """The n_components eigenvectors of M just above its constant one.
 
@@ -203,6 +227,7 @@ def null_space(
         this graph (without it, over M's pattern: more iterations)
     n_graph_components : connected components of the neighbor graph, if the caller has counted
         them (``factored`` needs one); counted here otherwise
+    partial : optional PartialState where ``amg`` keeps its iteration's state and resumes it
 
     Returns
     -------
@@ -244,7 +269,7 @@ def null_space(
             )
     elif solver == "amg":
         values, vectors, n_iter = _amg(
-            M, n_components, block, tol, max_iter, rng, verbose, neighbors
+            M, n_components, block, tol, max_iter, rng, verbose, neighbors, partial
         )
     else:
         values, vectors, n_iter = _lobpcg(M, n_components, block, tol, max_iter, rng, verbose)

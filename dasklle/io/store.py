@@ -91,6 +91,11 @@ def write_embedding(
     return group
 
 
+def _progress(saved: dict[str, Any] | None) -> int:
+    """How far a saved partial state had got (-1: none)."""
+    return -1 if saved is None else int(saved["attributes"].get("progress", 0))
+
+
 class Checkpoints:
     """Stage results kept in a store's ``stages`` group, each with its fingerprint.
 
@@ -140,6 +145,23 @@ class Checkpoints:
             rows = min(config.get("store.chunk-rows"), max(1, values.shape[0]))
             group.create_array(name, data=values, chunks=(rows,) + values.shape[1:])
         group.attrs.update({**_jsonable(dict(attributes or {})), "complete": True})
+        if "-partial-" not in stage:  # the stage is done: its unfinished states go
+            for slot in "ab":
+                if f"{stage}-partial-{slot}" in stages:
+                    del stages[f"{stage}-partial-{slot}"]
+
+    def save_partial(self, stage: str, fingerprint: str, arrays, attributes) -> None:
+        """Keep the state of an unfinished stage, in two slots written in turn: a run killed
+        while writing one still finds the other complete."""
+        kept = [self.load(f"{stage}-partial-{slot}", fingerprint) for slot in "ab"]
+        older = min("ab", key=lambda slot: _progress(kept["ab".index(slot)]))
+        self.save(f"{stage}-partial-{older}", fingerprint, arrays, attributes)
+
+    def load_partial(self, stage: str, fingerprint: str) -> dict[str, Any] | None:
+        """The furthest complete state of an unfinished stage, or None."""
+        kept = [self.load(f"{stage}-partial-{slot}", fingerprint) for slot in "ab"]
+        kept = [saved for saved in kept if saved is not None]
+        return max(kept, key=_progress) if kept else None
 
     def begin(self, input_fingerprint: str) -> None:
         """Start a run: empty the store if asked to, mark it incomplete and record the input."""

@@ -36,6 +36,24 @@ class Stage:
     settings: tuple[str, ...] = ()
 
 
+class PartialState:
+    """Where a running stage keeps and finds its unfinished state (``fit.partial``): a stage
+    that saves ``progress`` here is resumed where that progress was, not from the start."""
+
+    def __init__(self, checkpoints: Checkpoints | None, stage: str, fingerprint: str):
+        self.checkpoints, self.stage, self.fingerprint = checkpoints, stage, fingerprint
+
+    def save(self, progress_made: int, arrays: dict, attributes: dict | None = None) -> None:
+        if self.checkpoints is not None:
+            attributes = {**(attributes or {}), "progress": int(progress_made)}
+            self.checkpoints.save_partial(self.stage, self.fingerprint, arrays, attributes)
+
+    def load(self) -> dict | None:
+        if self.checkpoints is None:
+            return None
+        return self.checkpoints.load_partial(self.stage, self.fingerprint)
+
+
 @dataclass
 class StageRunner:
     """Runs stages in order; with ``checkpoints``, saves each result and resumes matching ones.
@@ -63,6 +81,7 @@ class StageRunner:
         with progress.stage(stage.name, self.verbose):
             result = self._resume(stage, fit) if stored else None
             if result is None:
+                fit.partial = PartialState(self.checkpoints, stage.name, self.fingerprint)
                 result = stage.compute(fit)
                 if stored and self.checkpoints is not None:
                     self.checkpoints.save(stage.name, self.fingerprint, *stage.save(fit, result))

@@ -42,6 +42,7 @@ class Fit:
     local: LocalFit | None = None
     M: Any = None
     n_graph_components: int = 1
+    partial: Any = None  # the running stage's PartialState
 
 
 @dataclass
@@ -222,6 +223,7 @@ def _solve(fit: Fit) -> eigen.NullSpace:
         n_features=fit.X.shape[1],
         neighbors=fit.graph.indices,
         n_graph_components=fit.n_graph_components,
+        partial=fit.partial,
     )
 
 

@@ -12,7 +12,7 @@ from dasklle import LocallyLinearEmbedding, eigen, neighbors, pipeline
 from dasklle.io.store import Checkpoints, check_output_store, read_attributes, read_embedding
 from dasklle.local import weights
 
-from ..conftest import manifold, snapshot
+from ..conftest import manifold, max_sine, snapshot
 
 
 class Spy:
@@ -228,3 +228,45 @@ def test_interrupted_run_records_its_input(tmp_path, spies):
     assert attributes["input_fingerprint"] and attributes["complete"] is False
     with pytest.raises(ValueError, match="different input"):
         model(tmp_path / "s.zarr").fit(X + 1.0)
+
+
+def test_solve_killed_midway_resumes_at_its_last_saved_iteration(tmp_path, monkeypatch):
+    from dasklle.eigen import solve
+
+    data = manifold("swiss_roll", 2000)
+    params = dict(n_neighbors=10, eigen_solver="amg", tol=1e-6)
+    reference = model(tmp_path / "whole.zarr", **params).fit(data)
+    saved_at = []
+    call = solve._Checkpointer.__call__
+
+    def killed_after_second_save(self, n_iter, vectors):
+        call(self, n_iter, vectors)
+        saved_at.append(n_iter)
+        if len(saved_at) == 2:
+            raise KeyboardInterrupt("killed mid-solve (test)")
+
+    store = tmp_path / "s.zarr"
+    with dask.config.set({"dasklle.eigen.checkpoint-interval": 0}):
+        monkeypatch.setattr(solve._Checkpointer, "__call__", killed_after_second_save)
+        with pytest.raises(KeyboardInterrupt):
+            model(store, **params).fit(data)
+        monkeypatch.setattr(solve._Checkpointer, "__call__", call)
+        starts = []
+        monkeypatch.setattr(
+            solve.amg, "bottom_eigenvectors", _recording(solve.amg.bottom_eigenvectors, starts)
+        )
+        resumed = model(store, **params).fit(data)
+    assert starts == [saved_at[-1]]  # the solve went on from the last save, not from 0
+    assert resumed.n_iter_ > saved_at[-1]
+    assert resumed.eigen_error_bound_ <= 1e-6
+    assert max_sine(resumed.embedding_, reference.embedding_) <= 1e-5
+    stages = zarr.open_group(str(store), mode="r")["stages"]
+    assert not [name for name in stages.group_keys() if "partial" in name]  # cleared once done
+
+
+def _recording(function, starts):
+    def recorded(*args, **kwargs):
+        starts.append(kwargs.get("first_iteration", 0))
+        return function(*args, **kwargs)
+
+    return recorded
