@@ -78,6 +78,7 @@ def bottom_eigenvectors(
             on_iteration(n_iter, bound, current, theta)
         if checkpoint is not None:
             checkpoint(n_iter, lambda: _unpermuted(current, order))
+
     with threadpool_limits(limits=1, user_api="blas"):
         shift = float(config.get("eigen.shift-fraction")) * float(M.diagonal().mean())
         if isinstance(M, CostOperator):
