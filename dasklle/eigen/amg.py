@@ -54,19 +54,7 @@ def bottom_eigenvectors(
         The n_components pairs, ascending, vectors in M's row order.
     """
     n = M.shape[0]
-    graph = multigrid.knn_graph(neighbors, n) if neighbors is not None else None
-    if graph is not None:
-        pattern = graph
-    else:
-        pattern = M.tocsr() if isinstance(M, CostOperator) else M
-    order = reverse_cuthill_mckee(sp.csr_matrix(pattern), symmetric_mode=True)
-    del pattern
-    if isinstance(M, CostOperator):
-        M = M.permuted(order)
-    else:
-        M = compact_csr(sp.csr_array(M)[order][:, order], np.float64)
-    if graph is not None:
-        graph = sp.csr_array(graph)[order][:, order]
+    M, graph, order = _ordered(M, neighbors)
     X = rng.standard_normal((n, block))  # drawn when resuming too: the hierarchy's rng stays
     if start is not None and start.shape == X.shape:
         X = np.asarray(start, dtype=np.float64)[order]
@@ -80,17 +68,7 @@ def bottom_eigenvectors(
             checkpoint(n_iter, lambda: _unpermuted(current, order))
 
     with threadpool_limits(limits=1, user_api="blas"):
-        shift = float(config.get("eigen.shift-fraction")) * float(M.diagonal().mean())
-        if isinstance(M, CostOperator):
-            # pyamg needs the matrix to build the hierarchy; the cycle then uses the operator
-            shifted = M.with_shift(shift)
-            preconditioner = multigrid.build_preconditioner(
-                shifted.tocsr(), graph, rng, fine=shifted
-            )
-        else:
-            shifted = (M + shift * sp.eye_array(n, format="csr")).tocsr()
-            preconditioner = multigrid.build_preconditioner(shifted, graph, rng)
-            del shifted
+        preconditioner = _preconditioner(M, graph, rng)
         result = lobpcg(
             M,
             X,
@@ -112,3 +90,33 @@ def _unpermuted(X: np.ndarray, order: np.ndarray) -> np.ndarray:
     out = np.empty_like(X)
     out[order] = X
     return out
+
+
+def _ordered(M, neighbors):
+    """M and the kNN graph (None without neighbors) in reverse Cuthill-McKee order, and it."""
+    n = M.shape[0]
+    graph = multigrid.knn_graph(neighbors, n) if neighbors is not None else None
+    if graph is not None:
+        pattern = graph
+    else:
+        pattern = M.tocsr() if isinstance(M, CostOperator) else M
+    order = reverse_cuthill_mckee(sp.csr_matrix(pattern), symmetric_mode=True)
+    del pattern
+    if isinstance(M, CostOperator):
+        M = M.permuted(order)
+    else:
+        M = compact_csr(sp.csr_array(M)[order][:, order], np.float64)
+    if graph is not None:
+        graph = sp.csr_array(graph)[order][:, order]
+    return M, graph, order
+
+
+def _preconditioner(M, graph, rng) -> multigrid.BlockVCycle:
+    """The multigrid cycle of M + shift * I."""
+    shift = float(config.get("eigen.shift-fraction")) * float(M.diagonal().mean())
+    if isinstance(M, CostOperator):
+        # pyamg needs the matrix to build the hierarchy; the cycle then uses the operator
+        shifted = M.with_shift(shift)
+        return multigrid.build_preconditioner(shifted.tocsr(), graph, rng, fine=shifted)
+    shifted = (M + shift * sp.eye_array(M.shape[0], format="csr")).tocsr()
+    return multigrid.build_preconditioner(shifted, graph, rng)
