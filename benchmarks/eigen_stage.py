@@ -1,7 +1,7 @@
 """Time the eigen stage alone on a benchmark case's weights (the figures of docs/design/eigen.md).
 
     python benchmarks/eigen_stage.py CASE [--what solve|products|vcycle] [--solver auto]
-        [--without-neighbors] [--repeat 5] [--tol 1e-6] [--max-iter 100] [--data-dir DIR]
+        [--without-neighbors] [--repeat 5] [--tol auto] [--max-iter auto] [--data-dir DIR]
 
 CASE is one of ``dasklle bench``'s cases (swiss-5k ... digits-1m). The first run generates the
 case's data as ``dasklle bench`` does, fits LLE once and keeps W and the neighbor lists in
@@ -52,6 +52,11 @@ def weights(case: str, data_dir: str) -> tuple[sp.csr_array, np.ndarray]:
     return weight_matrix(stored["indices"], stored["weights"]), stored["indices"]
 
 
+def _auto_or(kind):
+    """An argparse type: "auto" or a number of ``kind``."""
+    return lambda text: text if text == "auto" else kind(text)
+
+
 def median_seconds(function, repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -94,7 +99,8 @@ def solve(W, indices, args) -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"{args.case} solve: {seconds:.2f} s, {result.solver}, n_iter {result.n_iter}, "
-        f"residual {result.residual:.1e}, peak RSS {peak_mb:.0f} MB"
+        f"residual {result.residual:.1e}, bound on the sine {result.error_bound:.1e}, "
+        f"peak RSS {peak_mb:.0f} MB"
     )
 
 
@@ -141,8 +147,8 @@ def main() -> None:
     parser.add_argument("--what", choices=["solve", "products", "vcycle"], default="solve")
     parser.add_argument("--solver", default="auto")
     parser.add_argument("--without-neighbors", action="store_true")
-    parser.add_argument("--tol", type=float, default=1e-6)
-    parser.add_argument("--max-iter", type=int, default=100)
+    parser.add_argument("--tol", type=_auto_or(float), default="auto")
+    parser.add_argument("--max-iter", type=_auto_or(int), default="auto")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--data-dir", default=os.path.join(tempfile.gettempdir(), "dasklle-bench"))
     args = parser.parse_args()

@@ -118,8 +118,8 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Barycentric weights (``method="standard"``); row i reconstructs point i from
         ``neighbor_indices_[i]``. ``get_weight_matrix()`` and ``get_cost_matrix()`` give W and M
         as scipy sparse arrays.
-    eigen_solver_ : str
-        The eigen solver that actually ran.
+    eigen_solver_, eigen_placement_ : str
+        The eigen solver that actually ran, and where ("client" or "workers").
     eigen_residual_, eigen_error_bound_ : float
         Largest residual ``|M v - lambda v|`` of the eigenvectors; bound on the sine between
         their span and the exact one, residuals over the gap to the next eigenvalue (or inf).
@@ -244,6 +244,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.neighbor_indices_ = result.neighbor_indices
         self.weights_ = result.weights
         self.eigen_solver_ = result.eigen_solver
+        self.eigen_placement_ = result.eigen_placement
         self.eigen_residual_ = result.eigen_residual
         self.eigen_error_bound_ = result.eigen_error_bound
         self.n_iter_ = result.eigen_iterations

@@ -14,10 +14,10 @@ from dasklle.io.store import read_embedding
 from .conftest import MANIFOLDS, integer_data, lowest_index_neighbors, manifold, max_sine
 
 # Dense mode vs scikit-learn's dense LLE: the same linear algebra in a different order; measured
-# sines are 1e-10..1e-7 and relative error differences 1e-11..1e-8, the issue's bound is 1e-6.
+# sines are 1e-10..1e-7 and relative error differences 1e-11..1e-8; the bound held is 1e-6.
 DENSE_MAX_SINE = 1e-6
 DENSE_ERROR_RTOL = 1e-6
-# Iterative solvers vs dense mode (issue bound).
+# Iterative solvers vs dense mode: the bound held.
 ITERATIVE_MAX_SINE = 1e-4
 # Iterative-solver settings under which the bound holds on these manifolds (amg: tol bounds
 # the sine itself).

@@ -32,6 +32,7 @@ def bottom_eigenvectors(
     start: np.ndarray | None = None,
     first_iteration: int = 0,
     checkpoint=None,
+    client=None,
 ) -> LobpcgResult:
     """The n_components eigenpairs of M above the constant vector, and the next pair.
 
@@ -40,21 +41,33 @@ def bottom_eigenvectors(
     M : sparse symmetric positive semi-definite matrix with M @ 1 = 0, or a CostOperator
         (then the products never form M; the hierarchy is built from M once)
     n_components : eigenpairs wanted
-    neighbors : (n, k) kNN indices that define the multigrid aggregates; without them pyamg's
-        strength measure on M is used (more iterations)
+    neighbors : (n, k) kNN indices that define the multigrid aggregates (without them, pyamg's
+        strength measure on M: more iterations)
     block : LOBPCG block size (n_components plus a few extra vectors)
-    tol : largest residual |M v - theta v| accepted for the wanted unit vectors
+    tol : the largest bound on the sine between the wanted subspace and the exact one
     max_iter : iteration cap
     rng : generator for the random start and the hierarchy's estimates
-    on_iteration : called as on_iteration(n_iter, max_residual) once per iteration
+    on_iteration : called as on_iteration(n_iter, bound, X, theta) once per iteration
+    start, first_iteration : a saved (n, block) block in M's row order to start from, and the
+        iterations it took (they count against max_iter)
+    checkpoint : callable(n_iter, vectors) called every iteration, ``vectors()`` the block
+    client : a distributed Client to iterate on its workers (M a CostOperator), or None
 
     Returns
     -------
     LobpcgResult
-        The n_components pairs, ascending, vectors in M's row order.
+        n_components + 1 pairs, ascending, vectors in M's row order.
     """
     n = M.shape[0]
     M, graph, order = _ordered(M, neighbors)
+    if client is not None:
+        from . import workers
+
+        return workers.bottom_eigenvectors(
+            client, M, graph, order, n_components, block=block, tol=tol, max_iter=max_iter,
+            rng=rng, on_iteration=on_iteration, start=start, first_iteration=first_iteration,
+            checkpoint=checkpoint,
+        )  # fmt: skip
     X = rng.standard_normal((n, block))  # drawn when resuming too: the hierarchy's rng stays
     if start is not None and start.shape == X.shape:
         X = np.asarray(start, dtype=np.float64)[order]

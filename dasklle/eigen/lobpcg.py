@@ -16,7 +16,11 @@ import scipy.linalg
 
 def _orthonormal_basis(S: np.ndarray) -> np.ndarray:
     """C with S @ C an orthonormal basis of span(S), dropping near-dependent directions."""
-    gram = S.T @ S
+    return basis_from_gram(S.T @ S)
+
+
+def basis_from_gram(gram: np.ndarray) -> np.ndarray:
+    """C with S @ C orthonormal for the S whose Gram matrix S^T S this is."""
     scale = np.sqrt(np.maximum(np.diag(gram), np.finfo(float).tiny))
     values, vectors = np.linalg.eigh(gram / np.outer(scale, scale))
     keep = values > 1e-12 * values.max()

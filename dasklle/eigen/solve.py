@@ -38,6 +38,7 @@ class NullSpace:
     # bound on the sine between the kept subspace and the exact one (lobpcg.subspace_bound)
     error_bound: float = float("inf")
     tol: float | None = None  # the tolerance the solver ran with ("auto" resolved)
+    placement: str = "client"  # where the iteration ran: "client" (this process) or "workers"
 
 
 def choose_solver(solver: str, n_samples: int, *, n_features: int = 0) -> str:
@@ -74,6 +75,46 @@ def choose_solver(solver: str, n_samples: int, *, n_features: int = 0) -> str:
     ):
         return "factored"
     return "amg"
+
+
+def choose_placement(solver: str, M, neighbors) -> tuple[str, object]:
+    """Where ``amg`` iterates, from ``eigen.placement``, and the distributed client if there.
+
+    ``"auto"`` places it on the workers of the current distributed client, when M is a
+    CostOperator (the standard method) with its neighbor lists, from ``eigen.workers-min-rows``
+    rows on or when the solve would take more than half of this machine's available memory
+    (``client_bytes``); below, this process is faster (docs/design/eigen.md).
+    """
+    from ..tasks.progress import distributed_client
+
+    if solver != "amg":
+        return "client", None
+    asked = config.get("eigen.placement")
+    client = distributed_client() if asked != "client" else None
+    possible = client is not None and isinstance(M, CostOperator) and neighbors is not None
+    if asked == "workers" and not possible:
+        from ..exceptions import FallbackWarning
+
+        warnings.warn(
+            "eigen.placement='workers' needs a distributed client and the standard method; "
+            "the amg solve runs in this process.",
+            FallbackWarning,
+            stacklevel=3,
+        )
+        return "client", None
+    if asked == "auto":
+        asked = (
+            "workers"
+            if possible and M.shape[0] >= config.get("eigen.workers-min-rows")
+            else "client"
+        )
+    return asked, (client if asked == "workers" else None)
+
+
+def client_bytes(n: int) -> int:
+    """What an ``amg`` solve of n rows holds in this process, scaled from its measured peak on
+    digits-784 (2.7 GB at 1,000,000 rows: buffers, operator, hierarchy)."""
+    return int(n * 2_700)
 
 
 def tolerances(solver: str, tol, max_iter) -> tuple[float, int]:
@@ -159,7 +200,7 @@ def _lobpcg(M, n_components, block, tol, max_iter, rng, verbose: bool = False):
     return values[order], vectors[:, order], iterations.iterations
 
 
-def _amg(M, n_components, block, tol, max_iter, rng, verbose, neighbors, partial):
+def _amg(M, n_components, block, tol, max_iter, rng, verbose, neighbors, partial, client):
     """dasklle's block LOBPCG with the multigrid preconditioner (``amg``), resumed from the
     state ``partial`` holds and saving its state there every ``eigen.checkpoint-interval``."""
     iterations = progress.IterationLog("amg", verbose, "subspace error bound")
@@ -179,6 +220,7 @@ def _amg(M, n_components, block, tol, max_iter, rng, verbose, neighbors, partial
         start=saved["vectors"] if saved is not None else None,
         first_iteration=first,
         checkpoint=_Checkpointer(partial) if partial is not None else None,
+        client=client,
     )
     return result.values, result.vectors, result.n_iter
 
@@ -239,7 +281,7 @@ def null_space(
     rng = check_random_state(random_state)
     requested = solver
     solver = choose_solver(solver, n, n_features=n_features)
-    n_iter = None
+    n_iter, placement = None, "client"
     block = n_components + config.get("eigen.lobpcg-extra-vectors")
     # scipy's LOBPCG falls back to a dense solve (which refuses a deflation block) on small
     # problems; run the dense reference there instead.
@@ -268,12 +310,15 @@ def null_space(
                 exc, M, n_components, *asked, random_state, verbose, neighbors
             )
     elif solver == "amg":
+        placement, client = choose_placement(solver, M, neighbors)
         values, vectors, n_iter = _amg(
-            M, n_components, block, tol, max_iter, rng, verbose, neighbors, partial
+            M, n_components, block, tol, max_iter, rng, verbose, neighbors, partial, client
         )
     else:
         values, vectors, n_iter = _lobpcg(M, n_components, block, tol, max_iter, rng, verbose)
-    return _checked(M, vectors, values, solver, tol, max_iter, n_iter, n_components)
+    result = _checked(M, vectors, values, solver, tol, max_iter, n_iter, n_components)
+    result.placement = placement
+    return result
 
 
 def _after_arpack_failed(

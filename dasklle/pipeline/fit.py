@@ -38,6 +38,7 @@ class LLEResult:
     eigen_iterations: int | None = None
     eigen_error_bound: float = float("inf")
     eigen_tol: float | None = None
+    eigen_placement: str = "client"
     n_graph_components: int = 1
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -117,6 +118,7 @@ def fit_lle(
         eigen_iterations=space.n_iter,
         eigen_error_bound=space.error_bound,
         eigen_tol=space.tol,
+        eigen_placement=space.placement,
         n_graph_components=fit.n_graph_components,
         timings=runner.timings,
     )
@@ -135,9 +137,10 @@ def _seed(random_state) -> int:
 
 def _solved(space) -> str:
     """The progress line of the eigen stage: solver, residual, bound and what n_iter counts."""
+    where = " on the workers" if space.placement == "workers" else ""
     line = (
-        f"eigen solver {space.solver}: residual {space.residual:.1e}, bound on the subspace's "
-        f"sine {space.error_bound:.1e}"
+        f"eigen solver {space.solver}{where}: residual {space.residual:.1e}, "
+        f"bound on the subspace's sine {space.error_bound:.1e}"
     )
     if not space.n_iter:
         return line
@@ -198,6 +201,7 @@ def store_attributes(result: LLEResult, parameters: dict[str, Any]) -> dict[str,
             result.eigen_error_bound if np.isfinite(result.eigen_error_bound) else None
         ),
         "eigen_tol": result.eigen_tol,
+        "eigen_placement": result.eigen_placement,
         "eigen_iterations": result.eigen_iterations,
         "n_graph_components": result.n_graph_components,
         "neighbors_algorithm": result.neighbors_algorithm,

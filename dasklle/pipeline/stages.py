@@ -242,6 +242,7 @@ def _solve_loaded(fit: Fit, saved: dict) -> eigen.NullSpace:
         info.get("n_iter"),
         _or_inf(info.get("error_bound")),
         info.get("tol"),
+        info.get("placement", "client"),
     )
 
 
@@ -257,6 +258,7 @@ EIGEN = Stage(
             "n_iter": space.n_iter,
             "error_bound": space.error_bound if np.isfinite(space.error_bound) else None,
             "tol": space.tol,
+            "placement": space.placement,
         },
     ),
     load=_solve_loaded,

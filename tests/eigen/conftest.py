@@ -9,7 +9,7 @@ from dasklle.local.weights import barycenter_weights_reference
 
 from ..conftest import manifold, sklearn_neighbors
 
-# Iterative solvers vs LAPACK on the same M: the bound for the sparse path.
+# Iterative solvers vs LAPACK on the same M: the bound the sparse path is held to.
 ITERATIVE_MAX_SINE = 1e-4
 
 

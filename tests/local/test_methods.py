@@ -11,7 +11,7 @@ from dasklle.local.methods import standard_local
 
 from ..conftest import MANIFOLDS, manifold, max_sine
 
-# Measured sines against scikit-learn: 1e-14 .. 1e-7 (issue bound 1e-6).
+# Measured sines against scikit-learn: 1e-14 .. 1e-7 (bound held: 1e-6).
 DENSE_MAX_SINE = 1e-6
 # Reconstruction errors agree to 1e-6 relative, or to 1e-12 absolute where both are round-off
 # (LTSA and HLLE with more components than the manifold's dimension give sums of ~1e-15).

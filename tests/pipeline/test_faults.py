@@ -14,7 +14,7 @@ from dasklle import LocallyLinearEmbedding
 
 from ..conftest import local_cluster, manifold
 
-# Same seed, same arithmetic: the embeddings agree to round-off (the issue asks for 1e-10).
+# Same seed, same arithmetic: the embeddings agree to round-off (held to 1e-10).
 DETERMINISM_ATOL = 1e-10
 
 

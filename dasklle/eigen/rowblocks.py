@@ -1,0 +1,195 @@
+"""n-row blocks held on the Dask workers, one numpy block per row range, and the operations the
+eigen iteration needs on them: products with M = B^T B (B split into the same ranges), linear
+combinations with small matrices, and Gram matrices reduced to the client.
+
+Only (columns x columns) matrices and the coarse levels reach the client. A product's task for
+one row range depends on the blocks its rows reference (a locality ordering keeps those few), so
+a block moves between workers only when a neighbor's row lives on another worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+
+@dataclass
+class RowBlocks:
+    """An (n, columns) array on the workers: ``futures[p]`` holds rows bounds[p]:bounds[p + 1]."""
+
+    client: object
+    futures: list
+    bounds: np.ndarray
+    columns: int
+
+    def like(self, futures: list, columns: int | None = None) -> RowBlocks:
+        return RowBlocks(
+            self.client, futures, self.bounds, self.columns if columns is None else columns
+        )
+
+    def gather(self) -> np.ndarray:
+        """The whole array in the client (for the final vectors only)."""
+        return np.vstack(self.client.gather(self.futures))
+
+
+def _stacked_times(matrix: np.ndarray, *blocks: np.ndarray) -> np.ndarray:
+    return np.hstack(blocks) @ matrix if len(blocks) > 1 else blocks[0] @ matrix
+
+
+def combine(parts: list[RowBlocks], matrix: np.ndarray) -> RowBlocks:
+    """[parts side by side] @ matrix, row range by row range."""
+    first = parts[0]
+    futures = [
+        first.client.submit(_stacked_times, matrix, *(part.futures[p] for part in parts))
+        for p in range(len(first.futures))
+    ]
+    return first.like(futures, matrix.shape[1])
+
+
+def _stacked_gram(n_left: int, *blocks: np.ndarray) -> np.ndarray:
+    left, right = np.hstack(blocks[:n_left]), np.hstack(blocks[n_left:])
+    return left.T @ right
+
+
+def _sum(*parts: np.ndarray) -> np.ndarray:
+    return np.sum(parts, axis=0)
+
+
+def reduce_sum(client, parts: list, fan_in: int = 8) -> np.ndarray:
+    """The sum of the futures' arrays, by a tree of tasks, in the client."""
+    while len(parts) > 1:
+        parts = [client.submit(_sum, *parts[i : i + fan_in]) for i in range(0, len(parts), fan_in)]
+    return parts[0].result()
+
+
+def gram(left: RowBlocks | list[RowBlocks], right: RowBlocks | list[RowBlocks]) -> np.ndarray:
+    """[left side by side]^T [right side by side], summed over the row ranges, in the client."""
+    left = [left] if isinstance(left, RowBlocks) else left
+    right = [right] if isinstance(right, RowBlocks) else right
+    client = left[0].client
+    parts = [
+        client.submit(_stacked_gram, len(left), *(b.futures[p] for b in left + right))
+        for p in range(len(left[0].futures))
+    ]
+    return reduce_sum(client, parts)
+
+
+def _column_sums(block: np.ndarray) -> np.ndarray:
+    return block.sum(axis=0)
+
+
+def column_sums(blocks: RowBlocks) -> np.ndarray:
+    return reduce_sum(
+        blocks.client, [blocks.client.submit(_column_sums, f) for f in blocks.futures]
+    )
+
+
+def column_norms(blocks: RowBlocks) -> np.ndarray:
+    return np.sqrt(np.maximum(np.diag(gram(blocks, blocks)), 0.0))
+
+
+def _minus_times(X: np.ndarray, Y: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    return X - Y @ matrix
+
+
+def minus_times(X: RowBlocks, Y: RowBlocks, matrix: np.ndarray) -> RowBlocks:
+    """X - Y @ matrix."""
+    futures = [
+        X.client.submit(_minus_times, x, y, matrix)
+        for x, y in zip(X.futures, Y.futures, strict=True)
+    ]
+    return X.like(futures)
+
+
+def map_blocks(function, *parts: RowBlocks | list, **kwargs) -> RowBlocks:
+    """function(block_p of each part, ...) per row range; a list gives one argument per range.
+    The result has the columns of the first RowBlocks among the parts."""
+    first = next(part for part in parts if isinstance(part, RowBlocks))
+    futures = []
+    for p in range(len(first.futures)):
+        args = [part.futures[p] if isinstance(part, RowBlocks) else part[p] for part in parts]
+        futures.append(first.client.submit(function, *args, **kwargs))
+    return first.like(futures)
+
+
+class CostMatrix:
+    """M = B^T B on the workers, B sparse (n, n) split into the row ranges of
+    ``bounds``: one task per range and product, which reads the blocks within two hops of its
+    rows and forms the rows of B X it needs itself (rather than a second round of tasks).
+
+    Parameters
+    ----------
+    client : distributed.Client
+    B, BT : scipy sparse (n, n) B and its transpose, rows and columns in the order the bounds
+        split
+    bounds : row range starts and the end, (P + 1,)
+    """
+
+    def __init__(self, client, B, BT, bounds: np.ndarray):
+        B, BT = sp.csr_array(B), sp.csr_array(BT)
+        self.client, self.bounds = client, bounds
+        self.sources: list[list[int]] = []
+        pieces = []
+        for p in range(len(bounds) - 1):
+            transposed = BT[bounds[p] : bounds[p + 1]]
+            needed = np.unique(transposed.indices)  # the rows of B X this range reads
+            rows = B[needed]
+            owners = np.searchsorted(bounds, rows.indices, side="right") - 1
+            used = np.unique(np.concatenate([owners, [p]]))
+            offsets = np.zeros(len(bounds) - 1, dtype=np.int64)
+            sizes = np.diff(bounds)[used]
+            offsets[used] = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+            local_B = sp.csr_array(
+                (rows.data, offsets[owners] + rows.indices - bounds[owners], rows.indptr),
+                shape=(len(needed), int(sizes.sum())),
+            )
+            local_BT = sp.csr_array(
+                (transposed.data, np.searchsorted(needed, transposed.indices), transposed.indptr),
+                shape=(transposed.shape[0], len(needed)),
+            )
+            self.sources.append(used.tolist())
+            pieces.append((local_B, local_BT, int(offsets[p])))
+        self.pieces = client.scatter(pieces)
+
+    def reads(self) -> float:
+        """Mean number of other ranges a range's product reads."""
+        return float(np.mean([len(s) - 1 for s in self.sources]))
+
+    def apply(
+        self, X: RowBlocks, *, shift=0.0, take=None, finish=None, finish_args=(), columns=None
+    ) -> RowBlocks:
+        """finish((M + shift I) @ take(X)_p, *finish_args_p) per range (M @ X by default).
+
+        ``take`` selects the columns a block contributes (a product inside a larger state);
+        each of ``finish_args`` is a RowBlocks or a per-range list.
+        """
+        futures = []
+        for p, (piece, sources) in enumerate(zip(self.pieces, self.sources, strict=True)):
+            extra = [a.futures[p] if isinstance(a, RowBlocks) else a[p] for a in finish_args]
+            futures.append(
+                self.client.submit(
+                    _cost_product,
+                    piece,
+                    float(shift),
+                    take,
+                    finish,
+                    len(extra),
+                    *extra,
+                    *(X.futures[q] for q in sources),
+                )
+            )
+        return X.like(futures, columns)
+
+
+def _cost_product(piece, shift, take, finish, n_extra, *args):
+    local_B, local_BT, own = piece
+    extra, blocks = args[:n_extra], args[n_extra:]
+    if take is not None:
+        blocks = [take(block) for block in blocks]
+    stacked = np.vstack(blocks) if len(blocks) > 1 else blocks[0]
+    out = local_BT @ (local_B @ stacked)
+    if shift:
+        out += shift * stacked[own : own + out.shape[0]]
+    return out if finish is None else finish(out, *extra)

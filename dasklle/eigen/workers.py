@@ -1,0 +1,293 @@
+"""The ``"amg"`` solve placed on the Dask workers: the same block LOBPCG, with the operator and
+every n-row block split into row ranges held by the workers (``rowblocks``).
+
+The preconditioner is the V-cycle's two-level form with a smoother that stays inside a range:
+each range smooths with its diagonal block of M (the "hybrid" smoother of parallel multigrid, so
+a smoothing step moves no data), aggregates never cross ranges, and the coarse level (its own
+multigrid hierarchy, ``eigen.coarsest-rows`` at the bottom) lives in the client. The products
+with M go through I - W and its transpose, each range reading the blocks its rows reference.
+Measurements: docs/design/eigen.md.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import numpy as np
+import scipy.sparse as sp
+
+from .. import config
+from . import multigrid, rowblocks
+from .cost import CostOperator
+from .lobpcg import LobpcgResult, basis_from_gram, subspace_bound
+from .rowblocks import CostMatrix, RowBlocks
+
+
+def row_bounds(n: int, n_workers: int) -> np.ndarray:
+    """Row range starts (and the end): at least two ranges a worker, none above
+    ``eigen.worker-range-rows`` rows."""
+    ranges = max(2 * n_workers, math.ceil(n / int(config.get("eigen.worker-range-rows"))))
+    ranges = min(ranges, max(1, n // 50))
+    return np.linspace(0, n, ranges + 1).round().astype(np.int64)
+
+
+def _first_step(b: np.ndarray, d_inv: np.ndarray, scale: float) -> np.ndarray:
+    """Chebyshev's first step from zero: [step | residual | x]."""
+    step = d_inv[:, None] * b * scale
+    return np.hstack([step, b, step])
+
+
+def _next_step(state: np.ndarray, product: np.ndarray, d_inv: np.ndarray, a: float, c: float):
+    """residual -= A step; step = a step + c D^-1 residual; x += step, on [step | residual | x]."""
+    step, residual, x = np.hsplit(state, 3)
+    residual = residual - product
+    step = a * step + c * (d_inv[:, None] * residual)
+    return np.hstack([step, residual, x + step])
+
+
+def _after_product(product: np.ndarray, state: np.ndarray, d_inv: np.ndarray, a: float, c: float):
+    return _next_step(state, product, d_inv, a, c)
+
+
+def _part(state: np.ndarray, which: int) -> np.ndarray:
+    return np.hsplit(state, 3)[which]
+
+
+def _restricted(aggregation: sp.csr_array, r: np.ndarray) -> np.ndarray:
+    return aggregation.T @ r
+
+
+def _prolonged(x: np.ndarray, aggregation: sp.csr_array, coarse: np.ndarray) -> np.ndarray:
+    return x + aggregation @ coarse
+
+
+def _subtracted_from(product: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return b - product
+
+
+def _minus_row(block: np.ndarray, row: np.ndarray) -> np.ndarray:
+    return block - row[None, :]
+
+
+def _random_block(rows: int, columns: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((rows, columns))
+
+
+class WorkerProblem:
+    """M = (I - W)^T (I - W) split into row ranges on the workers, with the two-level
+    preconditioner: range-local smoothing, aggregates within ranges, coarse levels in the client.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    M : CostOperator, rows in a locality order (the ranges are contiguous in it)
+    graph : the kNN graph in the same order, over which aggregates are formed
+    rng : numpy Generator (aggregation and spectral radius estimates)
+    """
+
+    def __init__(self, client, M: CostOperator, graph, rng):
+        n = M.shape[0]
+        self.client, self.n = client, n
+        self.bounds = row_bounds(n, len(client.scheduler_info()["workers"]))
+        self.M = CostMatrix(client, M.B, M.BT, self.bounds)
+        self.shift = float(config.get("eigen.shift-fraction")) * float(M.diagonal().mean())
+        shifted = M.with_shift(self.shift)
+        d_inv = 1.0 / shifted.diagonal()
+        self.d_inv = client.scatter(np.split(d_inv, self.bounds[1:-1]))
+        self.degree = int(config.get("eigen.chebyshev-degree"))
+        radius = multigrid._spectral_radius(shifted, rng)
+        high, low = 1.1 * radius, radius / float(config.get("eigen.chebyshev-span"))
+        self.centre, self.half_width = (high + low) / 2, (high - low) / 2
+        aggregations, P = self._aggregate(sp.csr_array(graph))
+        self.aggregations = client.scatter(aggregations)
+        self.coarse_sizes = [a.shape[1] for a in aggregations]
+        coarse = (M.B @ P).tocsr()
+        coarse = (coarse.T @ coarse + self.shift * (P.T @ P)).tocsr()
+        coarse_graph = (P.T @ sp.csr_array(graph) @ P).tocsr()
+        coarse_graph.setdiag(0)
+        coarse_graph.eliminate_zeros()
+        self.coarse = multigrid.build_preconditioner(coarse, coarse_graph, rng)
+
+    def _aggregate(self, graph: sp.csr_array) -> tuple[list[sp.csr_array], sp.csr_array]:
+        """Aggregates of the kNN graph within each range: per-range maps and the whole P."""
+        from pyamg.aggregation import standard_aggregation
+
+        pieces = []
+        for start, stop in zip(self.bounds[:-1], self.bounds[1:], strict=True):
+            local = sp.csr_matrix(graph[start:stop, start:stop])
+            aggregation = sp.csr_array(standard_aggregation(local)[0], dtype=np.float64)
+            pieces.append(aggregation)
+        return pieces, sp.block_diag(pieces, format="csr")
+
+    def times(self, X: RowBlocks) -> RowBlocks:
+        """M @ X, through I - W and its transpose."""
+        return self.M.apply(X)
+
+    def times_shifted(self, X: RowBlocks) -> RowBlocks:
+        """(M + shift * I) @ X."""
+        return self.M.apply(X, shift=self.shift)
+
+    def smooth(self, b: RowBlocks) -> RowBlocks:
+        """``degree`` Chebyshev steps on (M + shift I) x = b from zero (Saad, Algorithm 12.1)."""
+        sigma = self.centre / self.half_width
+        rho = 1.0 / sigma
+        state = rowblocks.map_blocks(_first_step, b, self.d_inv, scale=1.0 / self.centre)
+        for _ in range(self.degree - 1):
+            rho_next = 1.0 / (2.0 * sigma - rho)
+            # the product with the step and the update, one task per range
+            state = self.M.apply(
+                state,
+                shift=self.shift,
+                take=partial(_part, which=0),
+                finish=partial(
+                    _after_product, a=rho_next * rho, c=2.0 * rho_next / self.half_width
+                ),
+                finish_args=(state, self.d_inv),
+            )
+            rho = rho_next
+        return rowblocks.map_blocks(_part, state, which=2)
+
+    def _residual(self, b: RowBlocks, x: RowBlocks) -> RowBlocks:
+        """b - (M + shift I) x, one task per range."""
+        return self.M.apply(x, shift=self.shift, finish=_subtracted_from, finish_args=(b,))
+
+    def precondition(self, R: RowBlocks) -> RowBlocks:
+        """One symmetric two-level cycle on the block R."""
+        x = self.smooth(R)
+        residual = self._residual(R, x)
+        restricted = self.client.gather(
+            rowblocks.map_blocks(_restricted, self.aggregations, residual).futures
+        )
+        correction = self.coarse(np.vstack(restricted).astype(np.float32)).astype(np.float64)
+        split = np.split(correction, np.cumsum(self.coarse_sizes)[:-1])
+        x = rowblocks.map_blocks(_prolonged, x, self.aggregations, split)
+        residual = self._residual(R, x)
+        return rowblocks.map_blocks(_plus, x, self.smooth(residual))
+
+    def deflated(self, X: RowBlocks) -> RowBlocks:
+        """X without its component along the constant vector."""
+        means = rowblocks.column_sums(X) / self.n
+        return rowblocks.map_blocks(_minus_row, X, [means] * len(X.futures))
+
+    def random_block(self, columns: int, seed: int) -> RowBlocks:
+        futures = [
+            self.client.submit(_random_block, int(stop - start), columns, seed + p, pure=False)
+            for p, (start, stop) in enumerate(zip(self.bounds[:-1], self.bounds[1:], strict=True))
+        ]
+        return RowBlocks(self.client, futures, self.bounds, columns)
+
+    def scattered(self, X: np.ndarray) -> RowBlocks:
+        pieces = [
+            X[start:stop] for start, stop in zip(self.bounds[:-1], self.bounds[1:], strict=True)
+        ]
+        return RowBlocks(self.client, self.client.scatter(pieces), self.bounds, X.shape[1])
+
+
+def _plus(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return a + b
+
+
+def lobpcg_on_workers(
+    problem: WorkerProblem,
+    X: RowBlocks,
+    *,
+    n_wanted: int,
+    tol: float,
+    max_iter: int,
+    on_iteration=None,
+    first_iteration: int = 0,
+) -> tuple[np.ndarray, RowBlocks, int, float]:
+    """``lobpcg.lobpcg`` on row blocks: the same Rayleigh-Ritz steps, with the Gram matrices
+    reduced to the client and every n-row array left on the workers.
+
+    ``on_iteration(n_iter, bound, X, theta)`` receives X as RowBlocks. Returns the Ritz values,
+    vectors, the iteration count and the last bound.
+    """
+    block = X.columns
+    X = problem.deflated(X)
+    X = rowblocks.combine([X], basis_from_gram(rowblocks.gram(X, X)))
+    AX = problem.times(X)
+    theta, U = np.linalg.eigh(_symmetric(rowblocks.gram(X, AX)))
+    X, AX = rowblocks.combine([X], U), rowblocks.combine([AX], U)
+    P, n_iter = None, first_iteration
+    while True:
+        R = rowblocks.minus_times(AX, X, np.diag(theta))
+        bound = subspace_bound(theta, rowblocks.column_norms(R), n_wanted)
+        if on_iteration is not None:
+            on_iteration(n_iter, bound, X, theta)
+        if bound <= tol or n_iter >= max_iter:
+            return theta, X, n_iter, bound
+        n_iter += 1
+        S = problem.deflated(problem.precondition(R))
+        S = rowblocks.combine([S, P], np.eye(S.columns + P.columns)) if P is not None else S
+        for _ in range(2):  # once is not enough near convergence, when S is almost in span X
+            S = rowblocks.minus_times(S, X, rowblocks.gram(X, S))
+            S = rowblocks.combine([S], basis_from_gram(rowblocks.gram(S, S)))
+        AS = problem.times(S)
+        gram_A = rowblocks.gram([X, S], [AX, AS])
+        gram = rowblocks.gram([X, S], [X, S])
+        try:
+            theta, U = _ritz(gram_A, gram, block)
+        except np.linalg.LinAlgError:  # basis numerically dependent: restart without P
+            P = None
+            continue
+        X, AX = rowblocks.combine([X, S], U), rowblocks.combine([AX, AS], U)
+        P = rowblocks.combine([S], U[block:])
+
+
+def _symmetric(A: np.ndarray) -> np.ndarray:
+    return (A + A.T) / 2
+
+
+def _ritz(gram_A: np.ndarray, gram: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    import scipy.linalg
+
+    return scipy.linalg.eigh(_symmetric(gram_A), _symmetric(gram), subset_by_index=(0, block - 1))
+
+
+def bottom_eigenvectors(
+    client,
+    M: CostOperator,
+    graph,
+    order: np.ndarray,
+    n_components: int,
+    *,
+    block: int,
+    tol: float,
+    max_iter: int,
+    rng: np.random.Generator,
+    on_iteration=None,
+    start: np.ndarray | None = None,
+    first_iteration: int = 0,
+    checkpoint=None,
+) -> LobpcgResult:
+    """``amg.bottom_eigenvectors`` with the iteration on the workers; M and graph come in
+    ``order`` (a locality order), ``start`` and the result in M's own row order."""
+    from .amg import _unpermuted
+
+    problem = WorkerProblem(client, M, graph, rng)
+    seed = int(rng.integers(2**31 - 1))
+    if start is not None and start.shape == (M.shape[0], block):
+        X = problem.scattered(np.asarray(start, dtype=np.float64)[order])
+    else:
+        X, first_iteration = problem.random_block(block, seed), 0
+
+    def report(n_iter, bound, current, theta):
+        if on_iteration is not None:
+            on_iteration(n_iter, bound, current, theta)
+        if checkpoint is not None:
+            checkpoint(n_iter, lambda: _unpermuted(current.gather(), order))
+
+    theta, X, n_iter, bound = lobpcg_on_workers(
+        problem,
+        X,
+        n_wanted=n_components,
+        tol=tol,
+        max_iter=max_iter,
+        on_iteration=report,
+        first_iteration=first_iteration,
+    )
+    kept = rowblocks.combine([X], np.eye(len(theta))[:, : n_components + 1])
+    vectors = _unpermuted(kept.gather(), order)
+    return LobpcgResult(theta[: n_components + 1], vectors, n_iter, bound)

@@ -1,0 +1,82 @@
+"""The amg solve on the workers: the same embedding as in the client, both as dense mode's."""
+
+import dask
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from dasklle.eigen import null_space, rowblocks, workers
+from dasklle.eigen.amg import _ordered
+from dasklle.eigen.solve import choose_placement
+from dasklle.exceptions import FallbackWarning
+
+from ..conftest import manifold, max_sine
+from .conftest import cost_operator, lle_weight_matrix
+
+# converged to a bound of 1e-6 on the sine, both placements lie within 1e-6 of LAPACK
+PLACEMENT_MAX_SINE = 1e-6
+
+
+@pytest.fixture(scope="module")
+def problem():
+    # small, because each iteration on the workers costs its round trips through the scheduler
+    X = manifold("digits", 400)
+    return cost_operator(X), lle_weight_matrix(X)[1]
+
+
+def test_both_placements_agree_with_dense(client, problem):
+    M, indices = problem
+    dense = null_space(M, 2, solver="dense")
+    found = {}
+    for placement in ("client", "workers"):
+        with dask.config.set({"dasklle.eigen.placement": placement}):
+            found[placement] = null_space(
+                M, 2, solver="amg", tol=1e-6, random_state=0, neighbors=indices
+            )
+        assert found[placement].placement == placement
+        assert found[placement].error_bound <= 1e-6
+        assert max_sine(found[placement].vectors, dense.vectors) <= PLACEMENT_MAX_SINE
+        np.testing.assert_allclose(found[placement].values, dense.values, rtol=1e-6, atol=1e-14)
+    assert max_sine(found["client"].vectors, found["workers"].vectors) <= PLACEMENT_MAX_SINE
+
+
+def test_auto_places_large_problems_on_the_workers(client, problem):
+    M, indices = problem
+    with dask.config.set({"dasklle.eigen.workers-min-rows": 300}):
+        assert choose_placement("amg", M, indices) == ("workers", client)
+        assert choose_placement("factored", M, indices)[0] == "client"
+        assert choose_placement("amg", M.tocsr(), indices)[0] == "client"  # not the operator
+    assert choose_placement("amg", M, indices)[0] == "client"  # below the threshold
+
+
+def test_workers_without_a_cluster_run_in_the_client_and_say_so(problem):
+    M, indices = problem
+    with dask.config.set({"dasklle.eigen.placement": "workers", "scheduler": "threads"}):
+        with pytest.warns(FallbackWarning, match="placement='workers'"):
+            result = null_space(M, 2, solver="amg", neighbors=indices)
+    assert result.placement == "client"
+
+
+def test_worker_products_and_reductions_match_numpy(client, problem):
+    M, indices = problem
+    ordered, graph, _ = _ordered(M, indices)
+    on_workers = workers.WorkerProblem(client, ordered, graph, np.random.default_rng(0))
+    assert len(on_workers.bounds) - 1 >= 4  # at least two ranges a worker
+    X = np.random.default_rng(1).standard_normal((M.shape[0], 3))
+    blocks = on_workers.scattered(X)
+    np.testing.assert_allclose(on_workers.times(blocks).gather(), ordered @ X, atol=1e-12)
+    np.testing.assert_allclose(rowblocks.gram(blocks, blocks), X.T @ X, rtol=1e-12)
+    np.testing.assert_allclose(on_workers.deflated(blocks).gather(), X - X.mean(0), atol=1e-12)
+    # the preconditioner is symmetric, as LOBPCG needs (float32 inside)
+    Y = np.random.default_rng(2).standard_normal(X.shape)
+    TX = on_workers.precondition(blocks).gather()
+    TY = on_workers.precondition(on_workers.scattered(Y)).gather()
+    np.testing.assert_allclose(Y.T @ TX, (X.T @ TY).T, rtol=1e-4)
+
+
+def test_unconverged_worker_solve_warns(client, problem):
+    M, indices = problem
+    with dask.config.set({"dasklle.eigen.placement": "workers"}):
+        with pytest.warns(ConvergenceWarning, match="sine"):
+            result = null_space(M, 2, solver="amg", tol=1e-9, max_iter=3, neighbors=indices)
+    assert result.placement == "workers" and np.isfinite(result.vectors).all()
