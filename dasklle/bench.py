@@ -194,6 +194,7 @@ def _run_in_this_process(
         stages["solver"] = model.eigen_solver_
         stages["knn"] = model.neighbors_algorithm_
         stages["residual"] = model.eigen_residual_
+        stages["bound"] = model.eigen_error_bound_
         stages["iterations"] = model.n_iter_
         np.save(result_path + ".neighbors.npy", model.neighbor_indices_)
         if client is not None:
@@ -268,7 +269,10 @@ def _solver(r: Run) -> str:
     if r.stages.get("residual") is not None:
         its = r.stages.get("iterations")
         unit = "solves" if r.stages.get("solver") == "factored" else "it"
-        text += f" (residual {r.stages['residual']:.0e}" + (f", {its} {unit})" if its else ")")
+        bound = r.stages.get("bound")
+        text += f" (residual {r.stages['residual']:.0e}"
+        text += f", sine bound {bound:.0e}" if bound is not None else ""
+        text += f", {its} {unit})" if its else ")"
     if "workers" in r.stages:
         text += f" on {r.stages['workers']} workers, {r.stages['workers replaced']} replaced"
     return text

@@ -81,7 +81,11 @@ def report(model, store: str, seconds: float, quality: dict | None) -> None:
     print(f"embedded {n:,} points into {d} dimensions in {seconds:.1f} s")
     print(f"  neighbors: {model.neighbors_algorithm_}, eigen solver: {model.eigen_solver_}")
     print(f"  reconstruction error: {model.reconstruction_error_:.3e}")
-    print(f"  eigen residual: {model.eigen_residual_:.1e}")
+    print(
+        f"  eigen residual: {model.eigen_residual_:.1e}, bound on the subspace's sine: "
+        f"{model.eigen_error_bound_:.1e}"
+        + (" (on the workers)" if model.eigen_placement_ == "workers" else "")
+    )
     print("  stage seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in model.timings_.items()))
     if quality:
         print(

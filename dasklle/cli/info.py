@@ -39,10 +39,16 @@ def _summary(store: str, attributes: dict) -> None:
         f"method: {params.get('method')}, n_neighbors: {params.get('n_neighbors')}, "
         f"neighbors: {attributes.get('neighbors_algorithm')}, "
         f"eigen solver: {attributes.get('eigen_solver')} "
-        f"(residual {attributes.get('eigen_residual', float('nan')):.1e})"
+        f"(residual {attributes.get('eigen_residual', float('nan')):.1e}, "
+        f"bound on the sine {_number(attributes.get('eigen_error_bound'))})"
     )
     print(f"reconstruction error: {attributes.get('reconstruction_error'):.3e}")
     timings = attributes.get("timings", {})
     print("stage seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()))
     if "quality" in attributes:
         print("quality: " + ", ".join(f"{k} {v:.4g}" for k, v in attributes["quality"].items()))
+
+
+def _number(value) -> str:
+    """A stored float, or "none" where the store holds none (older stores, no bound)."""
+    return "none" if value is None else f"{value:.1e}"

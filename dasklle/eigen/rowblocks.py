@@ -34,33 +34,34 @@ class RowBlocks:
         return np.vstack(self.client.gather(self.futures))
 
 
-def _stacked_times(matrix: np.ndarray, *blocks: np.ndarray) -> np.ndarray:
+def _stacked_times(blocks: list[np.ndarray], matrix: np.ndarray) -> np.ndarray:
     return np.hstack(blocks) @ matrix if len(blocks) > 1 else blocks[0] @ matrix
+
+
+def _per_range(parts: list[RowBlocks]) -> list[list]:
+    """The parts' futures grouped by range (one map call then submits every range's task)."""
+    return [list(futures) for futures in zip(*(part.futures for part in parts), strict=True)]
 
 
 def combine(parts: list[RowBlocks], matrix: np.ndarray) -> RowBlocks:
     """[parts side by side] @ matrix, row range by row range."""
     first = parts[0]
-    futures = [
-        first.client.submit(_stacked_times, matrix, *(part.futures[p] for part in parts))
-        for p in range(len(first.futures))
-    ]
+    futures = first.client.map(_stacked_times, _per_range(parts), matrix=matrix)
     return first.like(futures, matrix.shape[1])
 
 
-def _stacked_gram(n_left: int, *blocks: np.ndarray) -> np.ndarray:
-    left, right = np.hstack(blocks[:n_left]), np.hstack(blocks[n_left:])
-    return left.T @ right
+def _stacked_gram(left: list[np.ndarray], right: list[np.ndarray]) -> np.ndarray:
+    return np.hstack(left).T @ np.hstack(right)
 
 
-def _sum(*parts: np.ndarray) -> np.ndarray:
+def _sum(parts: list[np.ndarray]) -> np.ndarray:
     return np.sum(parts, axis=0)
 
 
 def reduce_sum(client, parts: list, fan_in: int = 8) -> np.ndarray:
     """The sum of the futures' arrays, by a tree of tasks, in the client."""
     while len(parts) > 1:
-        parts = [client.submit(_sum, *parts[i : i + fan_in]) for i in range(0, len(parts), fan_in)]
+        parts = client.map(_sum, [parts[i : i + fan_in] for i in range(0, len(parts), fan_in)])
     return parts[0].result()
 
 
@@ -69,11 +70,7 @@ def gram(left: RowBlocks | list[RowBlocks], right: RowBlocks | list[RowBlocks]) 
     left = [left] if isinstance(left, RowBlocks) else left
     right = [right] if isinstance(right, RowBlocks) else right
     client = left[0].client
-    parts = [
-        client.submit(_stacked_gram, len(left), *(b.futures[p] for b in left + right))
-        for p in range(len(left[0].futures))
-    ]
-    return reduce_sum(client, parts)
+    return reduce_sum(client, client.map(_stacked_gram, _per_range(left), _per_range(right)))
 
 
 def _column_sums(block: np.ndarray) -> np.ndarray:
@@ -81,9 +78,7 @@ def _column_sums(block: np.ndarray) -> np.ndarray:
 
 
 def column_sums(blocks: RowBlocks) -> np.ndarray:
-    return reduce_sum(
-        blocks.client, [blocks.client.submit(_column_sums, f) for f in blocks.futures]
-    )
+    return reduce_sum(blocks.client, blocks.client.map(_column_sums, blocks.futures))
 
 
 def column_norms(blocks: RowBlocks) -> np.ndarray:
@@ -96,22 +91,15 @@ def _minus_times(X: np.ndarray, Y: np.ndarray, matrix: np.ndarray) -> np.ndarray
 
 def minus_times(X: RowBlocks, Y: RowBlocks, matrix: np.ndarray) -> RowBlocks:
     """X - Y @ matrix."""
-    futures = [
-        X.client.submit(_minus_times, x, y, matrix)
-        for x, y in zip(X.futures, Y.futures, strict=True)
-    ]
-    return X.like(futures)
+    return X.like(X.client.map(_minus_times, X.futures, Y.futures, matrix=matrix))
 
 
 def map_blocks(function, *parts: RowBlocks | list, **kwargs) -> RowBlocks:
     """function(block_p of each part, ...) per row range; a list gives one argument per range.
     The result has the columns of the first RowBlocks among the parts."""
     first = next(part for part in parts if isinstance(part, RowBlocks))
-    futures = []
-    for p in range(len(first.futures)):
-        args = [part.futures[p] if isinstance(part, RowBlocks) else part[p] for part in parts]
-        futures.append(first.client.submit(function, *args, **kwargs))
-    return first.like(futures)
+    iterables = [part.futures if isinstance(part, RowBlocks) else part for part in parts]
+    return first.like(first.client.map(function, *iterables, **kwargs))
 
 
 class CostMatrix:
@@ -165,27 +153,19 @@ class CostMatrix:
         ``take`` selects the columns a block contributes (a product inside a larger state);
         each of ``finish_args`` is a RowBlocks or a per-range list.
         """
-        futures = []
-        for p, (piece, sources) in enumerate(zip(self.pieces, self.sources, strict=True)):
-            extra = [a.futures[p] if isinstance(a, RowBlocks) else a[p] for a in finish_args]
-            futures.append(
-                self.client.submit(
-                    _cost_product,
-                    piece,
-                    float(shift),
-                    take,
-                    finish,
-                    len(extra),
-                    *extra,
-                    *(X.futures[q] for q in sources),
-                )
-            )
+        extras = [
+            [a.futures[p] if isinstance(a, RowBlocks) else a[p] for a in finish_args]
+            for p in range(len(self.pieces))
+        ]
+        blocks = [[X.futures[q] for q in sources] for sources in self.sources]
+        futures = self.client.map(
+            _cost_product, self.pieces, blocks, extras, shift=float(shift), take=take, finish=finish
+        )
         return X.like(futures, columns)
 
 
-def _cost_product(piece, shift, take, finish, n_extra, *args):
+def _cost_product(piece, blocks, extra, shift, take, finish):
     local_B, local_BT, own = piece
-    extra, blocks = args[:n_extra], args[n_extra:]
     if take is not None:
         blocks = [take(block) for block in blocks]
     stacked = np.vstack(blocks) if len(blocks) > 1 else blocks[0]
