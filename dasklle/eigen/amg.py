@@ -60,14 +60,6 @@ def bottom_eigenvectors(
     """
     n = M.shape[0]
     M, graph, order = _ordered(M, neighbors)
-    if client is not None:
-        from . import workers
-
-        return workers.bottom_eigenvectors(
-            client, M, graph, order, n_components, block=block, tol=tol, max_iter=max_iter,
-            rng=rng, on_iteration=on_iteration, start=start, first_iteration=first_iteration,
-            checkpoint=checkpoint,
-        )  # fmt: skip
     X = rng.standard_normal((n, block))  # drawn when resuming too: the hierarchy's rng stays
     if start is not None and start.shape == X.shape:
         X = np.asarray(start, dtype=np.float64)[order]
@@ -78,21 +70,32 @@ def bottom_eigenvectors(
         if on_iteration is not None:
             on_iteration(n_iter, bound, current, theta)
         if checkpoint is not None:
-            checkpoint(n_iter, lambda: _unpermuted(current, order))
+            local = current if isinstance(current, np.ndarray) else None
+            checkpoint(
+                n_iter, lambda: _unpermuted(current.gather() if local is None else local, order)
+            )
 
-    with threadpool_limits(limits=1, user_api="blas"):
-        preconditioner = _preconditioner(M, graph, rng)
-        result = lobpcg(
-            M,
-            X,
-            preconditioner,
-            np.full((n, 1), 1.0 / np.sqrt(n)),
-            n_wanted=n_components,
-            tol=tol,
-            max_iter=max_iter,
-            on_iteration=report,
-            first_iteration=first_iteration,
-        )
+    if client is not None:
+        from . import workers
+
+        result = workers.solve(
+            client, M, graph, X, n_components, tol=tol, max_iter=max_iter, rng=rng,
+            on_iteration=report, first_iteration=first_iteration,
+        )  # fmt: skip
+    else:
+        with threadpool_limits(limits=1, user_api="blas"):
+            preconditioner = _preconditioner(M, graph, rng)
+            result = lobpcg(
+                M,
+                X,
+                preconditioner,
+                np.full((n, 1), 1.0 / np.sqrt(n)),
+                n_wanted=n_components,
+                tol=tol,
+                max_iter=max_iter,
+                on_iteration=report,
+                first_iteration=first_iteration,
+            )
     result.vectors = _unpermuted(result.vectors[:, : n_components + 1], order)
     result.values = result.values[: n_components + 1]
     return result

@@ -70,10 +70,6 @@ def _minus_row(block: np.ndarray, row: np.ndarray) -> np.ndarray:
     return block - row[None, :]
 
 
-def _random_block(rows: int, columns: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal((rows, columns))
-
-
 class WorkerProblem:
     """M = (I - W)^T (I - W) split into row ranges on the workers, with the two-level
     preconditioner: range-local smoothing, aggregates within ranges, coarse levels in the client.
@@ -170,13 +166,6 @@ class WorkerProblem:
         means = rowblocks.column_sums(X) / self.n
         return rowblocks.map_blocks(_minus_row, X, [means] * len(X.futures))
 
-    def random_block(self, columns: int, seed: int) -> RowBlocks:
-        futures = [
-            self.client.submit(_random_block, int(stop - start), columns, seed + p, pure=False)
-            for p, (start, stop) in enumerate(zip(self.bounds[:-1], self.bounds[1:], strict=True))
-        ]
-        return RowBlocks(self.client, futures, self.bounds, columns)
-
     def scattered(self, X: np.ndarray) -> RowBlocks:
         pieces = [
             X[start:stop] for start, stop in zip(self.bounds[:-1], self.bounds[1:], strict=True)
@@ -246,48 +235,15 @@ def _ritz(gram_A: np.ndarray, gram: np.ndarray, block: int) -> tuple[np.ndarray,
     return scipy.linalg.eigh(_symmetric(gram_A), _symmetric(gram), subset_by_index=(0, block - 1))
 
 
-def bottom_eigenvectors(
-    client,
-    M: CostOperator,
-    graph,
-    order: np.ndarray,
-    n_components: int,
-    *,
-    block: int,
-    tol: float,
-    max_iter: int,
-    rng: np.random.Generator,
-    on_iteration=None,
-    start: np.ndarray | None = None,
-    first_iteration: int = 0,
-    checkpoint=None,
+def solve(
+    client, M: CostOperator, graph, X: np.ndarray, n_components: int, *, rng, **options
 ) -> LobpcgResult:
-    """``amg.bottom_eigenvectors`` with the iteration on the workers; M and graph come in
-    ``order`` (a locality order), ``start`` and the result in M's own row order."""
-    from .amg import _unpermuted
-
+    """``lobpcg_on_workers`` from the start block X; M, graph and X in a locality order (the
+    ranges are contiguous in it), the n_components + 1 lowest vectors returned in that order.
+    ``options``: tol, max_iter, on_iteration and first_iteration."""
     problem = WorkerProblem(client, M, graph, rng)
-    seed = int(rng.integers(2**31 - 1))
-    if start is not None and start.shape == (M.shape[0], block):
-        X = problem.scattered(np.asarray(start, dtype=np.float64)[order])
-    else:
-        X, first_iteration = problem.random_block(block, seed), 0
-
-    def report(n_iter, bound, current, theta):
-        if on_iteration is not None:
-            on_iteration(n_iter, bound, current, theta)
-        if checkpoint is not None:
-            checkpoint(n_iter, lambda: _unpermuted(current.gather(), order))
-
     theta, X, n_iter, bound = lobpcg_on_workers(
-        problem,
-        X,
-        n_wanted=n_components,
-        tol=tol,
-        max_iter=max_iter,
-        on_iteration=report,
-        first_iteration=first_iteration,
+        problem, problem.scattered(X), n_wanted=n_components, **options
     )
     kept = rowblocks.combine([X], np.eye(len(theta))[:, : n_components + 1])
-    vectors = _unpermuted(kept.gather(), order)
-    return LobpcgResult(theta[: n_components + 1], vectors, n_iter, bound)
+    return LobpcgResult(theta, kept.gather(), n_iter, bound)
