@@ -27,7 +27,7 @@ from dask.callbacks import Callback
 
 from .. import config
 
-RELEASE_TIMEOUT = 1.0  # longest wait for the scheduler to forget a compute's results (seconds)
+RELEASE_TIMEOUT = 10.0  # longest wait for the scheduler to forget a compute's results (seconds)
 RELEASE_POLL = 0.005
 
 
