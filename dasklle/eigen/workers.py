@@ -32,6 +32,65 @@ def row_bounds(n: int, n_workers: int) -> np.ndarray:
     return np.linspace(0, n, ranges + 1).round().astype(np.int64)
 
 
+def locality_order(graph, n_ranges: int, seed: int) -> np.ndarray:
+    """A row order whose contiguous ranges cut few edges of the kNN graph.
+
+    The graph is coarsened by aggregation to about ``eigen.coarsest-rows`` nodes; the bottom
+    eigenvectors of that graph's normalized Laplacian, carried back to every row, are grouped
+    into n_ranges clusters by k-means, and rows go by cluster, along the first eigenvector
+    within one. On 100,000 digits-784 points, 4 / 8 / 16 equal ranges of this order leave 8% /
+    16% / 24% of the neighbor references to other ranges, against 39% / 54% / 63% for reverse
+    Cuthill-McKee (docs/design/eigen.md).
+    """
+    from sklearn.cluster import KMeans
+
+    coordinates = _spectral_coordinates(graph, max(8, n_ranges))
+    coordinates /= np.maximum(coordinates.std(axis=0), 1e-300)
+    groups = KMeans(n_ranges, n_init=3, random_state=seed).fit_predict(coordinates)
+    return np.lexsort((coordinates[:, 0], groups))
+
+
+def _spectral_coordinates(graph, wanted: int) -> np.ndarray:
+    """The bottom nontrivial eigenvectors of a coarsened graph's normalized Laplacian, as
+    coordinates of every row (each row takes its aggregate's)."""
+    import scipy.sparse.linalg as spla
+    from pyamg.aggregation import standard_aggregation
+
+    coarse, maps = sp.csr_matrix(graph, dtype=np.float64), []
+    while coarse.shape[0] > int(config.get("eigen.coarsest-rows")):
+        aggregation = standard_aggregation(coarse)[0].tocsr().astype(np.float64)
+        if aggregation.shape[1] < 10 * wanted:  # too coarse to tell the ranges apart
+            break
+        maps.append(aggregation)
+        coarse = (aggregation.T @ coarse @ aggregation).tocsr()
+        coarse.setdiag(0)
+        coarse.eliminate_zeros()
+    scale = 1.0 / np.sqrt(np.maximum(np.asarray(coarse.sum(axis=1)).ravel(), 1e-12))
+    laplacian = sp.eye(coarse.shape[0]) - sp.diags(scale) @ coarse @ sp.diags(scale)
+    wanted = min(wanted, coarse.shape[0] - 2)
+    if coarse.shape[0] <= 2 * int(config.get("eigen.coarsest-rows")):
+        _, vectors = np.linalg.eigh(laplacian.toarray())
+        vectors = vectors[:, : wanted + 1]
+    else:  # shift-invert just below the spectrum's bottom (the Laplacian is singular)
+        _, vectors = spla.eigsh(laplacian.tocsc(), wanted + 1, sigma=-1e-3, which="LM")
+    coordinates = scale[:, None] * vectors[:, 1:]
+    for aggregation in reversed(maps):
+        coordinates = aggregation @ coordinates
+    return coordinates
+
+
+class _Reordered:
+    """Row blocks in a locality order, gathered back into the order they came in."""
+
+    def __init__(self, blocks: RowBlocks, order: np.ndarray):
+        self.blocks, self.order = blocks, order
+
+    def gather(self) -> np.ndarray:
+        from .amg import _unpermuted
+
+        return _unpermuted(self.blocks.gather(), self.order)
+
+
 def _first_step(b: np.ndarray, d_inv: np.ndarray, scale: float) -> np.ndarray:
     """Chebyshev's first step from zero: [step | residual | x]."""
     step = d_inv[:, None] * b * scale
@@ -82,10 +141,12 @@ class WorkerProblem:
     rng : numpy Generator (aggregation and spectral radius estimates)
     """
 
-    def __init__(self, client, M: CostOperator, graph, rng):
+    def __init__(self, client, M: CostOperator, graph, rng, bounds: np.ndarray | None = None):
         n = M.shape[0]
         self.client, self.n = client, n
-        self.bounds = row_bounds(n, len(client.scheduler_info()["workers"]))
+        if bounds is None:
+            bounds = row_bounds(n, len(client.scheduler_info()["workers"]))
+        self.bounds = bounds
         self.M = CostMatrix(client, M.B, M.BT, self.bounds)
         self.shift = float(config.get("eigen.shift-fraction")) * float(M.diagonal().mean())
         shifted = M.with_shift(self.shift)
@@ -238,12 +299,23 @@ def _ritz(gram_A: np.ndarray, gram: np.ndarray, block: int) -> tuple[np.ndarray,
 def solve(
     client, M: CostOperator, graph, X: np.ndarray, n_components: int, *, rng, **options
 ) -> LobpcgResult:
-    """``lobpcg_on_workers`` from the start block X; M, graph and X in a locality order (the
-    ranges are contiguous in it), the n_components + 1 lowest vectors returned in that order.
+    """``lobpcg_on_workers`` from the start block X, the n_components + 1 lowest vectors
+    returned in the rows' order as given. The rows are put in ``locality_order`` first, and
+    ``on_iteration`` sees row blocks whose ``gather`` gives them back in the given order.
     ``options``: tol, max_iter, on_iteration and first_iteration."""
-    problem = WorkerProblem(client, M, graph, rng)
+    from .amg import _unpermuted
+
+    bounds = row_bounds(M.shape[0], len(client.scheduler_info()["workers"]))
+    order = locality_order(graph, len(bounds) - 1, int(rng.integers(2**31 - 1)))
+    graph = sp.csr_array(graph)[order][:, order]
+    problem = WorkerProblem(client, M.permuted(order), graph, rng, bounds)
+    report = options.pop("on_iteration", None)
+    if report is not None:
+        options["on_iteration"] = lambda n, b, blocks, theta: report(
+            n, b, _Reordered(blocks, order), theta
+        )
     theta, X, n_iter, bound = lobpcg_on_workers(
-        problem, problem.scattered(X), n_wanted=n_components, **options
+        problem, problem.scattered(X[order]), n_wanted=n_components, **options
     )
     kept = rowblocks.combine([X], np.eye(len(theta))[:, : n_components + 1])
-    return LobpcgResult(theta, kept.gather(), n_iter, bound)
+    return LobpcgResult(theta, _unpermuted(kept.gather(), order), n_iter, bound)
