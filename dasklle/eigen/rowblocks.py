@@ -113,10 +113,11 @@ class CostMatrix:
     B, BT : scipy sparse (n, n) B and its transpose, rows and columns in the order the bounds
         split
     bounds : row range starts and the end, (P + 1,)
+    dtype : the precision of the products
     """
 
-    def __init__(self, client, B, BT, bounds: np.ndarray):
-        B, BT = sp.csr_array(B), sp.csr_array(BT)
+    def __init__(self, client, B, BT, bounds: np.ndarray, dtype=np.float64):
+        B, BT = sp.csr_array(B, dtype=dtype), sp.csr_array(BT, dtype=dtype)
         self.client, self.bounds = client, bounds
         self.sources: list[list[int]] = []
         pieces = []

@@ -91,26 +91,26 @@ class _Reordered:
         return _unpermuted(self.blocks.gather(), self.order)
 
 
-def _first_step(b: np.ndarray, d_inv: np.ndarray, scale: float) -> np.ndarray:
+def _first_step(b: np.ndarray, d_inv: np.ndarray, scale: float) -> tuple:
     """Chebyshev's first step from zero: [step | residual | x]."""
     step = d_inv[:, None] * b * scale
-    return np.hstack([step, b, step])
+    return step, b, step
 
 
-def _next_step(state: np.ndarray, product: np.ndarray, d_inv: np.ndarray, a: float, c: float):
+def _next_step(state: tuple, product: np.ndarray, d_inv: np.ndarray, a: float, c: float):
     """residual -= A step; step = a step + c D^-1 residual; x += step, on [step | residual | x]."""
-    step, residual, x = np.hsplit(state, 3)
+    step, residual, x = state
     residual = residual - product
     step = a * step + c * (d_inv[:, None] * residual)
-    return np.hstack([step, residual, x + step])
+    return step, residual, x + step
 
 
 def _after_product(product: np.ndarray, state: np.ndarray, d_inv: np.ndarray, a: float, c: float):
     return _next_step(state, product, d_inv, a, c)
 
 
-def _part(state: np.ndarray, which: int) -> np.ndarray:
-    return np.hsplit(state, 3)[which]
+def _part(state: tuple, which: int) -> np.ndarray:
+    return state[which]
 
 
 def _restricted(aggregation: sp.csr_array, r: np.ndarray) -> np.ndarray:
@@ -148,16 +148,18 @@ class WorkerProblem:
             bounds = row_bounds(n, len(client.scheduler_info()["workers"]))
         self.bounds = bounds
         self.M = CostMatrix(client, M.B, M.BT, self.bounds)
+        # the preconditioner runs in float32, as in the client (the same iterations)
+        self.M32 = CostMatrix(client, M.B, M.BT, self.bounds, np.float32)
         self.shift = float(config.get("eigen.shift-fraction")) * float(M.diagonal().mean())
         shifted = M.with_shift(self.shift)
-        d_inv = 1.0 / shifted.diagonal()
+        d_inv = (1.0 / shifted.diagonal()).astype(np.float32)
         self.d_inv = client.scatter(np.split(d_inv, self.bounds[1:-1]))
         self.degree = int(config.get("eigen.chebyshev-degree"))
         radius = multigrid._spectral_radius(shifted, rng)
         high, low = 1.1 * radius, radius / float(config.get("eigen.chebyshev-span"))
         self.centre, self.half_width = (high + low) / 2, (high - low) / 2
         aggregations, P = self._aggregate(sp.csr_array(graph))
-        self.aggregations = client.scatter(aggregations)
+        self.aggregations = client.scatter([a.astype(np.float32) for a in aggregations])
         self.coarse_sizes = [a.shape[1] for a in aggregations]
         coarse = (M.B @ P).tocsr()
         coarse = (coarse.T @ coarse + self.shift * (P.T @ P)).tocsr()
@@ -193,7 +195,7 @@ class WorkerProblem:
         for _ in range(self.degree - 1):
             rho_next = 1.0 / (2.0 * sigma - rho)
             # the product with the step and the update, one task per range
-            state = self.M.apply(
+            state = self.M32.apply(
                 state,
                 shift=self.shift,
                 take=partial(_part, which=0),
@@ -206,21 +208,22 @@ class WorkerProblem:
         return rowblocks.map_blocks(_part, state, which=2)
 
     def _residual(self, b: RowBlocks, x: RowBlocks) -> RowBlocks:
-        """b - (M + shift I) x, one task per range."""
-        return self.M.apply(x, shift=self.shift, finish=_subtracted_from, finish_args=(b,))
+        """b - (M + shift I) x, one task per range (float32)."""
+        return self.M32.apply(x, shift=self.shift, finish=_subtracted_from, finish_args=(b,))
 
     def precondition(self, R: RowBlocks) -> RowBlocks:
-        """One symmetric two-level cycle on the block R."""
+        """One symmetric two-level cycle on the block R, in float32."""
+        R = rowblocks.map_blocks(_as_type, R, dtype=np.float32)
         x = self.smooth(R)
         residual = self._residual(R, x)
         restricted = self.client.gather(
             rowblocks.map_blocks(_restricted, self.aggregations, residual).futures
         )
-        correction = self.coarse(np.vstack(restricted).astype(np.float32)).astype(np.float64)
+        correction = self.coarse(np.vstack(restricted).astype(np.float32))
         split = np.split(correction, np.cumsum(self.coarse_sizes)[:-1])
         x = rowblocks.map_blocks(_prolonged, x, self.aggregations, split)
         residual = self._residual(R, x)
-        return rowblocks.map_blocks(_plus, x, self.smooth(residual))
+        return rowblocks.map_blocks(_plus, x, self.smooth(residual), dtype=np.float64)
 
     def deflated(self, X: RowBlocks) -> RowBlocks:
         """X without its component along the constant vector."""
@@ -234,8 +237,12 @@ class WorkerProblem:
         return RowBlocks(self.client, self.client.scatter(pieces), self.bounds, X.shape[1])
 
 
-def _plus(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return a + b
+def _plus(a: np.ndarray, b: np.ndarray, dtype=None) -> np.ndarray:
+    return np.add(a, b, dtype=dtype)
+
+
+def _as_type(a: np.ndarray, dtype) -> np.ndarray:
+    return a.astype(dtype)
 
 
 def lobpcg_on_workers(
