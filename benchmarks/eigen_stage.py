@@ -1,16 +1,18 @@
 """Time the eigen stage alone on a benchmark case's weights (the figures of docs/design/eigen.md).
 
     python benchmarks/eigen_stage.py CASE [--what solve|products|vcycle] [--solver auto]
-        [--without-neighbors] [--repeat 5] [--tol auto] [--max-iter auto] [--data-dir DIR]
+        [--without-neighbors] [--repeat 5] [--tol auto] [--max-iter auto] [--workers N]
+        [--data-dir DIR]
 
 CASE is one of ``dasklle bench``'s cases (swiss-5k ... digits-1m). The first run generates the
 case's data as ``dasklle bench`` does, fits LLE once and keeps W and the neighbor lists in
 ``DIR/CASE-weights.npz``; every run then measures, in this process:
 
 - ``solve``: ``null_space`` on the CostOperator of W, as the pipeline calls it: seconds, the
-  solver that ran, its iterations and residual, and the process's peak resident memory (on the
-  run that fits, the fit's too); ``--without-neighbors`` leaves ``"amg"`` to aggregate over
-  M's pattern instead of the kNN graph;
+  solver that ran, its iterations, residual and bound, and the process's peak resident memory
+  (on the run that fits, the fit's too); ``--without-neighbors`` leaves ``"amg"`` to aggregate
+  over M's pattern instead of the kNN graph; ``--workers N`` runs the ``"amg"`` iteration on a
+  local cluster of N single-threaded worker processes;
 - ``products``: M times blocks of 12 and 20 vectors in float64 and float32, with M formed and
   through I - W (rows in reverse Cuthill-McKee order, BLAS on one thread), median of --repeat;
 - ``vcycle``: one V-cycle of the ``"amg"`` preconditioner on 10 vectors, median of --repeat.
@@ -98,10 +100,24 @@ def solve(W, indices, args) -> None:
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        f"{args.case} solve: {seconds:.2f} s, {result.solver}, n_iter {result.n_iter}, "
+        f"{args.case} solve: {seconds:.2f} s, {result.solver} in the {result.placement}, "
+        f"n_iter {result.n_iter}, "
         f"residual {result.residual:.1e}, bound on the sine {result.error_bound:.1e}, "
         f"peak RSS {peak_mb:.0f} MB"
     )
+
+
+def on_workers(W, indices, args) -> None:
+    """``solve`` with the amg iteration on a LocalCluster of ``--workers`` 1-thread processes."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None) as c,
+        Client(c),
+        dask.config.set({"dasklle.eigen.placement": "workers"}),
+    ):
+        solve(W, indices, args)
 
 
 def products(operator, graph, args) -> None:
@@ -150,11 +166,15 @@ def main() -> None:
     parser.add_argument("--tol", type=_auto_or(float), default="auto")
     parser.add_argument("--max-iter", type=_auto_or(int), default="auto")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--data-dir", default=os.path.join(tempfile.gettempdir(), "dasklle-bench"))
     args = parser.parse_args()
     os.makedirs(args.data_dir, exist_ok=True)
     args.n_features = 784 if CASES[args.case][0] == "digits_784" else 3
     W, indices = weights(args.case, args.data_dir)
+    if args.what == "solve" and args.workers:
+        on_workers(W, indices, args)
+        return
     if args.what == "solve":
         solve(W, indices, args)
         return

@@ -147,28 +147,23 @@ class CostMatrix:
         return float(np.mean([len(s) - 1 for s in self.sources]))
 
     def apply(
-        self, X: RowBlocks, *, shift=0.0, take=None, finish=None, finish_args=(), columns=None
+        self, X: RowBlocks, *, shift=0.0, finish=None, finish_args=(), columns=None
     ) -> RowBlocks:
-        """finish((M + shift I) @ take(X)_p, *finish_args_p) per range (M @ X by default).
-
-        ``take`` selects the columns a block contributes (a product inside a larger state);
-        each of ``finish_args`` is a RowBlocks or a per-range list.
-        """
+        """finish((M + shift I) @ X_p, *finish_args_p) per range (M @ X by default); each of
+        ``finish_args`` is a RowBlocks or a per-range list."""
         extras = [
             [a.futures[p] if isinstance(a, RowBlocks) else a[p] for a in finish_args]
             for p in range(len(self.pieces))
         ]
         blocks = [[X.futures[q] for q in sources] for sources in self.sources]
         futures = self.client.map(
-            _cost_product, self.pieces, blocks, extras, shift=float(shift), take=take, finish=finish
+            _cost_product, self.pieces, blocks, extras, shift=float(shift), finish=finish
         )
         return X.like(futures, columns)
 
 
-def _cost_product(piece, blocks, extra, shift, take, finish):
+def _cost_product(piece, blocks, extra, shift, finish):
     local_B, local_BT, own = piece
-    if take is not None:
-        blocks = [take(block) for block in blocks]
     stacked = np.vstack(blocks) if len(blocks) > 1 else blocks[0]
     out = local_BT @ (local_B @ stacked)
     if shift:

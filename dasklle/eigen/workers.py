@@ -194,11 +194,11 @@ class WorkerProblem:
         state = rowblocks.map_blocks(_first_step, b, self.d_inv, scale=1.0 / self.centre)
         for _ in range(self.degree - 1):
             rho_next = 1.0 / (2.0 * sigma - rho)
-            # the product with the step and the update, one task per range
+            # only the step travels to the neighbor ranges; the update runs beside the product
+            step = rowblocks.map_blocks(_part, state, which=0)
             state = self.M32.apply(
-                state,
+                step,
                 shift=self.shift,
-                take=partial(_part, which=0),
                 finish=partial(
                     _after_product, a=rho_next * rho, c=2.0 * rho_next / self.half_width
                 ),
