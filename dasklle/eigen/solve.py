@@ -112,8 +112,8 @@ def choose_placement(solver: str, M, neighbors) -> tuple[str, object]:
 
 
 def client_bytes(n: int) -> int:
-    """What an ``amg`` solve of n rows holds in this process, scaled from its measured peak on
-    digits-784 (2.7 GB at 1,000,000 rows: buffers, operator, hierarchy)."""
+    """What an ``amg`` solve of n rows holds in this process (buffers, operator, hierarchy),
+    scaled from its measured peak (docs/design/eigen.md)."""
     return int(n * 2_700)
 
 

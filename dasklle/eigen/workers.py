@@ -1,12 +1,12 @@
 """The ``"amg"`` solve placed on the Dask workers: the same block LOBPCG, with the operator and
 every n-row block split into row ranges held by the workers (``rowblocks``).
 
-The preconditioner is the V-cycle's two-level form with a smoother that stays inside a range:
-each range smooths with its diagonal block of M (the "hybrid" smoother of parallel multigrid, so
-a smoothing step moves no data), aggregates never cross ranges, and the coarse level (its own
-multigrid hierarchy, ``eigen.coarsest-rows`` at the bottom) lives in the client. The products
-with M go through I - W and its transpose, each range reading the blocks its rows reference.
-Measurements: docs/design/eigen.md.
+The ranges follow spectral clusters of the kNN graph, so that most neighbor references stay
+inside a range. The preconditioner is the client's cycle in two-level form: Chebyshev smoothing
+on all of M in float32 (one task a range and step), aggregates that never cross ranges, and the
+coarse level (its own multigrid hierarchy) in the client. The products with M go through I - W
+and its transpose, each range reading the blocks its rows reference. Measurements:
+docs/design/eigen.md.
 """
 
 from __future__ import annotations
@@ -38,9 +38,8 @@ def locality_order(graph, n_ranges: int, seed: int) -> np.ndarray:
     The graph is coarsened by aggregation to about ``eigen.coarsest-rows`` nodes; the bottom
     eigenvectors of that graph's normalized Laplacian, carried back to every row, are grouped
     into n_ranges clusters by k-means, and rows go by cluster, along the first eigenvector
-    within one. On 100,000 digits-784 points, 4 / 8 / 16 equal ranges of this order leave 8% /
-    16% / 24% of the neighbor references to other ranges, against 39% / 54% / 63% for reverse
-    Cuthill-McKee (docs/design/eigen.md).
+    within one. Along a reverse Cuthill-McKee order instead, most references of high-dimensional
+    data leave their range (docs/design/eigen.md).
     """
     from sklearn.cluster import KMeans
 
@@ -131,7 +130,8 @@ def _minus_row(block: np.ndarray, row: np.ndarray) -> np.ndarray:
 
 class WorkerProblem:
     """M = (I - W)^T (I - W) split into row ranges on the workers, with the two-level
-    preconditioner: range-local smoothing, aggregates within ranges, coarse levels in the client.
+    preconditioner: global Chebyshev smoothing, aggregates within ranges, coarse levels in the
+    client.
 
     Parameters
     ----------
