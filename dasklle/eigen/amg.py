@@ -59,7 +59,7 @@ def bottom_eigenvectors(
         n_components + 1 pairs, ascending, vectors in M's row order.
     """
     n = M.shape[0]
-    M, graph, order = _ordered(M, neighbors)
+    M, graph, order = _ordered(M, neighbors, _range_order(n, client, rng))
     X = rng.standard_normal((n, block))  # drawn when resuming too: the hierarchy's rng stays
     if start is not None and start.shape == X.shape:
         X = np.asarray(start, dtype=np.float64)[order]
@@ -70,10 +70,7 @@ def bottom_eigenvectors(
         if on_iteration is not None:
             on_iteration(n_iter, bound, current, theta)
         if checkpoint is not None:
-            local = current if isinstance(current, np.ndarray) else None
-            checkpoint(
-                n_iter, lambda: _unpermuted(current.gather() if local is None else local, order)
-            )
+            checkpoint(n_iter, lambda: _unpermuted(_in_client(current), order))
 
     if client is not None:
         from . import workers
@@ -108,16 +105,34 @@ def _unpermuted(X: np.ndarray, order: np.ndarray) -> np.ndarray:
     return out
 
 
-def _ordered(M, neighbors):
-    """M and the kNN graph (None without neighbors) in reverse Cuthill-McKee order, and it."""
+def _in_client(block) -> np.ndarray:
+    """An iteration's block as a numpy array (row blocks on the workers are gathered)."""
+    return block if isinstance(block, np.ndarray) else block.gather()
+
+
+def _range_order(n: int, client, rng):
+    """For a solve on the workers, the function that orders the kNN graph's rows into the
+    workers' ranges (``workers.locality_order``); None in this process."""
+    if client is None:
+        return None
+    from . import workers
+
+    n_ranges = len(workers.row_bounds(n, client)) - 1
+    seed = int(rng.integers(2**31 - 1))
+    return lambda graph: workers.locality_order(graph, n_ranges, seed)
+
+
+def _ordered(M, neighbors, order_of=None):
+    """M and the kNN graph (None without neighbors) in the order ``order_of(graph)`` gives,
+    reverse Cuthill-McKee by default, and that order."""
     n = M.shape[0]
     graph = multigrid.knn_graph(neighbors, n) if neighbors is not None else None
-    if graph is not None:
-        pattern = graph
+    if order_of is not None:
+        order = order_of(graph)
     else:
-        pattern = M.tocsr() if isinstance(M, CostOperator) else M
-    order = reverse_cuthill_mckee(sp.csr_matrix(pattern), symmetric_mode=True)
-    del pattern
+        pattern = graph if graph is not None else (M.tocsr() if isinstance(M, CostOperator) else M)
+        order = reverse_cuthill_mckee(sp.csr_matrix(pattern), symmetric_mode=True)
+        del pattern
     if isinstance(M, CostOperator):
         M = M.permuted(order)
     else:

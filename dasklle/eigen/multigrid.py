@@ -135,8 +135,8 @@ class BlockVCycle:
         """The K-cycle's coarse correction: up to two steps of flexible CG on A x = b, column by
         column, preconditioned by the cycle of this level (Notay & Vassilevski 2008).
 
-        Plain aggregation loses accuracy on every level it adds, so the V-cycle's iteration
-        counts grow with n; minimising over the cycle's own corrections restores them.
+        Plain aggregation loses accuracy on every level it adds; minimising over the cycle's own
+        corrections brings the cycle close to an exact solve on this level (docs/design/eigen.md).
         """
         A = self.A[level]
         c1 = self._cycle(level, b)
@@ -145,7 +145,7 @@ class BlockVCycle:
         rho1 = np.where(rho1 > 0, rho1, np.inf)  # a zero column: no correction
         alpha1 = _column_dots(c1, b) / rho1
         remainder = b - alpha1 * v1
-        # second step only for the columns the first left far from solved
+        # a second step unless the first left every column nearly solved
         if np.all(_column_norms(remainder) <= self.krylov_threshold * _column_norms(b)):
             return alpha1 * c1
         c2 = self._cycle(level, remainder)

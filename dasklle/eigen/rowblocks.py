@@ -103,24 +103,23 @@ def map_blocks(function, *parts: RowBlocks | list, **kwargs) -> RowBlocks:
 
 
 class CostMatrix:
-    """M = B^T B on the workers, B sparse (n, n) split into the row ranges of
-    ``bounds``: one task per range and product, which reads the blocks within two hops of its
-    rows and forms the rows of B X it needs itself (rather than a second round of tasks).
+    """M = B^T B on the workers, B sparse (n, n) split into the row ranges of ``bounds``: one
+    task per range and product, which reads the blocks within two hops of its rows and forms the
+    rows of B X it needs itself (rather than a second round of tasks).
 
-    Parameters
-    ----------
-    client : distributed.Client
-    B, BT : scipy sparse (n, n) B and its transpose, rows and columns in the order the bounds
-        split
-    bounds : row range starts and the end, (P + 1,)
-    dtype : the precision of the products
+    ``pieces[p]`` (futures) holds range p's rows of B and B^T with their columns renumbered into
+    the stacked blocks of the ranges ``sources[p]``; ``from_operator`` builds them.
     """
 
-    def __init__(self, client, B, BT, bounds: np.ndarray, dtype=np.float64):
-        B, BT = sp.csr_array(B, dtype=dtype), sp.csr_array(BT, dtype=dtype)
-        self.client, self.bounds = client, bounds
-        self.sources: list[list[int]] = []
-        pieces = []
+    def __init__(self, client, pieces: list, sources: list[list[int]], bounds: np.ndarray):
+        self.client, self.pieces, self.sources, self.bounds = client, pieces, sources, bounds
+
+    @classmethod
+    def from_operator(cls, client, B, BT, bounds: np.ndarray) -> CostMatrix:
+        """B and B^T (scipy sparse, rows and columns in the order the bounds split) cut into
+        the ranges of ``bounds`` (starts and the end) and scattered to the workers."""
+        B, BT = sp.csr_array(B), sp.csr_array(BT)
+        sources, pieces = [], []
         for p in range(len(bounds) - 1):
             transposed = BT[bounds[p] : bounds[p + 1]]
             needed = np.unique(transposed.indices)  # the rows of B X this range reads
@@ -138,17 +137,16 @@ class CostMatrix:
                 (transposed.data, np.searchsorted(needed, transposed.indices), transposed.indptr),
                 shape=(transposed.shape[0], len(needed)),
             )
-            self.sources.append(used.tolist())
+            sources.append(used.tolist())
             pieces.append((local_B, local_BT, int(offsets[p])))
-        self.pieces = client.scatter(pieces)
+        return cls(client, client.scatter(pieces), sources, bounds)
 
-    def reads(self) -> float:
-        """Mean number of other ranges a range's product reads."""
-        return float(np.mean([len(s) - 1 for s in self.sources]))
+    def astype(self, dtype) -> CostMatrix:
+        """The same matrix in dtype, converted on the workers."""
+        pieces = self.client.map(_piece_as, self.pieces, dtype=dtype)
+        return CostMatrix(self.client, pieces, self.sources, self.bounds)
 
-    def apply(
-        self, X: RowBlocks, *, shift=0.0, finish=None, finish_args=(), columns=None
-    ) -> RowBlocks:
+    def apply(self, X: RowBlocks, *, shift=0.0, finish=None, finish_args=()) -> RowBlocks:
         """finish((M + shift I) @ X_p, *finish_args_p) per range (M @ X by default); each of
         ``finish_args`` is a RowBlocks or a per-range list."""
         extras = [
@@ -159,7 +157,12 @@ class CostMatrix:
         futures = self.client.map(
             _cost_product, self.pieces, blocks, extras, shift=float(shift), finish=finish
         )
-        return X.like(futures, columns)
+        return X.like(futures)
+
+
+def _piece_as(piece, dtype):
+    local_B, local_BT, own = piece
+    return local_B.astype(dtype), local_BT.astype(dtype), own
 
 
 def _cost_product(piece, blocks, extra, shift, finish):

@@ -24,9 +24,10 @@ from .lobpcg import LobpcgResult, basis_from_gram, subspace_bound
 from .rowblocks import CostMatrix, RowBlocks
 
 
-def row_bounds(n: int, n_workers: int) -> np.ndarray:
-    """Row range starts (and the end): at least two ranges a worker, none above
-    ``eigen.worker-range-rows`` rows."""
+def row_bounds(n: int, client) -> np.ndarray:
+    """Row range starts (and the end): at least two ranges for each of the client's workers,
+    none above ``eigen.worker-range-rows`` rows."""
+    n_workers = len(client.scheduler_info()["workers"])
     ranges = max(2 * n_workers, math.ceil(n / int(config.get("eigen.worker-range-rows"))))
     ranges = min(ranges, max(1, n // 50))
     return np.linspace(0, n, ranges + 1).round().astype(np.int64)
@@ -78,34 +79,19 @@ def _spectral_coordinates(graph, wanted: int) -> np.ndarray:
     return coordinates
 
 
-class _Reordered:
-    """Row blocks in a locality order, gathered back into the order they came in."""
-
-    def __init__(self, blocks: RowBlocks, order: np.ndarray):
-        self.blocks, self.order = blocks, order
-
-    def gather(self) -> np.ndarray:
-        from .amg import _unpermuted
-
-        return _unpermuted(self.blocks.gather(), self.order)
-
-
 def _first_step(b: np.ndarray, d_inv: np.ndarray, scale: float) -> tuple:
-    """Chebyshev's first step from zero: [step | residual | x]."""
+    """Chebyshev's first step from zero: (step, residual, x)."""
     step = d_inv[:, None] * b * scale
     return step, b, step
 
 
-def _next_step(state: tuple, product: np.ndarray, d_inv: np.ndarray, a: float, c: float):
-    """residual -= A step; step = a step + c D^-1 residual; x += step, on [step | residual | x]."""
+def _next_step(product: np.ndarray, state: tuple, d_inv: np.ndarray, a: float, c: float):
+    """With product = A step: residual -= product; step = a step + c D^-1 residual; x += step,
+    on the state (step, residual, x)."""
     step, residual, x = state
     residual = residual - product
     step = a * step + c * (d_inv[:, None] * residual)
     return step, residual, x + step
-
-
-def _after_product(product: np.ndarray, state: np.ndarray, d_inv: np.ndarray, a: float, c: float):
-    return _next_step(state, product, d_inv, a, c)
 
 
 def _part(state: tuple, which: int) -> np.ndarray:
@@ -141,15 +127,13 @@ class WorkerProblem:
     rng : numpy Generator (aggregation and spectral radius estimates)
     """
 
-    def __init__(self, client, M: CostOperator, graph, rng, bounds: np.ndarray | None = None):
+    def __init__(self, client, M: CostOperator, graph, rng):
         n = M.shape[0]
         self.client, self.n = client, n
-        if bounds is None:
-            bounds = row_bounds(n, len(client.scheduler_info()["workers"]))
-        self.bounds = bounds
-        self.M = CostMatrix(client, M.B, M.BT, self.bounds)
+        self.bounds = row_bounds(n, client)
+        self.M = CostMatrix.from_operator(client, M.B, M.BT, self.bounds)
         # the preconditioner runs in float32, as in the client (the same iterations)
-        self.M32 = CostMatrix(client, M.B, M.BT, self.bounds, np.float32)
+        self.M32 = self.M.astype(np.float32)
         self.shift = float(config.get("eigen.shift-fraction")) * float(M.diagonal().mean())
         shifted = M.with_shift(self.shift)
         d_inv = (1.0 / shifted.diagonal()).astype(np.float32)
@@ -183,10 +167,6 @@ class WorkerProblem:
         """M @ X, through I - W and its transpose."""
         return self.M.apply(X)
 
-    def times_shifted(self, X: RowBlocks) -> RowBlocks:
-        """(M + shift * I) @ X."""
-        return self.M.apply(X, shift=self.shift)
-
     def smooth(self, b: RowBlocks) -> RowBlocks:
         """``degree`` Chebyshev steps on (M + shift I) x = b from zero (Saad, Algorithm 12.1)."""
         sigma = self.centre / self.half_width
@@ -199,9 +179,7 @@ class WorkerProblem:
             state = self.M32.apply(
                 step,
                 shift=self.shift,
-                finish=partial(
-                    _after_product, a=rho_next * rho, c=2.0 * rho_next / self.half_width
-                ),
+                finish=partial(_next_step, a=rho_next * rho, c=2.0 * rho_next / self.half_width),
                 finish_args=(state, self.d_inv),
             )
             rho = rho_next
@@ -219,7 +197,7 @@ class WorkerProblem:
         restricted = self.client.gather(
             rowblocks.map_blocks(_restricted, self.aggregations, residual).futures
         )
-        correction = self.coarse(np.vstack(restricted).astype(np.float32))
+        correction = self.coarse(np.vstack(restricted))
         split = np.split(correction, np.cumsum(self.coarse_sizes)[:-1])
         x = rowblocks.map_blocks(_prolonged, x, self.aggregations, split)
         residual = self._residual(R, x)
@@ -227,8 +205,7 @@ class WorkerProblem:
 
     def deflated(self, X: RowBlocks) -> RowBlocks:
         """X without its component along the constant vector."""
-        means = rowblocks.column_sums(X) / self.n
-        return rowblocks.map_blocks(_minus_row, X, [means] * len(X.futures))
+        return rowblocks.map_blocks(_minus_row, X, row=rowblocks.column_sums(X) / self.n)
 
     def scattered(self, X: np.ndarray) -> RowBlocks:
         pieces = [
@@ -306,23 +283,12 @@ def _ritz(gram_A: np.ndarray, gram: np.ndarray, block: int) -> tuple[np.ndarray,
 def solve(
     client, M: CostOperator, graph, X: np.ndarray, n_components: int, *, rng, **options
 ) -> LobpcgResult:
-    """``lobpcg_on_workers`` from the start block X, the n_components + 1 lowest vectors
-    returned in the rows' order as given. The rows are put in ``locality_order`` first, and
-    ``on_iteration`` sees row blocks whose ``gather`` gives them back in the given order.
-    ``options``: tol, max_iter, on_iteration and first_iteration."""
-    from .amg import _unpermuted
-
-    bounds = row_bounds(M.shape[0], len(client.scheduler_info()["workers"]))
-    order = locality_order(graph, len(bounds) - 1, int(rng.integers(2**31 - 1)))
-    graph = sp.csr_array(graph)[order][:, order]
-    problem = WorkerProblem(client, M.permuted(order), graph, rng, bounds)
-    report = options.pop("on_iteration", None)
-    if report is not None:
-        options["on_iteration"] = lambda n, b, blocks, theta: report(
-            n, b, _Reordered(blocks, order), theta
-        )
+    """``lobpcg_on_workers`` from the start block X; M, graph and X with their rows in
+    ``locality_order`` (the ranges are slices of it), the n_components + 1 lowest vectors
+    returned in that order. ``options``: tol, max_iter, on_iteration and first_iteration."""
+    problem = WorkerProblem(client, M, graph, rng)
     theta, X, n_iter, bound = lobpcg_on_workers(
-        problem, problem.scattered(X[order]), n_wanted=n_components, **options
+        problem, problem.scattered(X), n_wanted=n_components, **options
     )
     kept = rowblocks.combine([X], np.eye(len(theta))[:, : n_components + 1])
-    return LobpcgResult(theta, _unpermuted(kept.gather(), order), n_iter, bound)
+    return LobpcgResult(theta, kept.gather(), n_iter, bound)
