@@ -103,11 +103,11 @@ def choose_placement(solver: str, M, neighbors) -> tuple[str, object]:
         )
         return "client", None
     if asked == "auto":
-        asked = (
-            "workers"
-            if possible and M.shape[0] >= config.get("eigen.workers-min-rows")
-            else "client"
-        )
+        import psutil
+
+        large = M.shape[0] >= config.get("eigen.workers-min-rows")
+        too_big = client_bytes(M.shape[0]) > psutil.virtual_memory().available / 2
+        asked = "workers" if possible and (large or too_big) else "client"
     return asked, (client if asked == "workers" else None)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-from dasklle.eigen import null_space, rowblocks, workers
+from dasklle.eigen import null_space, rowblocks, solve, workers
 from dasklle.eigen.amg import _ordered
 from dasklle.eigen.solve import choose_placement
 from dasklle.exceptions import FallbackWarning
@@ -40,13 +40,17 @@ def test_both_placements_agree_with_dense(client, problem):
     assert max_sine(found["client"].vectors, found["workers"].vectors) <= PLACEMENT_MAX_SINE
 
 
-def test_auto_places_large_problems_on_the_workers(client, problem):
+def test_auto_places_large_problems_on_the_workers(client, problem, monkeypatch):
     M, indices = problem
     with dask.config.set({"dasklle.eigen.workers-min-rows": 300}):
         assert choose_placement("amg", M, indices) == ("workers", client)
         assert choose_placement("factored", M, indices)[0] == "client"
         assert choose_placement("amg", M.tocsr(), indices)[0] == "client"  # not the operator
     assert choose_placement("amg", M, indices)[0] == "client"  # below the threshold
+    # a solve the client could not hold goes to the workers whatever its size
+    with monkeypatch.context() as patch:
+        patch.setattr(solve, "client_bytes", lambda n: 2**62)
+        assert choose_placement("amg", M, indices)[0] == "workers"
 
 
 def test_workers_without_a_cluster_run_in_the_client_and_say_so(problem):
