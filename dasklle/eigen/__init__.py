@@ -12,7 +12,9 @@ module             holds
 ``factored``       the ``"factored"`` solver: ARPACK shift-invert through one sparse LU of I - W
 ``amg``            the ``"amg"`` solver: row ordering, shifted hierarchy, block LOBPCG
 ``lobpcg``         dasklle's block LOBPCG iteration
-``multigrid``      the ``"amg"`` preconditioner: kNN-graph aggregation and the block V-cycle
+``multigrid``      the ``"amg"`` preconditioner: kNN-graph aggregation and the block V- or K-cycle
+``workers``        the ``"amg"`` iteration on the Dask workers: ranges, preconditioner, LOBPCG
+``rowblocks``      n-row blocks held on the workers and the products and reductions on them
 ``kernels``        numba row-parallel CSR kernels for large products (imported only when used)
 =================  ==============================================================================
 
