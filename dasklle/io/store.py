@@ -59,7 +59,9 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):
-        return value.item()
+        return _jsonable(value.item())
+    if isinstance(value, float) and not np.isfinite(value):
+        return None  # JSON has no inf or nan
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     return repr(value)
@@ -91,11 +93,6 @@ def write_embedding(
     return group
 
 
-def _progress(saved: dict[str, Any] | None) -> int:
-    """How far a saved partial state had got (-1: none)."""
-    return -1 if saved is None else int(saved["attributes"].get("progress", 0))
-
-
 class Checkpoints:
     """Stage results kept in a store's ``stages`` group, each with its fingerprint.
 
@@ -111,6 +108,14 @@ class Checkpoints:
         self.overwrite = overwrite
 
     def load(self, stage: str, fingerprint: str) -> dict[str, Any] | None:
+        group = self._complete_group(stage, fingerprint)
+        if group is None:
+            return None
+        arrays = {name: np.asarray(array[...]) for name, array in group.arrays()}
+        return {"attributes": dict(group.attrs), **arrays}
+
+    def _complete_group(self, stage: str, fingerprint: str):
+        """The stage's group if it is complete and of this fingerprint (and resuming), or None."""
         import zarr
 
         if not self.resume:
@@ -119,11 +124,15 @@ class Checkpoints:
             group = zarr.open_group(store=self.path, mode="r")[f"stages/{stage}"]
         except Exception:  # no store, no stages group or no such stage
             return None
-        attributes = dict(group.attrs)
+        attributes = group.attrs
         if not attributes.get("complete") or attributes.get("fingerprint") != fingerprint:
             return None
-        arrays = {name: np.asarray(array[...]) for name, array in group.arrays()}
-        return {"attributes": attributes, **arrays}
+        return group
+
+    def _partial_progress(self, stage: str, fingerprint: str, slot: str) -> int:
+        """How far the state in a slot had got (-1: none), read from its attributes alone."""
+        group = self._complete_group(f"{stage}-partial-{slot}", fingerprint)
+        return -1 if group is None else int(group.attrs.get("progress", 0))
 
     def save(
         self,
@@ -153,15 +162,13 @@ class Checkpoints:
     def save_partial(self, stage: str, fingerprint: str, arrays, attributes) -> None:
         """Keep the state of an unfinished stage, in two slots written in turn: a run killed
         while writing one still finds the other complete."""
-        kept = [self.load(f"{stage}-partial-{slot}", fingerprint) for slot in "ab"]
-        older = min("ab", key=lambda slot: _progress(kept["ab".index(slot)]))
+        older = min("ab", key=lambda slot: self._partial_progress(stage, fingerprint, slot))
         self.save(f"{stage}-partial-{older}", fingerprint, arrays, attributes)
 
     def load_partial(self, stage: str, fingerprint: str) -> dict[str, Any] | None:
         """The furthest complete state of an unfinished stage, or None."""
-        kept = [self.load(f"{stage}-partial-{slot}", fingerprint) for slot in "ab"]
-        kept = [saved for saved in kept if saved is not None]
-        return max(kept, key=_progress) if kept else None
+        furthest = max("ab", key=lambda slot: self._partial_progress(stage, fingerprint, slot))
+        return self.load(f"{stage}-partial-{furthest}", fingerprint)
 
     def begin(self, input_fingerprint: str) -> None:
         """Start a run: empty the store if asked to, mark it incomplete and record the input."""

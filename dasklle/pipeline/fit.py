@@ -197,9 +197,7 @@ def store_attributes(result: LLEResult, parameters: dict[str, Any]) -> dict[str,
         "reconstruction_error": result.reconstruction_error,
         "eigen_solver": result.eigen_solver,
         "eigen_residual": result.eigen_residual,
-        "eigen_error_bound": (
-            result.eigen_error_bound if np.isfinite(result.eigen_error_bound) else None
-        ),
+        "eigen_error_bound": result.eigen_error_bound,
         "eigen_tol": result.eigen_tol,
         "eigen_placement": result.eigen_placement,
         "eigen_iterations": result.eigen_iterations,

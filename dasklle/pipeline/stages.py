@@ -256,7 +256,7 @@ EIGEN = Stage(
             "solver": space.solver,
             "residual": space.residual,
             "n_iter": space.n_iter,
-            "error_bound": space.error_bound if np.isfinite(space.error_bound) else None,
+            "error_bound": space.error_bound,
             "tol": space.tol,
             "placement": space.placement,
         },
