@@ -6,6 +6,7 @@ One module per command, each with ``HELP``, ``add_arguments(parser)`` and ``run(
 - ``demo``: a generated swiss roll, its store and a PNG;
 - ``sweep``: the reconstruction error over a grid of n_neighbors x n_components;
 - ``plot``: PNGs of a store;
+- ``view``: an interactive HTML page of a store's embedding;
 - ``info``: what a store holds;
 - ``bench``: benchmark cases against scikit-learn (the harness is ``dasklle.bench``).
 
@@ -20,7 +21,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import bench, common, demo, embed, info, plot, sweep
+from . import bench, common, demo, embed, info, plot, sweep, view
 
 # in the order `dasklle --help` lists them
 COMMANDS = {
@@ -28,6 +29,7 @@ COMMANDS = {
     "embed": embed,
     "sweep": sweep,
     "plot": plot,
+    "view": view,
     "info": info,
     "bench": bench,
 }

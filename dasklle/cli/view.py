@@ -1,0 +1,98 @@
+"""``dasklle view``: one HTML file with an interactive WebGL scatter of a store's embedding."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from . import common
+
+HELP = "an HTML page of a store's embedding: zoom, pan, colour by label, hover (no server needed)."
+# An existing file at --out is replaced only when it carries this mark (a page this command wrote).
+GENERATOR_MARK = b'<meta name="generator" content="dasklle view">'
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("store", help="a zarr store holding a complete embedding.")
+    parser.add_argument("--labels", help="labels to colour by: a .npy file or a zarr array.")
+    parser.add_argument(
+        "--image-shape",
+        help="HEIGHTxWIDTH of one point as an image, e.g. 28x28: hover shows the image.",
+    )
+    parser.add_argument(
+        "--images",
+        help="the data the images come from (default: the input the store records).",
+    )
+    parser.add_argument(
+        "--max-images",
+        type=int,
+        default=20_000,
+        help="images the page holds at most (a random sample beyond; each is read from the input).",
+    )
+    parser.add_argument("--out", help="the HTML file (default: the store's path with .html).")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..io.store import read_embedding
+    from ..view import write_html
+    from .plot import load_labels
+
+    out = args.out or common.prefix(args.store) + ".html"
+    _check_out(out)
+    shape = _image_shape(args.image_shape) if args.image_shape else None
+    if args.max_images < 0:
+        raise ValueError(f"--max-images must be >= 0; got {args.max_images}.")
+    embedding, attributes = read_embedding(args.store)
+    labels = load_labels(args.labels) if args.labels else None
+    if labels is not None and len(labels) != len(embedding):
+        raise ValueError(
+            f"--labels has {len(labels):,} entries; the embedding has {len(embedding):,} rows."
+        )
+    images = rows = None
+    if shape is not None:
+        source = args.images or attributes.get("input")
+        rows, images = _read_images(source, len(embedding), args.max_images)
+    size = write_html(
+        embedding, out, labels=labels, images=images, image_rows=rows, image_shape=shape
+    )
+    print(f"wrote {out} ({size / 1e6:.1f} MB)")
+    return 0
+
+
+def _check_out(out: str) -> None:
+    """Refuse to replace a file this command did not write, or to write into a missing folder."""
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder):
+        raise ValueError(f"--out {out!r}: the folder {folder!r} does not exist.")
+    if os.path.isdir(out):
+        raise ValueError(f"--out {out!r} is a folder; give an .html file.")
+    if os.path.exists(out):
+        with open(out, "rb") as f:
+            if GENERATOR_MARK not in f.read(4096):
+                raise ValueError(f"--out {out!r} exists and is not a page dasklle view wrote.")
+
+
+def _image_shape(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--image-shape must be HEIGHTxWIDTH, e.g. 28x28; got {text!r}.") from None
+    if height < 1 or width < 1:
+        raise ValueError(f"--image-shape must be positive; got {text!r}.")
+    return height, width
+
+
+def _read_images(source, n: int, limit: int):
+    """A sorted random sample of at most ``limit`` rows of the input, read lazily."""
+    import numpy as np
+
+    from ..io.inputs import open_path
+
+    if not isinstance(source, str):
+        raise ValueError("--image-shape: the store records no input file; give --images.")
+    X = open_path(source)
+    if X.shape[0] != n:
+        raise ValueError(f"--images {source!r} has {X.shape[0]:,} rows; the embedding has {n:,}.")
+    rng = np.random.default_rng(0)
+    rows = np.arange(n) if n <= limit else np.sort(rng.choice(n, limit, replace=False))
+    return rows, np.asarray(X[rows].compute(scheduler="threads"))
