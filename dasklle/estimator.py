@@ -113,6 +113,9 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Sum of the kept eigenvalues of M, as scikit-learn defines it.
     eigenvalues_ : ndarray of shape (max(n_components, n_eigenvalues),)
         The bottom eigenvalues of M above the constant vector's, ascending.
+    eigenvalue_estimates_ : ndarray of shape (m, 2)
+        Eigenvalues above ``eigenvalues_`` that the solver estimated on the way, each with its
+        residual (an eigenvalue of M lies within it); for the spectrum plot.
     neighbor_indices_ : ndarray of shape (n_samples, n_neighbors)
     weights_ : ndarray of shape (n_samples, n_neighbors) or None
         Barycentric weights (``method="standard"``); row i reconstructs point i from
@@ -247,6 +250,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.eigen_placement_ = result.eigen_placement
         self.eigen_residual_ = result.eigen_residual
         self.eigen_error_bound_ = result.eigen_error_bound
+        self.eigenvalue_estimates_ = result.eigenvalue_estimates
         self.n_iter_ = result.eigen_iterations
         self.neighbors_algorithm_ = result.neighbors_algorithm
         self.n_graph_components_ = result.n_graph_components
@@ -421,20 +425,11 @@ modified_tol, random_state, n_jobs, neighbors_algorithm, chunk_rows, n_eigenvalu
         The sum of the kept eigenvalues of M (scikit-learn's ``reconstruction_error_``).
     """
     params: dict[str, Any] = dict(
-        n_neighbors=n_neighbors,
-        n_components=n_components,
-        reg=reg,
-        eigen_solver=eigen_solver,
-        tol=tol,
-        max_iter=max_iter,
-        method=method,
-        hessian_tol=hessian_tol,
-        modified_tol=modified_tol,
-        random_state=random_state,
-        n_jobs=n_jobs,
-        neighbors_algorithm=neighbors_algorithm,
-        chunk_rows=chunk_rows,
+        n_neighbors=n_neighbors, n_components=n_components, reg=reg, eigen_solver=eigen_solver,
+        tol=tol, max_iter=max_iter, method=method, hessian_tol=hessian_tol,
+        modified_tol=modified_tol, random_state=random_state, n_jobs=n_jobs,
+        neighbors_algorithm=neighbors_algorithm, chunk_rows=chunk_rows,
         n_eigenvalues=n_eigenvalues,
-    )
+    )  # fmt: skip
     model = LocallyLinearEmbedding(**params).fit(X)
     return model.embedding_, model.reconstruction_error_

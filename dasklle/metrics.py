@@ -133,6 +133,90 @@ def _rank_penalty(ranks: np.ndarray, outside: np.ndarray, n: int, k: int) -> flo
     return float(1.0 - penalty * (2.0 / (m * k * (2.0 * n - 3.0 * k - 1.0))))
 
 
+def neighborhood_scores(
+    X: da.Array | np.ndarray,
+    embeddings: list[np.ndarray],
+    *,
+    n_neighbors: int = 10,
+    sample_size: int = DEFAULT_SAMPLE,
+    random_state: int = 0,
+) -> list[tuple[float, float]]:
+    """Sampled (trustworthiness, continuity) of several embeddings of the same data, in one pass
+    over ``X`` (a parameter sweep's embeddings).
+
+    Parameters
+    ----------
+    X : dask array or array-like of shape (n_samples, n_features)
+        The input data.
+    embeddings : list of ndarray of shape (n_samples, n_components_i)
+        The embeddings, in memory.
+    n_neighbors, sample_size, random_state
+        As for :func:`neighborhood_quality`.
+
+    Returns
+    -------
+    list of (float, float)
+        Trustworthiness and continuity of each embedding, on the same sampled points.
+    """
+    X = X if isinstance(X, da.Array) else da.from_array(np.asarray(X))
+    k = int(min(n_neighbors, X.shape[0] - 2))
+    sample = _sample(X.shape[0], sample_size, random_state)
+    return _scores(X, embeddings, sample, k)[0]
+
+
+def _scores(X: da.Array, embeddings, sample: np.ndarray, k: int):
+    """(trustworthiness, continuity) per embedding, and the sample's input-space neighbors.
+
+    The embeddings' neighbor lists of the sampled points are stacked side by side, so that one
+    scan of the data ranks them all in input space.
+    """
+    n = X.shape[0]
+    # Embedding-space neighbors of the sample (in memory: the embedding is small), a batch of
+    # sampled rows at a time: (sample x n) distances at a million points would be 16 GB.
+    batches = _batches(len(sample), n, k)
+    Ys = [np.asarray(Y, dtype=np.float64) for Y in embeddings]
+    emb_nbrs = [
+        np.concatenate([_embedding_neighbors(Y, sample[b], k) for b in batches]) for Y in Ys
+    ]
+    input_nbrs, counts = _input_scan(X, sample, np.concatenate(emb_nbrs, axis=1), k)
+    scores = []
+    for e, (Y, nbrs) in enumerate(zip(Ys, emb_nbrs, strict=True)):
+        # Ranks are 1-based: rank = number of other points strictly closer + 1.
+        in_input = (nbrs[:, :, None] == input_nbrs[:, None, :]).any(-1)
+        trust = _rank_penalty(counts[:, e * k : (e + 1) * k] + 1, ~in_input, n, k)
+        # Continuity: ranks, in the embedding, of the true neighbors that the embedding lost.
+        ranks = np.concatenate([_embedding_ranks(Y, sample[b], input_nbrs[b]) for b in batches])
+        in_emb = (input_nbrs[:, :, None] == nbrs[:, None, :]).any(-1)
+        scores.append((trust, _rank_penalty(ranks, ~in_emb, n, k)))
+    return scores, input_nbrs
+
+
+def _input_scan(X: da.Array, sample: np.ndarray, targets: np.ndarray, k: int):
+    """One pass over the data: each sampled point's k nearest rows, and for each of its targets
+    the number of rows closer than it."""
+    # Input-space distances from each sampled point to its targets: the thresholds whose rank
+    # in input space we count while scanning the data.
+    queries = take_rows(X, sample)
+    shared_queries, shared_sample = shared(queries, sample)
+    thresholds = _thresholds(X, shared_queries, targets)
+
+    # a scan task holds its block in float64, and (sample x block) distances, indices and
+    # comparison flags for each target
+    per_row = len(sample) * (24 + 2 * targets.shape[1]) + 16 * X.shape[1]
+    X = X.rechunk({0: rows_within(per_row, at_least=64)})
+    scan = dask.delayed(_block_scan, pure=True)
+    # one key each (scattered on a cluster), not a copy inside every task
+    shared_thresholds, shared_targets = shared(thresholds, targets)
+    parts = [
+        scan(block, shared_queries, shared_thresholds, shared_targets, shared_sample, int(off), k)
+        for block, off in zip(
+            X.to_delayed(optimize_graph=False).ravel(), row_offsets(X.chunks[0]), strict=True
+        )
+    ]
+    ((_, input_nbrs, counts),) = compute(tree_reduce(parts, functools.partial(_merge_scans, k=k)))
+    return input_nbrs, counts
+
+
 def neighborhood_quality(
     X: da.Array | np.ndarray,
     embedding: np.ndarray,
@@ -168,43 +252,7 @@ def neighborhood_quality(
     n = X.shape[0]
     k = int(min(n_neighbors, n - 2))
     sample = _sample(n, sample_size, random_state)
-    Y = np.asarray(embedding, dtype=np.float64)
-
-    # Embedding-space neighbors of the sample (in memory: the embedding is small), a batch of
-    # sampled rows at a time: (sample x n) distances at a million points would be 16 GB.
-    batches = _batches(len(sample), n, k)
-    emb_nbrs = np.concatenate([_embedding_neighbors(Y, sample[b], k) for b in batches])
-
-    # Input-space distances from each sampled point to its embedding neighbors: the thresholds
-    # whose rank in input space we count while scanning the data.
-    queries = take_rows(X, sample)
-    shared_queries, shared_sample = shared(queries, sample)
-    thresholds = _thresholds(X, shared_queries, emb_nbrs)
-
-    # a scan task holds its block in float64, and (sample x block) distances, indices and k
-    # comparison flags
-    per_row = len(sample) * (24 + 2 * k) + 16 * X.shape[1]
-    X = X.rechunk({0: rows_within(per_row, at_least=64)})
-    scan = dask.delayed(_block_scan, pure=True)
-    # one key each (scattered on a cluster), not a copy inside every task
-    shared_thresholds, shared_targets = shared(thresholds, emb_nbrs)
-    parts = [
-        scan(block, shared_queries, shared_thresholds, shared_targets, shared_sample, int(off), k)
-        for block, off in zip(
-            X.to_delayed(optimize_graph=False).ravel(), row_offsets(X.chunks[0]), strict=True
-        )
-    ]
-    ((_, input_nbrs, counts),) = compute(tree_reduce(parts, functools.partial(_merge_scans, k=k)))
-
-    # Ranks are 1-based: rank = number of other points strictly closer + 1.
-    in_input = (emb_nbrs[:, :, None] == input_nbrs[:, None, :]).any(-1)
-    trust = _rank_penalty(counts + 1, ~in_input, n, k)
-
-    # Continuity: ranks, in the embedding, of the true neighbors that the embedding lost.
-    emb_ranks = np.concatenate([_embedding_ranks(Y, sample[b], input_nbrs[b]) for b in batches])
-    in_emb = (input_nbrs[:, :, None] == emb_nbrs[:, None, :]).any(-1)
-    cont = _rank_penalty(emb_ranks, ~in_emb, n, k)
-
+    ((trust, cont),), input_nbrs = _scores(X, [embedding], sample, k)
     result = {"trustworthiness": trust, "continuity": cont, "sample_size": int(len(sample))}
     if neighbor_indices is not None:
         kr = min(k, neighbor_indices.shape[1])

@@ -50,6 +50,37 @@ def add_input_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_data_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--data",
+        help=f"the input data, for {what} (default: the input file the store records).",
+    )
+
+
+def image_shape(text: str) -> tuple[int, int]:
+    """``--image-shape HEIGHTxWIDTH`` as two positive integers."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--image-shape must be HEIGHTxWIDTH, e.g. 28x28; got {text!r}.") from None
+    if height < 1 or width < 1:
+        raise ValueError(f"--image-shape must be positive; got {text!r}.")
+    return height, width
+
+
+def open_data(path: str | None, attributes: dict, n: int):
+    """The input behind a store as a lazy dask array: ``--data`` or the path the store records."""
+    from ..io.inputs import open_path
+
+    source = path or attributes.get("input")
+    if not isinstance(source, str):
+        raise ValueError("--data: the store records no input file; give the data with --data.")
+    X = open_path(source)
+    if X.shape[0] != n:
+        raise ValueError(f"--data {source!r} has {X.shape[0]:,} rows; the embedding has {n:,}.")
+    return X
+
+
 def add_scheduler_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("where it runs")
     group.add_argument(

@@ -1,5 +1,5 @@
 """``dasklle plot``: PNGs of what a store holds (embedding, spectrum of M, M ordered by label,
-sweep)."""
+local reconstructions, weight preservation, sweep)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,20 @@ import os
 
 from . import common
 
-HELP = "PNGs of a store: embedding scatter, spectrum of M, M ordered by label, sweep."
+HELP = (
+    "PNGs of a store: embedding, spectrum of M, M ordered by label, local reconstructions, "
+    "weight preservation, sweep."
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("store", help="a zarr store written by dasklle embed/demo/sweep.")
     parser.add_argument("--labels", help="labels to colour by: a .npy file or a zarr array.")
+    parser.add_argument(
+        "--image-shape",
+        help="HEIGHTxWIDTH of one point as an image (e.g. 28x28): reconstructions drawn as images.",
+    )
+    common.add_data_flag(parser, "the reconstruction views")
     parser.add_argument(
         "--out-prefix",
         help="prefix of the PNG files (default: the store's path without its extension).",
@@ -22,8 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..io.store import read_attributes
-    from ..plotting import plot_sweep
-    from ..sweep import SweepRow, as_grid
+    from ..sweep import SweepRow, plot
 
     attributes = read_attributes(args.store)
     prefix = args.out_prefix or common.prefix(args.store)
@@ -31,9 +38,10 @@ def run(args: argparse.Namespace) -> int:
     written = []
     if attributes.get("complete"):
         written += _plot_embedding(args.store, attributes, prefix, labels)
+        written += _plot_weights(args, attributes, prefix)
     if "sweep" in attributes:
         rows = [SweepRow(**row) for row in attributes["sweep"]]
-        plot_sweep(*as_grid(rows), prefix + "-sweep.png")
+        plot(rows, prefix + "-sweep.png")
         written.append(prefix + "-sweep.png")
     if not written:
         raise ValueError(f"store {args.store!r} holds neither a complete embedding nor a sweep.")
@@ -55,7 +63,12 @@ def _plot_embedding(store: str, attributes: dict, prefix: str, labels) -> list[s
         )
     plotting.plot_embedding(embedding, prefix + "-embedding.png", labels=labels)
     d = embedding.shape[1]
-    plotting.plot_spectrum(attributes["eigenvalues"], d, prefix + "-spectrum.png")
+    plotting.plot_spectrum(
+        attributes["eigenvalues"],
+        d,
+        prefix + "-spectrum.png",
+        estimates=attributes.get("eigenvalue_estimates"),
+    )
     written = [prefix + "-embedding.png", prefix + "-spectrum.png"]
     neighbors = read_array(store, "stages/neighbors/indices")
     weights = read_array(store, "stages/weights/weights")
@@ -63,6 +76,31 @@ def _plot_embedding(store: str, attributes: dict, prefix: str, labels) -> list[s
         M = cost_matrix(weight_matrix(neighbors, weights))
         plotting.plot_cost_matrix(M, prefix + "-matrix.png", labels=labels)
         written.append(prefix + "-matrix.png")
+    return written
+
+
+def _plot_weights(args, attributes: dict, prefix: str) -> list[str]:
+    """The local-reconstruction and weight-preservation views, where the store holds the weights
+    (standard LLE) and the data can be read."""
+    from .. import plotting
+    from ..io.store import read_array, read_embedding
+
+    shape = common.image_shape(args.image_shape) if args.image_shape else None
+    weights = read_array(args.store, "stages/weights/weights")
+    if weights is None:
+        return []
+    embedding, _ = read_embedding(args.store)
+    try:
+        X = common.open_data(args.data, attributes, len(embedding))
+    except (ValueError, FileNotFoundError) as exc:
+        if args.data:
+            raise
+        print(f"no reconstruction views: {exc}")
+        return []
+    neighbors = read_array(args.store, "stages/neighbors/indices")
+    written = [prefix + "-reconstruction.png", prefix + "-preservation.png"]
+    plotting.plot_reconstructions(X, neighbors, weights, written[0], image_shape=shape)
+    plotting.plot_weight_preservation(X, embedding, neighbors, weights, written[1])
     return written
 
 

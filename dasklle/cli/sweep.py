@@ -1,5 +1,6 @@
-"""``dasklle sweep``: the reconstruction error over a grid of n_neighbors x n_components, with
-the neighbor graph computed once; a CSV table, a heatmap and a record in a zarr store."""
+"""``dasklle sweep``: the reconstruction error and a sampled neighborhood score over a grid of
+n_neighbors x n_components, with the neighbor graph computed once; a suggested pair, a CSV table,
+heatmaps and a record in a zarr store."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import argparse
 
 from . import common
 
-HELP = "reconstruction error over a grid of n_neighbors x n_components (kNN computed once)."
+HELP = (
+    "reconstruction error and neighborhood score over a grid of n_neighbors x n_components "
+    "(kNN computed once), and a suggested pair."
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="sweep.zarr",
         help="zarr store to record the sweep in (an embedding already there is kept); the CSV "
         "table and the heatmap PNG are written next to it.",
+    )
+    parser.add_argument(
+        "--quality-sample",
+        type=int,
+        default=1000,
+        help="points sampled for the neighborhood score (trustworthiness and continuity); 0: "
+        "none, and no suggestion.",
     )
     common.add_solver_flags(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress reports.")
@@ -35,27 +46,43 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from ..io.store import clear_store, update_attributes
-    from ..plotting import plot_sweep
-    from ..sweep import as_grid, reconstruction_error_grid, write_csv
+    from ..sweep import SCORE_TOLERANCE, plot, reconstruction_error_grid, suggest, write_csv
 
     ks = parse_grid(args.n_neighbors, "--n-neighbors")
     ds = parse_grid(args.n_components, "--n-components")
+    if args.quality_sample < 0:
+        raise ValueError(f"--quality-sample must be >= 0; got {args.quality_sample}.")
     source = common.open_input(args)
     common.check_out(args)  # no input check: a sweep is recorded beside any embedding of the store
     with common.scheduler(args) as where:
         print(f"sweep on {where}: n_neighbors {ks} x n_components {ds}")
         rows = reconstruction_error_grid(
-            source, ks, ds, **common.solver_options(args), verbose=not args.quiet
+            source,
+            ks,
+            ds,
+            **common.solver_options(args),
+            quality_sample=args.quality_sample,
+            verbose=not args.quiet,
         )
     prefix = common.prefix(args.out)
     write_csv(rows, prefix + ".csv")
-    plot_sweep(*as_grid(rows), prefix + ".png")
+    plot(rows, prefix + ".png")
     if args.overwrite:
         clear_store(args.out, name="--out")
     update_attributes(args.out, {"sweep": [asdict(r) for r in rows]})
     for r in rows:
-        print(f"  k={r.n_neighbors:3d} d={r.n_components:3d}  error {r.reconstruction_error:.3e}")
-    print(f"  table: {prefix}.csv, heatmap: {prefix}.png, recorded in {args.out}")
+        score = "" if r.trustworthiness is None else f"  score {r.score:.4f}"
+        print(
+            f"  k={r.n_neighbors:3d} d={r.n_components:3d}  error {r.reconstruction_error:.3e}"
+            + score
+        )
+    choice = suggest(rows)
+    if choice:
+        print(
+            f"  suggested: --n-neighbors {choice[0]} --n-components {choice[1]} (the fewest "
+            f"components scoring within {SCORE_TOLERANCE} of the best, with their best n_neighbors)"
+        )
+    print(f"  table: {prefix}.csv, heatmaps: {prefix}.png, recorded in {args.out}")
     return 0
 
 

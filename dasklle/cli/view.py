@@ -19,10 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--image-shape",
         help="HEIGHTxWIDTH of one point as an image, e.g. 28x28: hover shows the image.",
     )
-    parser.add_argument(
-        "--images",
-        help="the data the images come from (default: the input the store records).",
-    )
+    common.add_data_flag(parser, "the images")
     parser.add_argument(
         "--max-images",
         type=int,
@@ -39,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = args.out or common.prefix(args.store) + ".html"
     _check_out(out)
-    shape = _image_shape(args.image_shape) if args.image_shape else None
+    shape = common.image_shape(args.image_shape) if args.image_shape else None
     if args.max_images < 0:
         raise ValueError(f"--max-images must be >= 0; got {args.max_images}.")
     embedding, attributes = read_embedding(args.store)
@@ -50,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
         )
     images = rows = None
     if shape is not None:
-        source = args.images or attributes.get("input")
-        rows, images = _read_images(source, len(embedding), args.max_images)
+        X = common.open_data(args.data, attributes, len(embedding))
+        rows, images = _sample_rows(X, args.max_images)
     size = write_html(
         embedding, out, labels=labels, images=images, image_rows=rows, image_shape=shape
     )
@@ -72,27 +69,11 @@ def _check_out(out: str) -> None:
                 raise ValueError(f"--out {out!r} exists and is not a page dasklle view wrote.")
 
 
-def _image_shape(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"--image-shape must be HEIGHTxWIDTH, e.g. 28x28; got {text!r}.") from None
-    if height < 1 or width < 1:
-        raise ValueError(f"--image-shape must be positive; got {text!r}.")
-    return height, width
-
-
-def _read_images(source, n: int, limit: int):
+def _sample_rows(X, limit: int):
     """A sorted random sample of at most ``limit`` rows of the input, read lazily."""
     import numpy as np
 
-    from ..io.inputs import open_path
-
-    if not isinstance(source, str):
-        raise ValueError("--image-shape: the store records no input file; give --images.")
-    X = open_path(source)
-    if X.shape[0] != n:
-        raise ValueError(f"--images {source!r} has {X.shape[0]:,} rows; the embedding has {n:,}.")
+    n = X.shape[0]
     rng = np.random.default_rng(0)
     rows = np.arange(n) if n <= limit else np.sort(rng.choice(n, limit, replace=False))
     return rows, np.asarray(X[rows].compute(scheduler="threads"))

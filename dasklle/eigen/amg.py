@@ -56,7 +56,8 @@ def bottom_eigenvectors(
     Returns
     -------
     LobpcgResult
-        n_components + 1 pairs, ascending, vectors in M's row order.
+        All the block's pairs (in the client) or n_components + 1 (on the workers), ascending,
+        vectors in M's row order.
     """
     n = M.shape[0]
     M, graph, order = _ordered(M, neighbors, _range_order(n, client, rng))
@@ -93,8 +94,10 @@ def bottom_eigenvectors(
                 on_iteration=report,
                 first_iteration=first_iteration,
             )
-    result.vectors = _unpermuted(result.vectors[:, : n_components + 1], order)
-    result.values = result.values[: n_components + 1]
+    # the whole block (the pairs beyond the wanted ones estimate the spectrum); from the workers,
+    # n_components + 1
+    result.vectors = _unpermuted(result.vectors, order)
+    result.values = result.values[: result.vectors.shape[1]]
     return result
 
 

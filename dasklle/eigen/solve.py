@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg
@@ -39,6 +39,9 @@ class NullSpace:
     error_bound: float = float("inf")
     tol: float | None = None  # the tolerance the solver ran with ("auto" resolved)
     placement: str = "client"  # where the iteration ran: "client" (this process) or "workers"
+    # (m, 2): the computed pairs above the kept ones, as (eigenvalue estimate, residual); an
+    # eigenvalue of M lies within the residual of each estimate
+    beyond: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
 
 
 def choose_solver(solver: str, n_samples: int, *, n_features: int = 0) -> str:
@@ -152,9 +155,10 @@ def residual_norms(M, vectors: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def _dense(M, n_components: int) -> tuple[np.ndarray, np.ndarray]:
-    """LAPACK's eigenpairs 1..n_components + 1 (0 is the constant vector's), where there are."""
+    """LAPACK's eigenpairs 1..n_components + 1 and ``eigen.spectrum-extra`` more (0 is the
+    constant vector's), where there are."""
     dense = M.toarray() if sp.issparse(M) else np.array(M, dtype=np.float64)
-    last = min(n_components + 1, dense.shape[0] - 1)
+    last = min(n_components + 1 + config.get("eigen.spectrum-extra"), dense.shape[0] - 1)
     values, vectors = scipy.linalg.eigh(dense, subset_by_index=(1, last), overwrite_a=True)
     order = np.argsort(np.abs(values))
     return values[order], vectors[:, order]
@@ -163,7 +167,8 @@ def _dense(M, n_components: int) -> tuple[np.ndarray, np.ndarray]:
 def _arpack(M, n_components, tol, max_iter, rng) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's solve: shift-invert about 0 through the LU of M, with its error message."""
     v0 = rng.uniform(-1, 1, M.shape[0])
-    wanted = min(n_components + 2, M.shape[0] - 1)  # the constant's, the kept, and the next
+    # the constant's, the kept, the next and a few more for the spectrum
+    wanted = min(n_components + 2 + config.get("eigen.spectrum-extra"), M.shape[0] - 1)
     try:
         values, vectors = spla.eigsh(M, wanted, sigma=0.0, tol=tol, maxiter=max_iter, v0=v0)
     except RuntimeError as exc:  # ArpackError, ArpackNoConvergence and singular factorisations
@@ -196,7 +201,7 @@ def _lobpcg(M, n_components, block, tol, max_iter, rng, verbose: bool = False):
             maxiter=max_iter,
             largest=False,
         )
-    order = np.argsort(values)[: n_components + 1]
+    order = np.argsort(values)
     return values[order], vectors[:, order], iterations.iterations
 
 
@@ -359,7 +364,7 @@ def _factored(M, n_components, tol, max_iter, rng, n_graph_components) -> NullSp
     try:
         values, vectors, inverse = factored.bottom_eigenvectors(
             M.B,
-            min(n_components + 1, M.shape[0] - 2),
+            min(n_components + 1 + config.get("eigen.spectrum-extra"), M.shape[0] - 2),
             BT=M.BT,
             tol=tol,
             max_iter=max_iter,
@@ -403,6 +408,7 @@ def _checked(
     residuals = residual_norms(M, vectors, values)
     bound = subspace_bound(values, residuals, n_components)
     vectors = deterministic_signs(vectors[:, :n_components])
+    beyond = np.c_[values[n_components:], residuals[n_components:]]
     values, residual = values[:n_components], float(residuals[:n_components].max())
     short = _stopped_short(solver, tol, residual, bound)
     if warn and short:
@@ -415,7 +421,7 @@ def _checked(
             EigenConvergenceWarning,
             stacklevel=2,
         )
-    return NullSpace(vectors, values, solver, residual, n_iter, bound, tol)
+    return NullSpace(vectors, values, solver, residual, n_iter, bound, tol, beyond=beyond)
 
 
 def _stopped_short(solver: str, tol: float, residual: float, bound: float) -> str:

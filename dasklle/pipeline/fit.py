@@ -39,6 +39,7 @@ class LLEResult:
     eigen_error_bound: float = float("inf")
     eigen_tol: float | None = None
     eigen_placement: str = "client"
+    eigenvalue_estimates: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     n_graph_components: int = 1
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -119,6 +120,7 @@ def fit_lle(
         eigen_error_bound=space.error_bound,
         eigen_tol=space.tol,
         eigen_placement=space.placement,
+        eigenvalue_estimates=space.beyond,
         n_graph_components=fit.n_graph_components,
         timings=runner.timings,
     )
@@ -201,6 +203,7 @@ def store_attributes(result: LLEResult, parameters: dict[str, Any]) -> dict[str,
         "eigen_tol": result.eigen_tol,
         "eigen_placement": result.eigen_placement,
         "eigen_iterations": result.eigen_iterations,
+        "eigenvalue_estimates": np.asarray(result.eigenvalue_estimates).tolist(),
         "n_graph_components": result.n_graph_components,
         "neighbors_algorithm": result.neighbors_algorithm,
         "timings": result.timings,

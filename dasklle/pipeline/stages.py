@@ -243,6 +243,7 @@ def _solve_loaded(fit: Fit, saved: dict) -> eigen.NullSpace:
         _or_inf(info.get("error_bound")),
         info.get("tol"),
         info.get("placement", "client"),
+        np.asarray(info.get("beyond", np.zeros((0, 2))), dtype=float).reshape(-1, 2),
     )
 
 
@@ -259,6 +260,7 @@ EIGEN = Stage(
             "error_bound": space.error_bound,
             "tol": space.tol,
             "placement": space.placement,
+            "beyond": np.asarray(space.beyond).tolist(),
         },
     ),
     load=_solve_loaded,

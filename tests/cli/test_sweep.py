@@ -28,8 +28,12 @@ def test_sweep_then_plot_then_info(tmp_path, capsys):
         "--quiet",
     ]
     assert main(argv) == 0
+    assert "suggested: --n-neighbors" in capsys.readouterr().out
     lines = (tmp_path / "sweep.csv").read_text().strip().splitlines()
-    assert lines[0] == "n_neighbors,n_components,reconstruction_error,eigen_solver,eigen_residual"
+    assert lines[0] == (
+        "n_neighbors,n_components,reconstruction_error,eigen_solver,eigen_residual,"
+        "trustworthiness,continuity"
+    )
     assert len(lines) == 1 + 2 * 3
     errors = {
         (int(r.split(",")[0]), int(r.split(",")[1])): float(r.split(",")[2]) for r in lines[1:]
