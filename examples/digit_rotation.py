@@ -14,6 +14,7 @@ import numpy as np
 
 from dasklle import LocallyLinearEmbedding, datasets
 from dasklle.datasets import deform_digits
+from dasklle.plotting import draw_embedding
 
 
 def rotations(image: np.ndarray, degrees: np.ndarray) -> np.ndarray:
@@ -45,22 +46,30 @@ def main() -> None:
     images = rotations(held_out.compute()[0], degrees).astype(np.float32)
     path = lle.transform(images)
 
-    fig, ax = plt.subplots(figsize=(7, 6), dpi=120)
-    points = ax.scatter(*lle.embedding_.T, c=labels, cmap="tab10", s=1, alpha=0.4, rasterized=True)
-    fig.colorbar(points, ax=ax, label="digit")
+    fig, ax = plt.subplots(figsize=(8, 6), dpi=120)
+    draw_embedding(ax, lle.embedding_, labels=labels)  # the others, a legend of digits
+    for artist in ax.collections:
+        artist.set_alpha(0.25)
     ax.plot(*path.T, "-", color="k", lw=0.8)
-    trail = ax.scatter(*path.T, c=degrees, cmap="twilight", s=8, zorder=3)
-    fig.colorbar(trail, ax=ax, label="rotation (degrees)")
+    # a cyclic map with no pale end: 0 and 359 degrees both read on the light background
+    trail = ax.scatter(*path.T, c=degrees, cmap="hsv", vmin=0, vmax=360, s=10, zorder=3)
+    ax.scatter(*path[0], s=120, facecolor="none", edgecolor="k", lw=1.5, zorder=4)
+    ax.annotate("0° (and 360°)", path[0], xytext=(-20, -40), textcoords="offset points",
+                fontsize=9, weight="bold", bbox=dict(fc="white", ec="k", lw=0.5),
+                arrowprops=dict(arrowstyle="-", color="k"), zorder=5)  # fmt: skip
+    fig.colorbar(trail, ax=ax, label="rotation (degrees)", ticks=range(0, 361, 60), pad=0.2)
     ax.set_title("A digit rotated through 360°, mapped with transform")
     fig.tight_layout()
     fig.savefig(out + ".png")
     plt.close(fig)
 
-    fig, axes = plt.subplots(1, 12, figsize=(12, 1.3), dpi=100)
-    for ax, d in zip(axes, range(0, 360, 30), strict=True):
-        ax.imshow(images[d].reshape(28, 28), cmap="gray")
-        ax.set_title(f"{d}°", fontsize=8)
+    shown = range(0, 361, 30)  # both ends: 360 degrees is the starting image again
+    fig, axes = plt.subplots(1, len(shown), figsize=(13, 1.5), dpi=100)
+    for ax, d in zip(axes, shown, strict=True):
+        ax.imshow(images[d % 360].reshape(28, 28), cmap="gray_r")
+        ax.set_title(f"{d}°", fontsize=9)
         ax.axis("off")
+    fig.tight_layout()
     fig.savefig(out + "-images.png")
     plt.close(fig)
     steps = np.linalg.norm(np.diff(path, axis=0), axis=1)

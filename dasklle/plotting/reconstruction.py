@@ -127,7 +127,7 @@ def _feature_panels(own, rebuilt, around, w, points, path) -> None:
             ax.set_xlabel("feature")
             readable_ticks(ax)
         error = np.sum((own[p] - rebuilt[p]) ** 2) / max(np.sum(own[p] ** 2), 1e-300)
-        ax.set_title(f"point {points[p]} (rebuilt within {error:.2%})", fontsize=9)
+        ax.set_title(f"point {points[p]} (relative error {error:.1e})", fontsize=9)
     handles, names = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, names, fontsize=7, loc="lower center", ncol=len(names), frameon=False)
     fig.suptitle(
