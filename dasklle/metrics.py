@@ -140,6 +140,7 @@ def neighborhood_scores(
     n_neighbors: int = 10,
     sample_size: int = DEFAULT_SAMPLE,
     random_state: int = 0,
+    verbose: bool = False,
 ) -> list[tuple[float, float]]:
     """Sampled (trustworthiness, continuity) of several embeddings of the same data, in one pass
     over ``X`` (a parameter sweep's embeddings).
@@ -150,7 +151,7 @@ def neighborhood_scores(
         The input data.
     embeddings : list of ndarray of shape (n_samples, n_components_i)
         The embeddings, in memory.
-    n_neighbors, sample_size, random_state
+    n_neighbors, sample_size, random_state, verbose
         As for :func:`neighborhood_quality`.
 
     Returns
@@ -161,10 +162,10 @@ def neighborhood_scores(
     X = X if isinstance(X, da.Array) else da.from_array(np.asarray(X))
     k = int(min(n_neighbors, X.shape[0] - 2))
     sample = _sample(X.shape[0], sample_size, random_state)
-    return _scores(X, embeddings, sample, k)[0]
+    return _scores(X, embeddings, sample, k, verbose)[0]
 
 
-def _scores(X: da.Array, embeddings, sample: np.ndarray, k: int):
+def _scores(X: da.Array, embeddings, sample: np.ndarray, k: int, verbose: bool = False):
     """(trustworthiness, continuity) per embedding, and the sample's input-space neighbors.
 
     The embeddings' neighbor lists of the sampled points are stacked side by side, so that one
@@ -178,7 +179,7 @@ def _scores(X: da.Array, embeddings, sample: np.ndarray, k: int):
     emb_nbrs = [
         np.concatenate([_embedding_neighbors(Y, sample[b], k) for b in batches]) for Y in Ys
     ]
-    input_nbrs, counts = _input_scan(X, sample, np.concatenate(emb_nbrs, axis=1), k)
+    input_nbrs, counts = _input_scan(X, sample, np.concatenate(emb_nbrs, axis=1), k, verbose)
     scores = []
     for e, (Y, nbrs) in enumerate(zip(Ys, emb_nbrs, strict=True)):
         # Ranks are 1-based: rank = number of other points strictly closer + 1.
@@ -191,7 +192,7 @@ def _scores(X: da.Array, embeddings, sample: np.ndarray, k: int):
     return scores, input_nbrs
 
 
-def _input_scan(X: da.Array, sample: np.ndarray, targets: np.ndarray, k: int):
+def _input_scan(X: da.Array, sample: np.ndarray, targets: np.ndarray, k: int, verbose: bool):
     """One pass over the data: each sampled point's k nearest rows, and for each of its targets
     the number of rows closer than it."""
     # Input-space distances from each sampled point to its targets: the thresholds whose rank
@@ -213,7 +214,8 @@ def _input_scan(X: da.Array, sample: np.ndarray, targets: np.ndarray, k: int):
             X.to_delayed(optimize_graph=False).ravel(), row_offsets(X.chunks[0]), strict=True
         )
     ]
-    ((_, input_nbrs, counts),) = compute(tree_reduce(parts, functools.partial(_merge_scans, k=k)))
+    merged = tree_reduce(parts, functools.partial(_merge_scans, k=k))
+    ((_, input_nbrs, counts),) = compute(merged, label="quality", verbose=verbose)
     return input_nbrs, counts
 
 
@@ -225,6 +227,7 @@ def neighborhood_quality(
     n_neighbors: int = 10,
     sample_size: int = DEFAULT_SAMPLE,
     random_state: int = 0,
+    verbose: bool = False,
 ) -> dict[str, float]:
     """Sampled kNN recall, trustworthiness and continuity (against all of ``X``, by block).
 
@@ -242,6 +245,8 @@ def neighborhood_quality(
         Number of sampled points.
     random_state : int, default=0
         Seed of the sample.
+    verbose : bool, default=False
+        Report progress of the pass over the data on stderr.
 
     Returns
     -------
@@ -252,7 +257,7 @@ def neighborhood_quality(
     n = X.shape[0]
     k = int(min(n_neighbors, n - 2))
     sample = _sample(n, sample_size, random_state)
-    ((trust, cont),), input_nbrs = _scores(X, [embedding], sample, k)
+    ((trust, cont),), input_nbrs = _scores(X, [embedding], sample, k, verbose)
     result = {"trustworthiness": trust, "continuity": cont, "sample_size": int(len(sample))}
     if neighbor_indices is not None:
         kr = min(k, neighbor_indices.shape[1])

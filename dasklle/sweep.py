@@ -24,6 +24,7 @@ from . import eigen, pipeline
 from .io.arrays import as_dask_input
 from .metrics import neighborhood_scores
 from .parameters import PARAMETERS, check_data_dependent, check_int
+from .tasks import progress
 
 
 @dataclass
@@ -131,13 +132,16 @@ def reconstruction_error_grid(
             if quality_sample > 0:
                 embeddings.append(result.vectors[:, :d])
     if quality_sample > 0:
-        _score(rows, array, embeddings, quality_sample, random_state)
+        with progress.stage("scores", verbose):
+            _score(rows, array, embeddings, quality_sample, random_state, verbose)
     return rows
 
 
-def _score(rows, X, embeddings, sample_size: int, random_state: int) -> None:
+def _score(rows, X, embeddings, sample_size: int, random_state: int, verbose: bool) -> None:
     """Fill in each row's sampled trustworthiness and continuity (one pass over X for all)."""
-    scores = neighborhood_scores(X, embeddings, sample_size=sample_size, random_state=random_state)
+    scores = neighborhood_scores(
+        X, embeddings, sample_size=sample_size, random_state=random_state, verbose=verbose
+    )
     for row, (trust, cont) in zip(rows, scores, strict=True):
         row.trustworthiness, row.continuity = trust, cont
 

@@ -11,6 +11,8 @@ that would be submitted and exits (works without Slurm, to check the settings).
 """
 
 import argparse
+import shutil
+import sys
 
 from dasklle import LocallyLinearEmbedding
 
@@ -36,8 +38,17 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from dask_jobqueue import SLURMCluster
+    try:
+        from dask_jobqueue import SLURMCluster
+    except ImportError:
+        sys.exit("slurm_dask_jobqueue.py needs dask-jobqueue: pip install dask-jobqueue")
     from distributed import Client
+
+    if not args.dry_run and not args.input:
+        parser.error("INPUT is required unless --dry-run is given.")
+    if not args.dry_run and shutil.which("sbatch") is None:
+        # without it the worker jobs are never submitted and the run would wait for ever
+        sys.exit("no Slurm here (sbatch is not on PATH); --dry-run prints the worker job script.")
 
     cluster = SLURMCluster(
         cores=args.cores,
@@ -59,8 +70,6 @@ def main() -> None:
         print(cluster.job_script())
         cluster.close()
         return
-    if not args.input:
-        parser.error("INPUT is required unless --dry-run is given.")
     cluster.scale(jobs=args.jobs)
     with Client(cluster) as client:
         client.wait_for_workers(1)

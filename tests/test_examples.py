@@ -46,3 +46,25 @@ def test_slurm_example_prints_a_job_script():
     assert run.returncode == 0, run.stderr[-3000:]
     assert "#SBATCH --cpus-per-task=4" in run.stdout
     assert "NUMBA_NUM_THREADS=4" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("prelude", "words"),
+    [
+        ("sys.modules['dask_jobqueue'] = None", "needs dask-jobqueue: pip install dask-jobqueue"),
+        ("os.environ['PATH'] = ''", "no Slurm here (sbatch is not on PATH)"),
+    ],
+)
+def test_the_slurm_example_says_why_it_cannot_run_and_exits_non_zero(prelude, words, tmp_path):
+    script = EXAMPLES / "slurm_dask_jobqueue.py"
+    code = (
+        f"import os, runpy, sys; {prelude}; "
+        f"sys.argv = ['slurm', {str(tmp_path / 'x.zarr')!r}]; "
+        f"runpy.run_path({str(script)!r}, run_name='__main__')"
+    )
+    if "PATH" in prelude:
+        pytest.importorskip("dask_jobqueue")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert words in run.stderr and "Traceback" not in run.stderr

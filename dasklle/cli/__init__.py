@@ -57,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with common.log_to_stderr(quiet=getattr(args, "quiet", False)):
             return args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C: one line, the shell's exit code for SIGINT
+        print(f"dasklle {args.command}: {common.interrupted(args)}", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0

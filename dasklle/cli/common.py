@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 
 from ..parameters import EIGEN_SOLVERS, METHODS, NEIGHBORS_ALGORITHMS
@@ -196,18 +197,79 @@ def scheduler(args: argparse.Namespace) -> Iterator[str]:
     from distributed import Client, LocalCluster
 
     n_workers = args.n_workers or min(os.cpu_count() or 1, 4)
-    cluster = LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=args.threads_per_worker,
-        memory_limit=args.memory_limit,
-        host="127.0.0.1",
-        dashboard_address=args.dashboard,
-        processes=True,
-    )
-    with cluster, Client(cluster) as client:
+    with _interrupts_ignored(), warnings.catch_warnings():
+        # another cluster on this machine holds port 8787; the scheduler takes another port for
+        # its HTTP routes, and says so in a warning that concerns nobody here
+        warnings.filterwarnings("ignore", message="Port .* is already in use")
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=args.threads_per_worker,
+            memory_limit=args.memory_limit,
+            host="127.0.0.1",
+            dashboard_address=args.dashboard,
+            processes=True,
+        )
+    with cluster, Client(cluster) as client, _quiet_after_interrupt(client):
         dashboard = client.dashboard_link if args.dashboard else "no dashboard"
         threads = args.threads_per_worker
         yield f"local cluster: {n_workers} workers x {threads} threads ({dashboard})"
+
+
+@contextlib.contextmanager
+def _interrupts_ignored() -> Iterator[None]:
+    """SIGINT ignored while the local cluster's processes start (they inherit it).
+
+    A terminal sends Ctrl-C to every process of the foreground group, the cluster's workers
+    too, and each would print its own traceback. An ignored signal stays ignored in the
+    processes started meanwhile (and Python then installs no KeyboardInterrupt handler in them);
+    the command itself gets its handler back and stops the cluster on the way out.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def _quiet_after_interrupt(client) -> Iterator[None]:
+    """After Ctrl-C, the cluster's shutdown (cancelled tasks, closing comms) logs nothing, here
+    or in the workers."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        _silence_logs()
+        with contextlib.suppress(Exception):
+            client.run(_silence_logs, nanny=True)
+            client.run(_silence_logs)
+        raise
+
+
+def _silence_logs() -> None:
+    for name in ("distributed", "asyncio", "tornado"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """The line Ctrl-C prints: what a resumable command kept, and how to go on."""
+    from ..io.store import finished_stages
+
+    out = getattr(args, "out", None)
+    if args.command not in ("embed", "demo") or not out:
+        return "interrupted."
+    kept = finished_stages(out)
+    if not kept:
+        return f"interrupted before any stage finished; nothing kept in {out}."
+    return (
+        f"interrupted; {out} keeps the finished stages ({', '.join(kept)}): run the same "
+        "command again to resume from there."
+    )
 
 
 def open_input(args: argparse.Namespace):

@@ -62,15 +62,18 @@ def measure_quality(args: argparse.Namespace, model) -> dict | None:
         return None
     from ..io.store import update_attributes
     from ..metrics import neighborhood_quality
+    from ..tasks import progress
 
-    quality = neighborhood_quality(
-        model._fit_X,
-        model.embedding_,
-        neighbor_indices=model.neighbor_indices_,
-        n_neighbors=min(10, model.n_neighbors),
-        sample_size=args.quality_sample,
-        random_state=args.random_state,
-    )
+    with progress.stage("quality", verbose=not args.quiet):
+        quality = neighborhood_quality(
+            model._fit_X,
+            model.embedding_,
+            neighbor_indices=model.neighbor_indices_,
+            n_neighbors=min(10, model.n_neighbors),
+            sample_size=args.quality_sample,
+            random_state=args.random_state,
+            verbose=not args.quiet,
+        )
     update_attributes(args.out, {"quality": quality})
     return quality
 

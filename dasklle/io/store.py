@@ -217,6 +217,25 @@ def read_array(path: str | os.PathLike, name: str) -> np.ndarray | None:
         return None
 
 
+def finished_stages(path: str | os.PathLike) -> list[str]:
+    """The complete stages a store keeps, in pipeline order ("eigen at iteration N" for a saved
+    unfinished solve); [] when there is no store."""
+    import zarr
+
+    try:
+        stages = zarr.open_group(store=os.fspath(path), mode="r")["stages"]
+    except Exception:  # no store, or no stages yet
+        return []
+    done = {name: group.attrs for name, group in stages.groups() if group.attrs.get("complete")}
+    kept = [name for name in done if "-partial-" not in name]
+    order = ["neighbors", "weights", "assemble", "eigen"]
+    kept.sort(key=lambda name: order.index(name) if name in order else len(order))
+    partial = [int(a.get("progress", 0)) for name, a in done.items() if "-partial-" in name]
+    if partial and "eigen" not in kept:
+        kept.append(f"eigen at iteration {max(partial)}")
+    return kept
+
+
 def read_attributes(path: str | os.PathLike) -> dict[str, Any]:
     """A store's attributes (complete or not)."""
     import zarr

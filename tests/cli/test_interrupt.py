@@ -1,0 +1,49 @@
+"""Ctrl-C: one line saying what was kept and how to resume, exit code 130, no tracebacks from
+the cluster's processes; the same command then resumes."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="process groups and SIGINT are POSIX")
+def test_ctrl_c_on_a_local_cluster_prints_one_line_and_the_rerun_resumes(tmp_path):
+    from dasklle import datasets
+
+    X, _ = datasets.digits_784(6000, random_state=0)
+    np.save(tmp_path / "x.npy", X.compute())
+    argv = [sys.executable, "-m", "dasklle", "embed", str(tmp_path / "x.npy"), "--out",
+            str(tmp_path / "e.zarr"), "--n-workers", "2", "--quality-sample", "0"]  # fmt: skip
+    # its own process group, as a terminal's foreground job: SIGINT goes to every process in it
+    run = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                           start_new_session=True)  # fmt: skip
+    lines, neighbors_done = [], threading.Event()
+
+    def read():
+        for line in run.stderr:
+            lines.append((time.monotonic(), line))
+            if "neighbors done" in line:
+                neighbors_done.set()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert neighbors_done.wait(180), "".join(line for _, line in lines)
+    sent = time.monotonic()
+    os.killpg(run.pid, signal.SIGINT)
+    run.wait(120)
+    reader.join()
+    after = [line for when, line in lines if when >= sent]
+    assert run.returncode == 130, "".join(after)
+    assert len(after) == 1, "".join(after)
+    assert after[0].startswith("dasklle embed: interrupted;")
+    assert "(neighbors" in after[0] and "run the same command again" in after[0]
+
+    rerun = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "neighbors: resumed from the store's checkpoint" in rerun.stderr, rerun.stderr
