@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # results on stdout and progress on stderr stay in order when both go to one log file
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
     try:
         with common.log_to_stderr(quiet=getattr(args, "quiet", False)):
             return args.func(args)

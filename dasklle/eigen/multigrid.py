@@ -143,26 +143,39 @@ class BlockVCycle:
         v1 = A @ c1
         rho1 = _column_dots(c1, v1)
         rho1 = np.where(rho1 > 0, rho1, np.inf)  # a zero column: no correction
-        alpha1 = _column_dots(c1, b) / rho1
-        remainder = b - alpha1 * v1
+        alpha1 = _finite(_column_dots(c1, b) / rho1)
+        remainder = b - alpha1.astype(b.dtype) * v1
         # a second step unless the first left every column nearly solved
         if np.all(_column_norms(remainder) <= self.krylov_threshold * _column_norms(b)):
-            return alpha1 * c1
+            return alpha1.astype(c1.dtype) * c1
         c2 = self._cycle(level, remainder)
         v2 = A @ c2
         gamma = _column_dots(c2, v1)
         alpha2 = _column_dots(c2, remainder)
         rho2 = _column_dots(c2, v2) - gamma**2 / rho1
         rho2 = np.where(rho2 > 0, rho2, np.inf)  # c2 in span c1: no second step
-        return (alpha1 - gamma * alpha2 / (rho1 * rho2)) * c1 + (alpha2 / rho2) * c2
+        # float64 coefficients, each ratio formed on its own: in float32, rho1 * rho2 of nearly
+        # solved columns underflowed to 0 and 0 / 0 put NaN in the block
+        first = _finite(alpha1 - (gamma / rho1) * (alpha2 / rho2))
+        return first.astype(c1.dtype) * c1 + _finite(alpha2 / rho2).astype(c2.dtype) * c2
 
     def __call__(self, block: np.ndarray) -> np.ndarray:
-        return self._cycle(0, block.astype(self.dtype)).astype(block.dtype)
+        out = self._cycle(0, block.astype(self.dtype)).astype(block.dtype)
+        broken = ~np.isfinite(out).all(axis=0)
+        if broken.any():  # never seen since the K-cycle's coefficients are guarded; kept as a net
+            out[:, broken] = block[:, broken]
+        return out
 
 
 def _column_dots(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """The dot products of matching columns, in float64 (cancellation in float32 blocks)."""
-    return np.einsum("ij,ij->j", X, Y, dtype=np.float64).astype(X.dtype)
+    """The dot products of matching columns, in float64 (cancellation and underflow in float32
+    blocks)."""
+    return np.einsum("ij,ij->j", X, Y, dtype=np.float64)
+
+
+def _finite(coefficients: np.ndarray) -> np.ndarray:
+    """Coefficients of a correction; 0 (no correction) where one is not finite."""
+    return np.where(np.isfinite(coefficients), coefficients, 0.0)
 
 
 def _column_norms(X: np.ndarray) -> np.ndarray:

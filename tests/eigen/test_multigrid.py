@@ -54,3 +54,22 @@ def test_chebyshev_interval_covers_the_spectrum():
     exact = scipy.linalg.eigvalsh(D @ np.asarray(A) @ D)[-1]
     estimate = _spectral_radius(A.tocsr() if hasattr(A, "tocsr") else A, np.random.default_rng(0))
     assert exact * 0.999 <= estimate <= exact * 1.001
+
+
+def test_the_k_cycle_stays_finite_on_nearly_solved_columns():
+    """LOBPCG's residuals of converged columns are tiny; in the float32 cycle the K-cycle's
+    coefficients of such columns underflowed (0 / 0) and put NaN into the block."""
+    from dasklle.eigen.amg import _ordered, _preconditioner
+
+    W, indices = lle_weight_matrix(manifold("swiss_roll", 1500), 10)
+    M, graph, _ = _ordered(cost_matrix(W), indices)
+    with dask.config.set({"dasklle.eigen.coarsest-rows": 20}):
+        cycle = _preconditioner(M, graph, np.random.default_rng(0))
+    assert cycle.krylov and len(cycle.sizes) >= 3  # a level that takes the K-cycle's steps
+    block = np.random.default_rng(1).standard_normal((1500, 4))
+    block *= np.array([1.0, 1e-18, 1e-30, 0.0])  # below float32's range in the last two
+    out = cycle(block)
+    assert np.isfinite(out).all()
+    np.testing.assert_array_equal(out[:, 3], 0.0)
+    # the correction of a scaled column is the scaled correction (the cycle is linear in b)
+    np.testing.assert_allclose(out[:, 1] * 1e18, cycle(block[:, 1:2] * 1e18)[:, 0], rtol=1e-3)
