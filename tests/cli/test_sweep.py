@@ -64,7 +64,7 @@ def test_sweep_then_plot_then_info(tmp_path, capsys):
     assert "quality" in read_attributes(store)
     assert len(read_attributes(store)["sweep"]) == 6  # kept by embed
     assert main(["plot", str(store), "--labels", str(tmp_path / "labels.npy")]) == 0
-    for suffix in ("embedding", "spectrum", "matrix", "sweep"):
+    for suffix in ("embedding", "spectrum", "matrix", "reconstruction", "preservation", "sweep"):
         assert (tmp_path / f"sweep-{suffix}.png").stat().st_size > 5_000
     capsys.readouterr()
     assert main(["info", str(store)]) == 0

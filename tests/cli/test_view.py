@@ -185,3 +185,26 @@ def test_the_screenshot_shows_the_points_and_the_hovered_image(small_store, tmp_
     shot = imread(tmp_path / "shot.png")[60:-40, :, :3]  # the plot, without title and help lines
     coloured = (shot.max(axis=2) - shot.min(axis=2)) > 0.2
     assert coloured.sum() > 500  # blue points on white
+
+
+def test_plot_draws_the_weight_views_from_the_recorded_input_or_says_why_not(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    np.save(tmp_path / "x.npy", rng.standard_normal((200, 3)).astype(np.float32))
+    store = tmp_path / "s.zarr"
+    assert main(quick_argv("embed", tmp_path, store)) == 0
+    assert main(["plot", str(store)]) == 0
+    assert (tmp_path / "s-reconstruction.png").exists() and (
+        tmp_path / "s-preservation.png"
+    ).exists()
+    (tmp_path / "x.npy").rename(tmp_path / "moved.npy")
+    capsys.readouterr()
+    assert main(["plot", str(store), "--out-prefix", str(tmp_path / "again")]) == 0
+    assert "no reconstruction views" in capsys.readouterr().out
+    assert (tmp_path / "again-embedding.png").exists()
+    assert not (tmp_path / "again-reconstruction.png").exists()
+    np.save(tmp_path / "short.npy", np.zeros((10, 3), np.float32))
+    assert main(["plot", str(store), "--data", str(tmp_path / "short.npy")]) == 2
+    assert "--data" in capsys.readouterr().err
+    argv = ["plot", str(store), "--data", str(tmp_path / "moved.npy"), "--image-shape", "2x2"]
+    assert main(argv) == 2
+    assert "does not match the data's 3 features" in capsys.readouterr().err
