@@ -51,10 +51,16 @@ def add_input_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_data_flag(parser: argparse.ArgumentParser, what: str) -> None:
+def add_picture_flags(parser: argparse.ArgumentParser, images: str, data: str) -> None:
+    """The flags of the commands that draw a store: its path, labels, images and data."""
+    parser.add_argument("store", help="a zarr store written by dasklle.")
+    parser.add_argument("--labels", help="labels to colour by: a .npy file or a zarr array.")
+    parser.add_argument(
+        "--image-shape", help=f"HEIGHTxWIDTH of one point as an image, e.g. 28x28: {images}."
+    )
     parser.add_argument(
         "--data",
-        help=f"the input data, for {what} (default: the input file the store records).",
+        help=f"the input data, for {data} (default: the input file the store records).",
     )
 
 

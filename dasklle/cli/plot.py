@@ -15,13 +15,9 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("store", help="a zarr store written by dasklle embed/demo/sweep.")
-    parser.add_argument("--labels", help="labels to colour by: a .npy file or a zarr array.")
-    parser.add_argument(
-        "--image-shape",
-        help="HEIGHTxWIDTH of one point as an image (e.g. 28x28): reconstructions drawn as images.",
+    common.add_picture_flags(
+        parser, images="reconstructions drawn as images", data="the reconstruction views"
     )
-    common.add_data_flag(parser, "the reconstruction views")
     parser.add_argument(
         "--out-prefix",
         help="prefix of the PNG files (default: the store's path without its extension).",

@@ -13,13 +13,7 @@ GENERATOR_MARK = b'<meta name="generator" content="dasklle view">'
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("store", help="a zarr store holding a complete embedding.")
-    parser.add_argument("--labels", help="labels to colour by: a .npy file or a zarr array.")
-    parser.add_argument(
-        "--image-shape",
-        help="HEIGHTxWIDTH of one point as an image, e.g. 28x28: hover shows the image.",
-    )
-    common.add_data_flag(parser, "the images")
+    common.add_picture_flags(parser, images="hover shows the image", data="the images")
     parser.add_argument(
         "--max-images",
         type=int,

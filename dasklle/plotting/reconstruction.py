@@ -25,6 +25,16 @@ def _rows(X, rows: np.ndarray) -> np.ndarray:
     return taken
 
 
+def _neighborhoods(X, neighbor_indices, weights, points):
+    """The points' rows, their neighbors' rows (points x k x features) and their weights, read
+    from X in one pass."""
+    nbrs = neighbor_indices[points]
+    needed, inverse = np.unique(np.concatenate([points, nbrs.ravel()]), return_inverse=True)
+    values = _rows(X, needed)
+    around = values[inverse[len(points) :]].reshape(*nbrs.shape, -1)
+    return values[inverse[: len(points)]], around, weights[points]
+
+
 def _sample(n: int, count: int, random_state: int) -> np.ndarray:
     rng = np.random.default_rng(random_state)
     return np.sort(rng.choice(n, min(count, n), replace=False))
@@ -69,12 +79,8 @@ def plot_reconstructions(
             f"{X.shape[1]} features."
         )
     points = _sample(len(neighbor_indices), n_points, random_state)
-    nbrs, w = neighbor_indices[points], weights[points]
-    # one read: the sampled points and all their neighbors
-    needed, inverse = np.unique(np.concatenate([points, nbrs.ravel()]), return_inverse=True)
-    values = _rows(X, needed)
-    own = values[inverse[: len(points)]]
-    around = values[inverse[len(points) :]].reshape(*nbrs.shape, -1)
+    own, around, w = _neighborhoods(X, neighbor_indices, weights, points)
+    nbrs = neighbor_indices[points]
     rebuilt = np.einsum("pk,pkd->pd", w, around)
     if image_shape is not None:
         _image_rows(own, rebuilt, around, w, points, nbrs, image_shape, path)
@@ -195,14 +201,9 @@ def plot_weight_preservation(
         Seed of the sample.
     """
     points = _sample(len(neighbor_indices), sample_size, random_state)
-    nbrs, w = neighbor_indices[points], weights[points]
-    needed, inverse = np.unique(np.concatenate([points, nbrs.ravel()]), return_inverse=True)
-    values = _rows(X, needed)
-    inside = local_errors(
-        values[inverse[: len(points)]], values[inverse[len(points) :]].reshape(*nbrs.shape, -1), w
-    )
+    inside = local_errors(*_neighborhoods(X, neighbor_indices, weights, points))
     Y = np.asarray(embedding, dtype=np.float64)
-    outside = local_errors(Y[points], Y[nbrs], w)
+    outside = local_errors(Y[points], Y[neighbor_indices[points]], weights[points])
     _preservation_figure(
         np.log10(np.maximum(inside, 1e-12)), np.log10(np.maximum(outside, 1e-12)), path
     )

@@ -20,20 +20,23 @@ def test_ctrl_c_on_a_local_cluster_prints_one_line_and_the_rerun_resumes(tmp_pat
     np.save(tmp_path / "x.npy", X.compute())
     argv = [sys.executable, "-m", "dasklle", "embed", str(tmp_path / "x.npy"), "--out",
             str(tmp_path / "e.zarr"), "--n-workers", "2", "--quality-sample", "0"]  # fmt: skip
+    # an eigen solve that runs to its iteration cap, so that the signal lands inside it
+    slow = {**os.environ, "DASK_DASKLLE__EIGEN__AMG_TOL": "1e-15"}
     # its own process group, as a terminal's foreground job: SIGINT goes to every process in it
     run = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                           start_new_session=True)  # fmt: skip
-    lines, neighbors_done = [], threading.Event()
+                           start_new_session=True, env=slow)  # fmt: skip
+    lines, solving = [], threading.Event()
 
     def read():
         for line in run.stderr:
             lines.append((time.monotonic(), line))
-            if "neighbors done" in line:
-                neighbors_done.set()
+            if "eigen ..." in line:
+                solving.set()
 
     reader = threading.Thread(target=read)
     reader.start()
-    assert neighbors_done.wait(180), "".join(line for _, line in lines)
+    assert solving.wait(180), "".join(line for _, line in lines)
+    time.sleep(1.0)
     sent = time.monotonic()
     os.killpg(run.pid, signal.SIGINT)
     run.wait(120)
@@ -42,8 +45,9 @@ def test_ctrl_c_on_a_local_cluster_prints_one_line_and_the_rerun_resumes(tmp_pat
     assert run.returncode == 130, "".join(after)
     assert len(after) == 1, "".join(after)
     assert after[0].startswith("dasklle embed: interrupted;")
-    assert "(neighbors" in after[0] and "run the same command again" in after[0]
+    assert "(neighbors, weights)" in after[0] and "run the same command again" in after[0]
 
     rerun = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    assert "neighbors: resumed from the store's checkpoint" in rerun.stderr, rerun.stderr
+    for stage in ("neighbors", "weights"):
+        assert f"{stage}: resumed from the store's checkpoint" in rerun.stderr, rerun.stderr
