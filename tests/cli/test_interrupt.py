@@ -12,6 +12,10 @@ import numpy as np
 import pytest
 
 
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="process groups and SIGINT are POSIX")
 def test_ctrl_c_on_a_local_cluster_prints_one_line_and_the_rerun_resumes(tmp_path):
     from dasklle import datasets
@@ -23,8 +27,17 @@ def test_ctrl_c_on_a_local_cluster_prints_one_line_and_the_rerun_resumes(tmp_pat
     # an eigen solve that runs to its iteration cap, so that the signal lands inside it
     slow = {**os.environ, "DASK_DASKLLE__EIGEN__AMG_TOL": "1e-15"}
     # its own process group, as a terminal's foreground job: SIGINT goes to every process in it
-    run = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                           start_new_session=True, env=slow)  # fmt: skip
+    # (SIGINT back to its default there: a job started in the background of a script inherits
+    # it ignored, and the test would then see a run that cannot be interrupted)
+    run = subprocess.Popen(
+        argv,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env=slow,
+        preexec_fn=_default_sigint,
+    )
     lines, solving = [], threading.Event()
 
     def read():
