@@ -47,7 +47,7 @@ def main() -> None:
     path = lle.transform(images)
 
     fig, ax = plt.subplots(figsize=(8, 6), dpi=120)
-    draw_embedding(ax, lle.embedding_, labels=labels)  # the others, a legend of digits
+    draw_embedding(ax, lle.embedding_, labels=labels, label_name="digit")  # the others
     for artist in ax.collections:
         artist.set_alpha(0.25)
     ax.plot(*path.T, "-", color="k", lw=0.8)

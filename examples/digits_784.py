@@ -43,7 +43,13 @@ def main() -> None:
     print(f"10-NN label accuracy in the embedding: {accuracy:.3f} (chance: 0.1)")
     print("quality: " + ", ".join(f"{k} {v:.3g}" for k, v in quality.items()))
     print("stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in lle.timings_.items()))
-    plot_embedding(Y, out + "-embedding.png", labels=labels, title="digits-784: LLE embedding")
+    plot_embedding(
+        Y,
+        out + "-embedding.png",
+        labels=labels,
+        label_name="digit",
+        title="digits-784: LLE embedding",
+    )
     plot_spectrum(lle.eigenvalues_, args.n_components, out + "-spectrum.png")
     np.save(out + "-labels.npy", labels)
     print(f"wrote {out}.zarr, {out}-embedding.png, {out}-spectrum.png")

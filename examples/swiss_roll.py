@@ -44,9 +44,16 @@ def main() -> None:
 
     print(f"eigen solver {lle.eigen_solver_}, reconstruction error {lle.reconstruction_error_:.2e}")
     print("quality: " + ", ".join(f"{k} {v:.3g}" for k, v in quality.items()))
-    plot_embedding(Y, out + "-embedding.png", labels=t, title="Swiss roll: LLE embedding")
+    along = "position along the roll"
     plot_embedding(
-        Y_new, out + "-new-points.png", labels=t_new, title="Held-out points placed by transform"
+        Y, out + "-embedding.png", labels=t, label_name=along, title="Swiss roll: LLE embedding"
+    )
+    plot_embedding(
+        Y_new,
+        out + "-new-points.png",
+        labels=t_new,
+        label_name=along,
+        title="Held-out points placed by transform",
     )
     # The colour (position along the roll) must vary smoothly along the embedding's first axis.
     corr = abs(np.corrcoef(Y_new[:, 0], t_new)[0, 1])

@@ -36,7 +36,11 @@ def run(args: argparse.Namespace) -> int:
     prefix = common.prefix(args.out)
     np.save(prefix + "-labels.npy", labels)
     plot_embedding(
-        model.embedding_, prefix + ".png", labels=labels, title="swiss roll, LLE (dasklle)"
+        model.embedding_,
+        prefix + ".png",
+        labels=labels,
+        label_name="position along the roll",
+        title="swiss roll, LLE (dasklle)",
     )
     print(f"  plot: {prefix}.png (more: dasklle plot {args.out} --labels {prefix}-labels.npy)")
     return 0

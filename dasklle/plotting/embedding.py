@@ -21,6 +21,7 @@ def plot_embedding(
     path: str | os.PathLike,
     *,
     labels: np.ndarray | None = None,
+    label_name: str = "label",
     title: str = "",
 ) -> None:
     """The first two embedding coordinates, coloured by ``labels`` (if given).
@@ -40,19 +41,21 @@ def plot_embedding(
         The PNG file to write.
     labels : ndarray of shape (n_samples,), optional
         Categories (integers or strings) or continuous values.
+    label_name : str, default="label"
+        What the labels are: the legend's title or the colour bar's label.
     title : str, default=""
         The title (default: one describing the plot).
     """
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 5.5), dpi=120)
-    outside = draw_embedding(ax, embedding, labels=labels)
+    outside = draw_embedding(ax, embedding, labels=labels, label_name=label_name)
     note = f"; {outside:,} outside the frame" if outside else ""
     ax.set_title((title or f"LLE embedding ({len(embedding):,} points)") + note)
     fig.tight_layout()
     save(fig, path)
 
 
-def draw_embedding(ax, embedding: np.ndarray, *, labels=None) -> int:
+def draw_embedding(ax, embedding: np.ndarray, *, labels=None, label_name: str = "label") -> int:
     """Draw the embedding on ``ax`` as ``plot_embedding`` does; the number of points outside
     the frame."""
     xy = np.zeros((len(embedding), 2))
@@ -60,11 +63,11 @@ def draw_embedding(ax, embedding: np.ndarray, *, labels=None) -> int:
     (x0, x1), (y0, y1), outside = frame(xy)
     classes = categories(labels)
     if len(xy) > DENSITY_ABOVE:
-        _density(ax, xy, (x0, x1, y0, y1), labels, classes)
+        _density(ax, xy, (x0, x1, y0, y1), labels, classes, label_name)
     else:
-        _scatter(ax, xy, labels, classes)
+        _scatter(ax, xy, labels, classes, label_name)
     if classes is not None:
-        _legend(ax, classes)
+        _legend(ax, classes, label_name)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_xlabel("component 1")
@@ -73,7 +76,7 @@ def draw_embedding(ax, embedding: np.ndarray, *, labels=None) -> int:
     return outside
 
 
-def _scatter(ax, xy, labels, classes) -> None:
+def _scatter(ax, xy, labels, classes, label_name) -> None:
     n = len(xy)
     order = np.random.default_rng(0).permutation(n)  # no class painted over the others
     size = float(np.clip(30_000 / n, 0.5, 12.0))
@@ -84,12 +87,12 @@ def _scatter(ax, xy, labels, classes) -> None:
         ax.scatter(*xy[order].T, c=colours, **style)
     elif labels is not None:
         image = ax.scatter(*xy[order].T, c=np.asarray(labels)[order], cmap="viridis", **style)
-        ax.figure.colorbar(image, ax=ax, label="label")
+        ax.figure.colorbar(image, ax=ax, label=label_name)
     else:
         ax.scatter(*xy.T, color="tab:blue", **style)
 
 
-def _density(ax, xy, extent, labels, classes) -> None:
+def _density(ax, xy, extent, labels, classes, label_name) -> None:
     """Cells shaded by log(count); coloured by the majority category or the mean value."""
     x0, x1, y0, y1 = extent
     g = DENSITY_GRID
@@ -111,7 +114,7 @@ def _density(ax, xy, extent, labels, classes) -> None:
         mean = sums / np.maximum(counts, 1)
         low, high = np.nanpercentile(np.asarray(labels, dtype=float), [1, 99])
         base = colormaps["viridis"](np.clip((mean - low) / max(high - low, 1e-300), 0, 1))[:, :3]
-        _value_bar(ax, low, high)
+        _value_bar(ax, low, high, f"{label_name} (cell mean)")
     else:
         base = np.tile([[0.12, 0.25, 0.55]], (g * g, 1))
     rgb = 1.0 - strength * (1.0 - base)  # white where empty, full colour where dense
@@ -120,15 +123,15 @@ def _density(ax, xy, extent, labels, classes) -> None:
     )
 
 
-def _value_bar(ax, low, high) -> None:
+def _value_bar(ax, low, high, name) -> None:
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
     mappable = ScalarMappable(Normalize(low, high), "viridis")
-    ax.figure.colorbar(mappable, ax=ax, label="label (cell mean)")
+    ax.figure.colorbar(mappable, ax=ax, label=name)
 
 
-def _legend(ax, classes) -> None:
+def _legend(ax, classes, label_name) -> None:
     from matplotlib.lines import Line2D
 
     names, codes = classes
@@ -140,7 +143,7 @@ def _legend(ax, classes) -> None:
     ]
     ax.legend(
         handles=handles,
-        title="label",
+        title=label_name,
         loc="upper left",
         bbox_to_anchor=(1.01, 1.0),
         frameon=False,
