@@ -11,8 +11,10 @@ from .style import pyplot, readable_ticks, save
 
 # neighbors drawn per point in the reconstruction view (the largest weights)
 SHOWN_NEIGHBORS = 6
-# points measured by the weight-preservation view
+# points measured by the weight-preservation view, and the most memory their rows and their
+# neighbors' rows may take in float64 (fewer points for wide data: 3,700 at 784 features, k = 10)
 PRESERVATION_SAMPLE = 20_000
+PRESERVATION_BYTES = 256 * 2**20
 
 
 def _rows(X, rows: np.ndarray) -> np.ndarray:
@@ -196,10 +198,13 @@ def plot_weight_preservation(
     path : str or path
         The PNG file to write.
     sample_size : int, default=20000
-        Points measured (a random sample).
+        Points measured (a random sample); fewer when their rows and their neighbors' rows would
+        take more than ``PRESERVATION_BYTES`` (256 MB) in float64.
     random_state : int, default=0
         Seed of the sample.
     """
+    per_point = 8 * X.shape[1] * (neighbor_indices.shape[1] + 1)
+    sample_size = max(1, min(sample_size, PRESERVATION_BYTES // per_point))
     points = _sample(len(neighbor_indices), sample_size, random_state)
     inside = local_errors(*_neighborhoods(X, neighbor_indices, weights, points))
     Y = np.asarray(embedding, dtype=np.float64)
