@@ -414,13 +414,7 @@ def _checked(
     if warn and short:
         from ..exceptions import EigenConvergenceWarning
 
-        # factored (one sparse LU of I - W) converges in a few dozen solves; its cost is the LU's
-        # fill, small on data of low intrinsic dimension whatever the number of features
-        other = (
-            "'dense'"
-            if solver in ("arpack", "factored")
-            else "'factored' (one sparse LU of I - W: fast on data of low intrinsic dimension)"
-        )
+        other = "'dense'" if solver in ("arpack", "factored") else "'factored'"
         warnings.warn(
             f"eigen_solver={solver!r} did not converge in max_iter={max_iter} iterations: {short}. "
             f"Increase max_iter, or use eigen_solver={other}.",
