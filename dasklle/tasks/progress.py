@@ -111,6 +111,11 @@ def compute(*collections: Any, label: str = "compute", verbose: bool = False) ->
     keys = [future.key for future in futures]
     try:
         results = _gather(client, futures, label, verbose)
+    except BaseException:
+        # a failed or interrupted compute stops its other tasks: left running, they would read
+        # scratch files that the caller is about to remove
+        client.cancel(futures)
+        raise
     finally:
         del futures  # the client releases the results when their futures go
     _wait_forgotten(client, keys)
