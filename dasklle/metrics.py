@@ -29,7 +29,9 @@ from .tasks.progress import compute
 DEFAULT_SAMPLE = 1000
 
 
-def _sample(n: int, sample_size: int, random_state: int) -> np.ndarray:
+def sample_rows(n: int, sample_size: int, random_state: int) -> np.ndarray:
+    """A sorted random sample of at most ``sample_size`` of n rows (all of them, in order, when
+    n is smaller)."""
     size = min(sample_size, n)
     return np.sort(np.random.default_rng(random_state).choice(n, size, replace=False))
 
@@ -161,7 +163,7 @@ def neighborhood_scores(
     """
     X = X if isinstance(X, da.Array) else da.from_array(np.asarray(X))
     k = int(min(n_neighbors, X.shape[0] - 2))
-    sample = _sample(X.shape[0], sample_size, random_state)
+    sample = sample_rows(X.shape[0], sample_size, random_state)
     return _scores(X, embeddings, sample, k, verbose)[0]
 
 
@@ -256,7 +258,7 @@ def neighborhood_quality(
     X = X if isinstance(X, da.Array) else da.from_array(np.asarray(X))
     n = X.shape[0]
     k = int(min(n_neighbors, n - 2))
-    sample = _sample(n, sample_size, random_state)
+    sample = sample_rows(n, sample_size, random_state)
     ((trust, cont),), input_nbrs = _scores(X, [embedding], sample, k, verbose)
     result = {"trustworthiness": trust, "continuity": cont, "sample_size": int(len(sample))}
     if neighbor_indices is not None:

@@ -24,7 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from ..io.store import read_embedding
+    from ..metrics import sample_rows
     from ..view import write_html
     from .plot import load_labels
 
@@ -34,15 +37,12 @@ def run(args: argparse.Namespace) -> int:
     if args.max_images < 0:
         raise ValueError(f"--max-images must be >= 0; got {args.max_images}.")
     embedding, attributes = read_embedding(args.store)
-    labels = load_labels(args.labels) if args.labels else None
-    if labels is not None and len(labels) != len(embedding):
-        raise ValueError(
-            f"--labels has {len(labels):,} entries; the embedding has {len(embedding):,} rows."
-        )
+    labels = load_labels(args.labels, len(embedding)) if args.labels else None
     images = rows = None
     if shape is not None:
         X = common.open_data(args.data, attributes, len(embedding))
-        rows, images = _sample_rows(X, args.max_images)
+        rows = sample_rows(len(embedding), args.max_images, random_state=0)
+        images = np.asarray(X[rows].compute(scheduler="threads"))
     size = write_html(
         embedding, out, labels=labels, images=images, image_rows=rows, image_shape=shape
     )
@@ -61,13 +61,3 @@ def _check_out(out: str) -> None:
         with open(out, "rb") as f:
             if GENERATOR_MARK not in f.read(4096):
                 raise ValueError(f"--out {out!r} exists and is not a page dasklle view wrote.")
-
-
-def _sample_rows(X, limit: int):
-    """A sorted random sample of at most ``limit`` rows of the input, read lazily."""
-    import numpy as np
-
-    n = X.shape[0]
-    rng = np.random.default_rng(0)
-    rows = np.arange(n) if n <= limit else np.sort(rng.choice(n, limit, replace=False))
-    return rows, np.asarray(X[rows].compute(scheduler="threads"))

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from ..metrics import sample_rows
 from .style import pyplot, readable_ticks, save
 
 # neighbors drawn per point in the reconstruction view (the largest weights)
@@ -35,11 +36,6 @@ def _neighborhoods(X, neighbor_indices, weights, points):
     values = _rows(X, needed)
     around = values[inverse[len(points) :]].reshape(*nbrs.shape, -1)
     return values[inverse[: len(points)]], around, weights[points]
-
-
-def _sample(n: int, count: int, random_state: int) -> np.ndarray:
-    rng = np.random.default_rng(random_state)
-    return np.sort(rng.choice(n, min(count, n), replace=False))
 
 
 def plot_reconstructions(
@@ -80,7 +76,7 @@ def plot_reconstructions(
             f"--image-shape {image_shape[0]}x{image_shape[1]} does not match the data's "
             f"{X.shape[1]} features."
         )
-    points = _sample(len(neighbor_indices), n_points, random_state)
+    points = sample_rows(len(neighbor_indices), n_points, random_state)
     own, around, w = _neighborhoods(X, neighbor_indices, weights, points)
     nbrs = neighbor_indices[points]
     rebuilt = np.einsum("pk,pkd->pd", w, around)
@@ -205,7 +201,7 @@ def plot_weight_preservation(
     """
     per_point = 8 * X.shape[1] * (neighbor_indices.shape[1] + 1)
     sample_size = max(1, min(sample_size, PRESERVATION_BYTES // per_point))
-    points = _sample(len(neighbor_indices), sample_size, random_state)
+    points = sample_rows(len(neighbor_indices), sample_size, random_state)
     inside = local_errors(*_neighborhoods(X, neighbor_indices, weights, points))
     Y = np.asarray(embedding, dtype=np.float64)
     outside = local_errors(Y[points], Y[neighbor_indices[points]], weights[points])

@@ -87,12 +87,14 @@ def _palette(labels: dict) -> list[str]:
     from matplotlib import colormaps
     from matplotlib.colors import to_hex
 
+    from ..plotting.style import MAX_CATEGORIES as MAX_PLOT_CATEGORIES
+    from ..plotting.style import category_colours
+
     if labels["kind"] == "values":
         return [to_hex(c) for c in colormaps["viridis"](np.linspace(0, 1, 64))]
     count = len(labels["names"])
-    if count <= 20:
-        cmap = colormaps["tab10" if count <= 10 else "tab20"]
-        return [to_hex(cmap(k)) for k in range(count)]
+    if count <= MAX_PLOT_CATEGORIES:  # the colours of dasklle's PNGs
+        return [to_hex(c) for c in category_colours(count)]
     return [to_hex(c) for c in colormaps["hsv"](np.linspace(0, 1, count, endpoint=False))]
 
 
