@@ -162,7 +162,7 @@ class BlockVCycle:
     def __call__(self, block: np.ndarray) -> np.ndarray:
         out = self._cycle(0, block.astype(self.dtype)).astype(block.dtype)
         broken = ~np.isfinite(out).all(axis=0)
-        if broken.any():  # never seen since the K-cycle's coefficients are guarded; kept as a net
+        if broken.any():  # a column the cycle could not correct is left unpreconditioned
             out[:, broken] = block[:, broken]
         return out
 
