@@ -11,7 +11,7 @@ from ..local.weights import batch_limits
 from ..tasks.blocks import row_offsets
 from ..tasks.memory import rows_within
 from .exact import smallest
-from .shuffle import partition_file
+from .shuffle import read_partition
 
 
 def merged_copies(results: list, n_rows: int, k: int, with_weights: bool = True):
@@ -78,7 +78,7 @@ def weights_from_files(
     compute,
 ) -> None:
     """Solve, in place, the weights of ``rows`` from their neighbors ``indices[rows]``, each
-    point read (memory-mapped) from a partition file holding it.
+    point read (memory-mapped) from the shuffle's files of a partition holding it.
 
     ``stored`` is (directory, members): the shuffle's directory and the ascending rows of each
     partition of X. One task per block of rows whose points fit a task's budget; it reads only
@@ -116,8 +116,8 @@ def _solve_rows(X: da.Array, k: int) -> int:
 
 
 def _file_positions(directory, members, holder, offsets, rows) -> list:
-    """(file, positions in it, positions in ``rows``) of each partition file to read ``rows``
-    from, ``holder[i]`` the partition to read ``rows[i]`` from."""
+    """(``read_partition``'s arguments, positions in what it reads, positions in ``rows``) of
+    each (block, partition) to read ``rows`` from, ``holder[i]`` the partition of ``rows[i]``."""
     block = np.searchsorted(offsets, rows, side="right") - 1
     key = holder * len(offsets) + block
     order = np.argsort(key, kind="stable")
@@ -127,18 +127,18 @@ def _file_positions(directory, members, holder, offsets, rows) -> list:
         p, b = holder[group[0]], block[group[0]]
         first = np.searchsorted(members[p], offsets[b])
         positions = np.searchsorted(members[p], rows[group]) - first
-        sources.append((partition_file(directory, p, offsets[b]), positions, group))
+        sources.append(((directory, int(offsets[b]), int(p), len(members)), positions, group))
     return sources
 
 
 def _weights_from_files(sources, n_points: int, local: np.ndarray, *, reg: float, limits):
     """Weights of rows ``points[local[:, 0]]`` from neighbors ``points[local[:, 1:]]``, the
-    points read from the partition files ``sources`` lists."""
+    points read from the shuffle's files ``sources`` lists."""
     from ..local.weights import block_weights
 
     points = None
-    for path, positions, dest in sources:
-        data = np.load(path, mmap_mode="r", allow_pickle=False)
+    for where, positions, dest in sources:
+        _, data = read_partition(*where)
         if points is None:
             points = np.empty((n_points, data.shape[1]), dtype=data.dtype)
         points[dest] = data[positions]

@@ -11,6 +11,7 @@ its best partition's list. See docs/design/neighbors.md.
 
 from __future__ import annotations
 
+import os
 import weakref
 from dataclasses import dataclass
 
@@ -29,10 +30,11 @@ from .projected import candidates_count, fast_block_candidates, principal_axes, 
 from .shuffle import (
     gather_pieces,
     new_shuffle_directory,
-    partition_file,
+    read_partition_rows,
     remove_directory,
     shuffle_directory,
     shuffle_rows,
+    write_whole,
 )
 
 
@@ -131,38 +133,34 @@ def _centres(X: da.Array, mean, axes, n_parts: int, random_state: int) -> np.nda
 def _solve_partitions(X, placement, directory, n_candidates, n_neighbors, reg, compute):
     """Shuffle X's rows into the partitions and solve each; one result per partition.
 
-    ``placement`` is (mean, axes, centres, copies). Without a scratch directory the shuffle
-    goes through memory, a group of partitions at a time, ``neighbors.partition-group-bytes``
-    of rows in flight.
+    ``placement`` is (mean, axes, centres, copies). Through a scratch directory, each
+    partition's task reads its rows from the shuffle's files and writes its result there.
+    Without one the shuffle goes through memory, a group of partitions at a time,
+    ``neighbors.partition-group-bytes`` of rows in flight.
     """
     mean, axes, centres, copies = placement
     n_parts = centres.shape[0]
-    if directory is not None:
-        n_groups = 1
-    else:
-        in_flight = copies * X.nbytes  # each row travels to `copies` partitions
-        group_bytes = config.get_bytes("neighbors.partition-group-bytes")
-        n_groups = min(n_parts, max(1, int(np.ceil(in_flight / group_bytes))))
     shared_mean, shared_axes, shared_centres = shared(mean, axes, centres)
+    options = dict(
+        mean=shared_mean, axes=shared_axes, n_candidates=n_candidates, k=n_neighbors, reg=reg,
+        limits=batch_limits(),
+    )  # fmt: skip
+    if directory is not None:
+        written = shuffle_rows(
+            X, np.arange(n_parts), shared_centres, shared_mean, shared_axes, copies, directory
+        )
+        solve = dask.delayed(_partition_graph_from_files, pure=True)
+        offsets = row_offsets(X.chunks[0])
+        parts = [solve(written, directory, offsets, p, n_parts, **options) for p in range(n_parts)]
+        return [_load_result(path) for path in compute(*parts, label="neighbors")]
+    in_flight = copies * X.nbytes  # each row travels to `copies` partitions
+    group_bytes = config.get_bytes("neighbors.partition-group-bytes")
+    n_groups = min(n_parts, max(1, int(np.ceil(in_flight / group_bytes))))
     solve = dask.delayed(_partition_graph, pure=True)
-    limits = batch_limits()
     results = []
     for g, group in enumerate(np.array_split(np.arange(n_parts), n_groups)):
-        shuffled = shuffle_rows(
-            X, group, shared_centres, shared_mean, shared_axes, copies, directory
-        )
-        parts = [
-            solve(
-                *pieces,
-                mean=shared_mean,
-                axes=shared_axes,
-                n_candidates=n_candidates,
-                k=n_neighbors,
-                reg=reg,
-                limits=limits,
-            )
-            for pieces in shuffled
-        ]
+        shuffled = shuffle_rows(X, group, shared_centres, shared_mean, shared_axes, copies, None)
+        parts = [solve(*pieces, **options) for pieces in shuffled]
         results.extend(compute(*parts, label=f"neighbors {g + 1}/{n_groups}"))
     return results
 
@@ -175,6 +173,25 @@ def _default_compute(*collections, label: str):
 def _partition_graph(*pieces, mean, axes, n_candidates: int, k: int, reg: float | None, limits):
     """(rows, k neighbor rows, weights, squared distances) within one partition."""
     ids, points = gather_pieces(pieces)
+    return _solve_partition(ids, points, mean, axes, n_candidates, k, reg, limits)
+
+
+def _partition_graph_from_files(_written, directory, offsets, part, n_parts, **options) -> str:
+    """``_partition_graph`` of a partition read from the shuffle's files, its result written
+    beside them: the workers hold no result while the other partitions run."""
+    ids, points = read_partition_rows(directory, offsets, part, n_parts)
+    result = _solve_partition(ids, points, **options)
+    path = os.path.join(directory, f"result{part}.npz")
+    write_whole(path, lambda f: np.savez(f, *result))
+    return path
+
+
+def _load_result(path: str) -> tuple:
+    with np.load(path, allow_pickle=False) as stored:
+        return tuple(stored[f"arr_{i}"] for i in range(4))
+
+
+def _solve_partition(ids, points, mean, axes, n_candidates: int, k: int, reg, limits):
     m = len(ids)
     z = project(points, mean, axes)
     K = min(n_candidates, m - 1)
@@ -189,14 +206,15 @@ def _partition_graph(*pieces, mean, axes, n_candidates: int, k: int, reg: float 
 
 
 def _partition_query(
-    *pieces, train_rows, train_files, mean, axes, n_candidates: int, k: int, reg: float, limits
+    _written, where, *pieces, train, mean, axes, n_candidates: int, k: int, reg: float, limits
 ):
     """(query rows, k neighbor rows, weights, squared distances) of the new points that
-    joined one partition, searched among its training points."""
-    ids, queries = gather_pieces(pieces)
+    joined one partition, searched among its training points; the new points are read from
+    the shuffle's files (``where``: directory, offsets, partition, partitions) or ``pieces``."""
+    ids, queries = read_partition_rows(*where) if where else gather_pieces(pieces)
     if len(ids) == 0:
         return ids, np.empty((0, k), np.int64), np.empty((0, k)), np.empty((0, k))
-    points = np.concatenate([np.load(path, allow_pickle=False) for path in train_files])
+    train_rows, points = read_partition_rows(*train)
     K = min(n_candidates, len(points))
     _, cand = fast_block_candidates(project(queries, mean, axes), project(points, mean, axes), 0, K)
     everyone = np.arange(len(points))
@@ -236,8 +254,8 @@ def _local_fit(queries, points, local, ids, k: int, reg, limits, exact_match: bo
 class PartitionIndex:
     """A fit's partitions, kept as files, to search new points the way the fit searched.
 
-    ``members[p]`` are the training rows of partition p, ascending, stored in the files
-    ``partition{p}-rows{offset}.npy`` of ``directory`` (one per source block). A new point joins
+    ``members[p]`` are the training rows of partition p, ascending, stored in the shuffle's
+    files in ``directory`` (two per source block, ``shuffle.block_files``). A new point joins
     its ``copies`` nearest partitions, is searched there with the same projection and rerank,
     and keeps its best copy: a query costs about what a point of the fit cost, with no scan of
     every training row. The directory is removed with the index.
@@ -265,26 +283,25 @@ class PartitionIndex:
         limits = batch_limits()
         with shuffle_directory() as directory:
             shuffled = shuffle_rows(
-                Y,
-                np.arange(n_parts),
-                shared_centres,
-                shared_mean,
-                shared_axes,
-                self.copies,
+                Y, np.arange(n_parts), shared_centres, shared_mean, shared_axes, self.copies,
                 directory,
-            )
+            )  # fmt: skip
+            query_offsets = row_offsets(Y.chunks[0])
             parts = [
                 search(
-                    *shuffled[p],
-                    train_rows=self.members[p],
-                    train_files=[partition_file(self.directory, p, off) for off in offsets],
+                    *(
+                        (shuffled, (directory, query_offsets, p, n_parts))
+                        if directory
+                        else (None, None, *shuffled[p])
+                    ),
+                    train=(self.directory, offsets, p, n_parts),
                     mean=shared_mean,
                     axes=shared_axes,
                     n_candidates=self.n_candidates,
                     k=n_neighbors,
                     reg=reg,
                     limits=limits,
-                )
+                )  # fmt: skip
                 for p in range(n_parts)
             ]
             results = compute(*parts, label="neighbors of new points")

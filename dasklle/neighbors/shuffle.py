@@ -2,8 +2,10 @@
 the pieces go through, and a partition's pieces gathered back into one array.
 
 The shuffle goes through files when every worker can read this machine's files (the threaded
-and synchronous schedulers, a local cluster): each source block is read once and nothing in
-flight lives in memory. Otherwise the pieces travel through dask's memory.
+and synchronous schedulers, a local cluster): each source block is read once, its rows' copies
+written to two files, and nothing in flight lives in memory; one key marks the shuffle done (a
+key per block and partition, ~100,000 at 1,000,000 rows, kept the scheduler busy for minutes
+before the first task ran). Otherwise the pieces travel through dask's memory.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import uuid
 import dask
 import dask.array as da
 import numpy as np
-from dask.delayed import Delayed
 
 from ..tasks.blocks import row_block_tasks
 from .exact import squared_distances
@@ -65,9 +66,42 @@ def _workers_on_this_host() -> bool:
     return set(client.run(socket.gethostname).values()) <= {socket.gethostname()}
 
 
-def partition_file(directory: str, part: int, row_offset: int) -> str:
-    """The file holding the rows of the source block at ``row_offset`` that joined ``part``."""
-    return os.path.join(directory, f"partition{part}-rows{row_offset}.npy")
+def block_files(directory: str, row_offset: int) -> tuple[str, str]:
+    """The files of the source block at ``row_offset``: its rows' copies ordered by partition,
+    and their index (the partitions' bounds in it, then each copy's row within the block)."""
+    return (
+        os.path.join(directory, f"rows{row_offset}.npy"),
+        os.path.join(directory, f"rows{row_offset}-index.npy"),
+    )
+
+
+def read_partition(directory: str, row_offset: int, part: int, n_parts: int):
+    """(global rows, data memory-mapped) of the source block at ``row_offset`` that joined
+    ``part``."""
+    data_path, index_path = block_files(directory, row_offset)
+    index = np.load(index_path, mmap_mode="r", allow_pickle=False)
+    lo, hi = int(index[part]), int(index[part + 1])
+    rows = np.asarray(index[n_parts + 1 + lo : n_parts + 1 + hi]) + row_offset
+    return rows, np.load(data_path, mmap_mode="r", allow_pickle=False)[lo:hi]
+
+
+def read_partition_rows(directory: str, offsets, part: int, n_parts: int):
+    """(global rows, data) of every source block's rows that joined ``part``, in row order."""
+    pieces = [read_partition(directory, int(offset), part, n_parts) for offset in offsets]
+    return gather_pieces(pieces)
+
+
+def write_whole(path: str, write) -> None:
+    """``write(file)`` under a temporary name, then a rename: a retried task (a lost worker)
+    replaces the file whole, and a reader never sees a partial one."""
+    partial = f"{path}.{uuid.uuid4().hex}.partial"
+    with open(partial, "wb") as f:
+        write(f)
+    os.replace(partial, path)
+
+
+def _save(path: str, array: np.ndarray) -> None:
+    write_whole(path, lambda f: np.save(f, array, allow_pickle=False))
 
 
 def partition_members(z: np.ndarray, centres: np.ndarray, copies: int) -> list[np.ndarray]:
@@ -86,27 +120,21 @@ def partition_members(z: np.ndarray, centres: np.ndarray, copies: int) -> list[n
     return [rows[bounds[p] : bounds[p + 1]] for p in range(centres.shape[0])]
 
 
-def _assign_rows(block, *, row_offset: int, centres, group, mean, axes, copies, directory) -> list:
-    """For each partition in group: (global rows, their data) of this block's rows joining it.
+def _assign_rows(block, *, row_offset: int, centres, group, mean, axes, copies, directory):
+    """This block's rows joining each partition of group.
 
-    With a directory, the data goes to a file there and its path stands in for it. The file is
-    written under a temporary name and renamed, so a task that is retried (a lost worker)
-    overwrites it whole and a reader never sees a partial one.
+    With a directory, they go to the block's two files (``block_files``) and the task returns
+    only how many joined each partition; without, it returns (global rows, data) per partition.
     """
     members = partition_members(project(block, mean, axes), centres, copies)
-    pieces = []
-    for p in group:
-        data = block[members[p]]
-        rows = members[p] + row_offset
-        if directory is not None:
-            path = partition_file(directory, p, row_offset)
-            partial = f"{path}.{uuid.uuid4().hex}.partial"
-            with open(partial, "wb") as f:
-                np.save(f, data, allow_pickle=False)
-            os.replace(partial, path)
-            data = path
-        pieces.append((rows, data))
-    return pieces
+    if directory is None:
+        return [(members[p] + row_offset, block[members[p]]) for p in group]
+    local = np.concatenate([members[p] for p in group])
+    bounds = np.concatenate([[0], np.cumsum([len(members[p]) for p in group])])
+    data_path, index_path = block_files(directory, row_offset)
+    _save(data_path, block[local])
+    _save(index_path, np.concatenate([bounds, local]).astype(np.int64))  # last: marks it done
+    return np.diff(bounds)
 
 
 def _item(parts: list, p: int):
@@ -114,13 +142,19 @@ def _item(parts: list, p: int):
     return parts[p]
 
 
-def shuffle_rows(
-    X: da.Array, group, centres, mean, axes, copies: int, directory: str | None
-) -> list[list[Delayed]]:
-    """For each partition in group, the (delayed) pieces of X's rows that join it.
+def _written(*counts) -> int:
+    """How many row copies the shuffle wrote: a single key that the partitions' tasks wait on,
+    rather than one per (block, partition)."""
+    return int(sum(int(c.sum()) for c in counts))
+
+
+def shuffle_rows(X: da.Array, group, centres, mean, axes, copies: int, directory: str | None):
+    """The shuffle of X's rows into the partitions of group.
 
     Every row joins its ``copies`` nearest ``centres`` among the projected points (``mean``
-    and ``axes`` are shared graph keys or futures, as ``projected.shared`` makes them).
+    and ``axes`` are shared graph keys or futures, as ``projected.shared`` makes them). With a
+    directory: one delayed that completes once every block's files are written (read them
+    with ``read_partition_rows``); without, for each partition, its delayed pieces.
     """
     assigned = row_block_tasks(
         _assign_rows,
@@ -132,18 +166,18 @@ def shuffle_rows(
         copies=copies,
         directory=directory,
     )
+    if directory is not None:
+        return dask.delayed(_written, pure=True)(*assigned)
     getitem = dask.delayed(_item, pure=True)
     return [[getitem(block, j) for block in assigned] for j in range(len(group))]
 
 
 def gather_pieces(pieces) -> tuple[np.ndarray, np.ndarray]:
-    """(global rows, data) of a partition from its pieces (arrays, or .npy paths)."""
+    """(global rows, data) of a partition from its pieces."""
     ids = np.concatenate([p[0] for p in pieces])
     points = None
     start = 0
     for rows, data in pieces:
-        if isinstance(data, str):
-            data = np.load(data, allow_pickle=False)
         if points is None:
             points = np.empty((len(ids), data.shape[1]), dtype=data.dtype)
         points[start : start + len(rows)] = data
