@@ -48,9 +48,19 @@ def barycenter_weights(
     -------
     (m, k) float64 weights, each row summing to one
     """
-    m, k, _ = neighbor_points.shape
     C = neighbor_points.astype(np.float64, copy=False) - points.astype(np.float64)[:, None, :]
-    G = C @ C.transpose(0, 2, 1)
+    w = gram_weights(C @ C.transpose(0, 2, 1), reg)
+    if exact_match:
+        same = np.all(neighbor_points[:, 0, :] == points, axis=1)
+        w[same] = 0.0
+        w[same, 0] = 1.0
+    return w
+
+
+def gram_weights(G: np.ndarray, reg: float) -> np.ndarray:
+    """(m, k) barycentric weights from the (m, k, k) float64 local Gram matrices (regularised
+    in place)."""
+    m, k, _ = G.shape
     trace = np.trace(G, axis1=1, axis2=2)
     ridge = np.where(trace > 0, reg * trace, reg)
     G[:, np.arange(k), np.arange(k)] += ridge[:, None]
@@ -65,12 +75,7 @@ def barycenter_weights(
     degenerate = ~np.isfinite(total) | (np.abs(total) < np.finfo(np.float64).tiny)
     w = np.where(degenerate, 1.0, w)
     total = np.where(degenerate, k, total)
-    w = w / total
-    if exact_match:
-        same = np.all(neighbor_points[:, 0, :] == points, axis=1)
-        w[same] = 0.0
-        w[same, 0] = 1.0
-    return w
+    return w / total
 
 
 def batch_limits() -> tuple[int, int]:

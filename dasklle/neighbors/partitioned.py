@@ -227,7 +227,7 @@ def _local_fit(queries, points, local, ids, k: int, reg, limits, exact_match: bo
     """Each query's k neighbors ``points[local]`` as rows ``ids[local]``, sorted by their squared
     distance in float64 (ties by the lower row), those distances (inf where a query has fewer
     than k) and the barycentric weights (zeros without ``reg``)."""
-    from ..local.weights import barycenter_weights, batch_rows
+    from ..local.weights import batch_rows, gram_weights
 
     m = queries.shape[0]
     rows = np.full((m, k), -1, dtype=np.int64)
@@ -237,13 +237,20 @@ def _local_fit(queries, points, local, ids, k: int, reg, limits, exact_match: bo
         step = batch_rows(k, points.shape[1], limits)
         for start in range(0, m, step):
             r = slice(start, start + step)
-            diff = points[local[r]].astype(np.float64) - queries[r, None, :]
-            d = np.einsum("ijd,ijd->ij", diff, diff)
+            C = points[local[r]].astype(np.float64)
+            C -= queries[r, None, :]
+            G = C @ C.transpose(0, 2, 1)  # one float64 copy of the neighbors per batch
+            del C
+            d = np.diagonal(G, axis1=1, axis2=2)
             order = np.lexsort((ids[local[r]], d), axis=1)
             local[r] = np.take_along_axis(local[r], order, 1)
             dist[r] = np.take_along_axis(d, order, 1)
             if reg is not None:
-                w[r] = barycenter_weights(queries[r], points[local[r]], reg, exact_match)
+                G = G[np.arange(len(order))[:, None, None], order[:, :, None], order[:, None, :]]
+                w[r] = gram_weights(G, reg)
+                if exact_match:  # a new point equal to a training point lands on its image
+                    same = dist[r][:, 0] == 0
+                    w[r][same] = np.eye(k)[0]
         rows[:] = ids[local]
     elif local.shape[1]:
         rows[:, : local.shape[1]] = ids[local]

@@ -54,9 +54,19 @@ def principal_axes(X: da.Array, n_axes: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def project(block: np.ndarray, mean: np.ndarray, axes: np.ndarray) -> np.ndarray:
-    """Projection on the principal axes, in float32 (it only ranks candidates)."""
-    centred = np.asarray(block, dtype=np.float32) - mean.astype(np.float32)
-    return centred @ axes.astype(np.float32)
+    """Projection on the principal axes, in float32 (it only ranks candidates).
+
+    A few thousand rows at a time: a centred copy of a whole partition would double it."""
+    mean, axes = mean.astype(np.float32), axes.astype(np.float32)
+    out = np.empty((block.shape[0], axes.shape[1]), dtype=np.float32)
+    step = max(1, PROJECT_BYTES // (4 * max(1, block.shape[1])))
+    for start in range(0, block.shape[0], step):
+        rows = slice(start, start + step)
+        np.matmul(np.asarray(block[rows], dtype=np.float32) - mean, axes, out=out[rows])
+    return out
+
+
+PROJECT_BYTES = 8 * 2**20  # centred rows per step of a projection
 
 
 def fast_block_candidates(

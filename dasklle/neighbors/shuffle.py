@@ -86,9 +86,20 @@ def read_partition(directory: str, row_offset: int, part: int, n_parts: int):
 
 
 def read_partition_rows(directory: str, offsets, part: int, n_parts: int):
-    """(global rows, data) of every source block's rows that joined ``part``, in row order."""
-    pieces = [read_partition(directory, int(offset), part, n_parts) for offset in offsets]
-    return gather_pieces(pieces)
+    """(global rows, data) of every source block's rows that joined ``part``, in row order.
+
+    Each block's file is mapped only while its rows are copied: the mapped pages count in the
+    worker's memory, and all of them at once would double the partition."""
+    ids = [read_partition(directory, int(offset), part, n_parts)[0] for offset in offsets]
+    points, start = None, 0
+    for offset, rows in zip(offsets, ids, strict=True):
+        _, data = read_partition(directory, int(offset), part, n_parts)
+        if points is None:
+            points = np.empty((sum(map(len, ids)), data.shape[1]), dtype=data.dtype)
+        points[start : start + len(rows)] = data
+        start += len(rows)
+        del data
+    return np.concatenate(ids), points
 
 
 def write_whole(path: str, write) -> None:
