@@ -1,14 +1,19 @@
 """Each row's result from the partitions that hold it: the k nearest of its copies' lists
-merged (with weights solved again where no copy found that list), or the best copy's."""
+merged (with weights solved again where no copy found that list), or the best copy's.
+
+Through the shuffle's files, the merge runs on the workers, a range of rows per task; through
+memory, in this process."""
 
 from __future__ import annotations
+
+import os
 
 import dask
 import dask.array as da
 import numpy as np
 
-from ..local.weights import batch_limits
-from ..tasks.blocks import row_offsets
+from ..local.weights import batch_limits, block_weights
+from ..tasks.blocks import row_offsets, shared
 from ..tasks.memory import rows_within
 from .exact import smallest
 from .shuffle import read_partition
@@ -68,84 +73,96 @@ def weights_from_source(
     (weights[rows],) = compute(solved, label="weights of merged neighbors")
 
 
-def weights_from_files(
-    X: da.Array,
-    stored,
-    indices: np.ndarray,
-    weights: np.ndarray,
-    rows: np.ndarray,
-    reg: float,
-    compute,
-) -> None:
-    """Solve, in place, the weights of ``rows`` from their neighbors ``indices[rows]``, each
-    point read (memory-mapped) from the shuffle's files of a partition holding it.
+def merged_from_files(X: da.Array, directory: str, members: list, k: int, reg, compute):
+    """(indices, weights or None) of each row: its copies' lists merged by ranges of rows, a
+    task per range reading the partitions' result files (``result_file``) and solving again,
+    from the shuffle's files, the weights that no copy held. The client holds no copy.
 
-    ``stored`` is (directory, members): the shuffle's directory and the ascending rows of each
-    partition of X. One task per block of rows whose points fit a task's budget; it reads only
-    those points.
+    ``members[p]`` are the ascending rows of partition p.
     """
-    if len(rows) == 0:
-        return
-    directory, members = stored
-    holder = np.empty(len(indices), dtype=np.int64)  # a partition holding each row
-    for p, m in enumerate(members):
-        holder[m] = p
-    offsets = row_offsets(X.chunks[0])
-    k = indices.shape[1]
-    step = _solve_rows(X, k)
-    solve = dask.delayed(_weights_from_files, pure=True)
-    limits = batch_limits()
-    tasks = []
-    for start in range(0, len(rows), step):
-        queries = rows[start : start + step]
+    n = X.shape[0]
+    copies = max(1, sum(map(len, members)) // max(n, 1))
+    holder = np.empty(n, dtype=np.int32)  # a partition holding each row
+    for p, rows in enumerate(members):
+        holder[rows] = p
+    step = rows_within(4 * copies * (8 + 24 * k))  # the copies' lists and their sort
+    bounds = np.append(np.arange(0, n, step), n)
+    starts = np.array([np.searchsorted(rows, bounds) for rows in members])
+    (shared_holder,) = shared(holder)
+    merge = dask.delayed(_merge_range, pure=True)
+    tasks = [
+        merge(
+            directory,
+            int(lo),
+            int(hi),
+            starts[:, r],
+            starts[:, r + 1],
+            shared_holder,
+            row_offsets(X.chunks[0]),
+            k=k,
+            reg=reg,
+            limits=batch_limits(),
+            solve_rows=_solve_rows(X, k),
+        )  # fmt: skip
+        for r, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
+    ]
+    parts = compute(*tasks, label="merged neighbors")
+    indices = np.concatenate([part[0] for part in parts])
+    weights = np.concatenate([part[1] for part in parts]) if reg is not None else None
+    return indices, weights
+
+
+def result_file(directory: str, part: int, item: int) -> str:
+    """The file of item (rows, neighbor rows, weights, squared distances) of a partition's
+    result; each is sorted by row."""
+    return os.path.join(directory, f"result{part}-{item}.npy")
+
+
+def _merge_range(directory, lo, hi, firsts, lasts, holder, offsets, *, k, reg, limits, solve_rows):
+    """(indices, weights or None) of rows lo..hi, merged from the partitions' results."""
+    pieces = []
+    for p, (a, b) in enumerate(zip(firsts, lasts, strict=True)):
+        if b > a:
+            ids, *rest = (
+                np.load(result_file(directory, p, i), mmap_mode="r")[a:b] for i in range(4)
+            )
+            pieces.append((ids - lo, *rest))
+    indices, weights, unsolved = merged_copies(pieces, hi - lo, k, reg is not None)
+    del pieces
+    for start in range(0, len(unsolved) if reg is not None else 0, solve_rows):
+        queries = unsolved[start : start + solve_rows]
         needed, local = np.unique(
-            np.concatenate([queries[:, None], indices[queries]], axis=1), return_inverse=True
+            np.concatenate([queries[:, None] + lo, indices[queries]], axis=1), return_inverse=True
         )
-        sources = _file_positions(directory, members, holder[needed], offsets, needed)
-        tasks.append(
-            solve(sources, len(needed), local.reshape(len(queries), k + 1), reg=reg, limits=limits)
-        )
-    solved = compute(*tasks, label="weights of merged neighbors")
-    weights[rows] = np.concatenate(solved)
+        points = _read_points(directory, len(firsts), holder[needed], offsets, needed)
+        local = local.reshape(len(queries), k + 1)
+        weights[queries] = block_weights(
+            points[local[:, 0]], points, local[:, 1:], row_offset=0, reg=reg, exact_match=False,
+            limits=limits,
+        )  # fmt: skip
+    return indices, weights
 
 
 def _solve_rows(X: da.Array, k: int) -> int:
-    """Rows per task of solved weights: the points of their neighbors fit a quarter of the
-    task budget."""
+    """Rows whose weights are solved at a time: the points of their neighbors fit a quarter of
+    the task budget."""
     return rows_within(4 * (k + 1) * X.shape[1] * np.dtype(X.dtype).itemsize)
 
 
-def _file_positions(directory, members, holder, offsets, rows) -> list:
-    """(``read_partition``'s arguments, positions in what it reads, positions in ``rows``) of
-    each (block, partition) to read ``rows`` from, ``holder[i]`` the partition of ``rows[i]``."""
+def _read_points(directory: str, n_parts: int, holder, offsets, rows) -> np.ndarray:
+    """The points of ``rows`` (ascending), each read from the shuffle's files of the partition
+    ``holder`` names."""
     block = np.searchsorted(offsets, rows, side="right") - 1
-    key = holder * len(offsets) + block
+    key = holder.astype(np.int64) * len(offsets) + block
     order = np.argsort(key, kind="stable")
-    bounds = np.flatnonzero(np.diff(key[order])) + 1
-    sources = []
-    for group in np.split(order, bounds):
-        p, b = holder[group[0]], block[group[0]]
-        first = np.searchsorted(members[p], offsets[b])
-        positions = np.searchsorted(members[p], rows[group]) - first
-        sources.append(((directory, int(offsets[b]), int(p), len(members)), positions, group))
-    return sources
-
-
-def _weights_from_files(sources, n_points: int, local: np.ndarray, *, reg: float, limits):
-    """Weights of rows ``points[local[:, 0]]`` from neighbors ``points[local[:, 1:]]``, the
-    points read from the shuffle's files ``sources`` lists."""
-    from ..local.weights import block_weights
-
     points = None
-    for where, positions, dest in sources:
-        _, data = read_partition(*where)
+    for group in np.split(order, np.flatnonzero(np.diff(key[order])) + 1):
+        p, b = int(holder[group[0]]), int(block[group[0]])
+        stored, data = read_partition(directory, int(offsets[b]), p, n_parts)
         if points is None:
-            points = np.empty((n_points, data.shape[1]), dtype=data.dtype)
-        points[dest] = data[positions]
-    queries = points[local[:, 0]]
-    return block_weights(
-        queries, points, local[:, 1:], row_offset=0, reg=reg, exact_match=False, limits=limits
-    )
+            points = np.empty((len(rows), data.shape[1]), dtype=data.dtype)
+        points[group] = data[np.searchsorted(stored, rows[group])]
+    return points
 
 
 def best_copies(results: list, n_rows: int, k: int, with_weights: bool = True):

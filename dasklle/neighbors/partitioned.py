@@ -11,7 +11,6 @@ its best partition's list. See docs/design/neighbors.md.
 
 from __future__ import annotations
 
-import os
 import weakref
 from dataclasses import dataclass
 
@@ -24,7 +23,13 @@ from ..local.weights import batch_limits
 from ..tasks.blocks import row_offsets, shared, take_rows
 from ..tasks.memory import rows_within
 from ..tasks.progress import compute as progress_compute
-from .copies import best_copies, merged_copies, weights_from_files, weights_from_source
+from .copies import (
+    best_copies,
+    merged_copies,
+    merged_from_files,
+    result_file,
+    weights_from_source,
+)
 from .exact import rerank_block
 from .projected import candidates_count, fast_block_candidates, principal_axes, project
 from .shuffle import (
@@ -85,13 +90,16 @@ def partitioned_graph(
         results = _solve_partitions(
             X, (mean, axes, centres, copies), directory, n_candidates, n_neighbors, reg, compute
         )
-        members = [np.asarray(part[0]) for part in results]
-        indices, weights, unsolved = merged_copies(results, X.shape[0], n_neighbors, with_weights)
-        del results
-        if with_weights and directory is not None:
-            weights_from_files(X, (directory, members), indices, weights, unsolved, reg, compute)
-        elif with_weights:
-            weights_from_source(X, indices, weights, unsolved, reg, compute)
+        if directory is not None:  # results are files; each task returned its rows
+            members = results
+            indices, weights = merged_from_files(X, directory, members, n_neighbors, reg, compute)
+        else:
+            indices, weights, unsolved = merged_copies(
+                results, X.shape[0], n_neighbors, with_weights
+            )
+            del results
+            if with_weights:
+                weights_from_source(X, indices, weights, unsolved, reg, compute)
     except BaseException:
         remove_directory(directory)
         raise
@@ -152,7 +160,7 @@ def _solve_partitions(X, placement, directory, n_candidates, n_neighbors, reg, c
         solve = dask.delayed(_partition_graph_from_files, pure=True)
         offsets = row_offsets(X.chunks[0])
         parts = [solve(written, directory, offsets, p, n_parts, **options) for p in range(n_parts)]
-        return [_load_result(path) for path in compute(*parts, label="neighbors")]
+        return list(compute(*parts, label="neighbors"))
     in_flight = copies * X.nbytes  # each row travels to `copies` partitions
     group_bytes = config.get_bytes("neighbors.partition-group-bytes")
     n_groups = min(n_parts, max(1, int(np.ceil(in_flight / group_bytes))))
@@ -176,19 +184,15 @@ def _partition_graph(*pieces, mean, axes, n_candidates: int, k: int, reg: float 
     return _solve_partition(ids, points, mean, axes, n_candidates, k, reg, limits)
 
 
-def _partition_graph_from_files(_written, directory, offsets, part, n_parts, **options) -> str:
+def _partition_graph_from_files(_written, directory, offsets, part, n_parts, **options):
     """``_partition_graph`` of a partition read from the shuffle's files, its result written
-    beside them: the workers hold no result while the other partitions run."""
+    beside them (``copies.result_file``); returns the partition's rows. The workers hold no
+    result while the other partitions run."""
     ids, points = read_partition_rows(directory, offsets, part, n_parts)
     result = _solve_partition(ids, points, **options)
-    path = os.path.join(directory, f"result{part}.npz")
-    write_whole(path, lambda f: np.savez(f, *result))
-    return path
-
-
-def _load_result(path: str) -> tuple:
-    with np.load(path, allow_pickle=False) as stored:
-        return tuple(stored[f"arr_{i}"] for i in range(4))
+    for item, array in enumerate(result):
+        write_whole(result_file(directory, part, item), lambda f, a=array: np.save(f, a))
+    return ids
 
 
 def _solve_partition(ids, points, mean, axes, n_candidates: int, k: int, reg, limits):

@@ -63,14 +63,17 @@ def test_partitioned_graph_merges_copies_on_partition_boundaries(monkeypatch):
     """With many small partitions most points lie near a boundary and their neighbors are split
     among their partitions: each point keeps the k nearest of the union of its copies' lists
     (a single copy's list recalls 0.944 here), with the weights of those lists, whether the
-    shuffle went through files or through memory."""
+    shuffle went through files (merged by the workers in ranges of 700 rows, weights solved
+    again 700 rows at a time) or through memory (merged here)."""
     from dasklle.local.weights import neighbor_weights
+    from dasklle.neighbors import copies
 
     X, _ = datasets.digits_784(3000, random_state=1)
     X = X.compute()
     dX = da.from_array(X, chunks=(700, -1))
     eighteen_partitions = {"dasklle.neighbors.partition-rows": 500}
-    with dask.config.set(eighteen_partitions):
+    with dask.config.set(eighteen_partitions), monkeypatch.context() as patch:
+        patch.setattr(copies, "rows_within", lambda *args, **kwargs: 700)
         indices, weights, _ = partitioned.partitioned_graph(dX, 10, reg=1e-3, random_state=0)
     assert recall(indices, sklearn_neighbors(X, 10)) >= 0.99
     expected = neighbor_weights(dX, indices, reg=1e-3).compute()
