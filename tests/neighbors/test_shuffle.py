@@ -17,3 +17,28 @@ def test_partition_members_are_the_nearest_centres(n_parts):
     nearest = np.argsort(distance, axis=1)[:, :copies]
     for p in range(n_parts):
         np.testing.assert_array_equal(members[p], np.flatnonzero((nearest == p).any(axis=1)))
+
+
+def test_the_shuffle_through_files_is_a_key_per_block_and_reads_back_every_copy(tmp_path):
+    """Through files, the shuffle's graph grows with the blocks, not blocks x partitions (a key
+    per piece kept the scheduler busy for minutes at 1,000,000 rows), and each partition reads
+    back exactly its members' rows, in row order."""
+    import dask
+    import dask.array as da
+
+    from dasklle.neighbors.shuffle import read_partition_rows, shuffle_rows
+    from dasklle.tasks.blocks import row_offsets
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((2000, 6)).astype(np.float32)
+    dX = da.from_array(X, chunks=(250, -1))
+    mean, axes = np.zeros(6), np.eye(6)[:, :4]
+    centres = rng.standard_normal((30, 4)).astype(np.float32)
+    written = shuffle_rows(dX, np.arange(30), centres, mean, axes, 3, str(tmp_path))
+    assert len(dict(written.__dask_graph__())) < 4 * 8  # 8 blocks, 30 partitions
+    assert dask.compute(written, scheduler="sync")[0] == 3 * 2000
+    members = partition_members(X @ axes.astype(np.float32), centres, 3)
+    for p in range(30):
+        rows, points = read_partition_rows(str(tmp_path), row_offsets(dX.chunks[0]), p, 30)
+        np.testing.assert_array_equal(rows, members[p])
+        np.testing.assert_array_equal(points, X[members[p]])
