@@ -63,7 +63,7 @@ def weights_from_source(
 ) -> None:
     """Solve, in place, the weights of ``rows`` from their neighbors ``indices[rows]``, read
     from X in blocks whose gathered neighbors fit a task's budget (the shuffle went through
-    memory: there are no partition files to read them from)."""
+    memory: there are no shuffle files to read them from)."""
     from ..local.weights import neighbor_weights
 
     if len(rows) == 0:

@@ -59,7 +59,7 @@ def partitioned_graph(
     the projection, reranks them by true distance and solves the weights with rows it already
     holds: no random-access gather of neighbor vectors. Each row keeps the k nearest of its
     copies' lists merged; the weights of rows whose merged list no copy found are solved from
-    their points read back from the partition files (from X when the shuffle went through
+    their points read back from the shuffle's files (from X when the shuffle went through
     memory).
 
     Parameters
