@@ -91,8 +91,7 @@ def partitioned_graph(
             X, (mean, axes, centres, copies), directory, n_candidates, n_neighbors, reg, compute
         )
         if directory is not None:  # results are files; each task returned its rows
-            members = results
-            indices, weights = merged_from_files(X, directory, members, n_neighbors, reg, compute)
+            indices, weights = merged_from_files(X, directory, results, n_neighbors, reg, compute)
         else:
             indices, weights, unsolved = merged_copies(
                 results, X.shape[0], n_neighbors, with_weights
@@ -105,9 +104,7 @@ def partitioned_graph(
         raise
     index = None
     if keep_index and directory is not None:
-        index = PartitionIndex(
-            mean, axes, centres, copies, n_candidates, directory, X.chunks[0], members
-        )
+        index = PartitionIndex(mean, axes, centres, copies, n_candidates, directory, X.chunks[0])
     else:
         remove_directory(directory)
     return indices, weights, index
@@ -196,6 +193,7 @@ def _partition_graph_from_files(_written, directory, offsets, part, n_parts, **o
 
 
 def _solve_partition(ids, points, mean, axes, n_candidates: int, k: int, reg, limits):
+    """(rows, k neighbor rows, weights, squared distances) of the partition's rows ``ids``."""
     m = len(ids)
     z = project(points, mean, axes)
     K = min(n_candidates, m - 1)
@@ -265,8 +263,8 @@ def _local_fit(queries, points, local, ids, k: int, reg, limits, exact_match: bo
 class PartitionIndex:
     """A fit's partitions, kept as files, to search new points the way the fit searched.
 
-    ``members[p]`` are the training rows of partition p, ascending, stored in the shuffle's
-    files in ``directory`` (two per source block, ``shuffle.block_files``). A new point joins
+    The training rows of each partition are in the shuffle's files in ``directory`` (two per
+    source block, ``shuffle.block_files``), with their row numbers. A new point joins
     its ``copies`` nearest partitions, is searched there with the same projection and rerank,
     and keeps its best copy: a query costs about what a point of the fit cost, with no scan of
     every training row. The directory is removed with the index.
@@ -279,7 +277,6 @@ class PartitionIndex:
     n_candidates: int
     directory: str
     row_chunks: tuple[int, ...]
-    members: list[np.ndarray]
 
     def __post_init__(self):
         weakref.finalize(self, remove_directory, self.directory)
