@@ -202,6 +202,7 @@ def scheduler(args: argparse.Namespace) -> Iterator[str]:
         return
     from distributed import Client, LocalCluster
 
+    _check_thread_memory(args.memory_limit, args.threads_per_worker)
     n_workers = args.n_workers or min(os.cpu_count() or 1, 4)
     with _interrupts_ignored(), warnings.catch_warnings():
         # another cluster on this machine holds port 8787; the scheduler takes another port for
@@ -219,6 +220,27 @@ def scheduler(args: argparse.Namespace) -> Iterator[str]:
         dashboard = client.dashboard_link if args.dashboard else "no dashboard"
         threads = args.threads_per_worker
         yield f"local cluster: {n_workers} workers x {threads} threads ({dashboard})"
+
+
+def _check_thread_memory(memory_limit: str, threads: int) -> None:
+    """Refuse local workers whose threads would get less than ``MIN_THREAD_MEMORY`` each."""
+    from dask.utils import format_bytes, parse_bytes
+
+    from ..tasks.memory import MIN_THREAD_MEMORY
+
+    if str(memory_limit).lower() == "auto":
+        return
+    try:
+        per_thread = parse_bytes(memory_limit) / max(1, threads)
+    except ValueError:
+        raise ValueError(f"--memory-limit {memory_limit!r} is not a size such as 4GiB.") from None
+    if 0 < per_thread < MIN_THREAD_MEMORY:
+        raise ValueError(
+            f"--memory-limit {memory_limit} gives each worker thread {format_bytes(per_thread)}: "
+            f"a worker's own footprint is about 220 MiB, and dasklle needs at least "
+            f"{format_bytes(MIN_THREAD_MEMORY)} a thread. Raise --memory-limit or lower "
+            "--threads-per-worker."
+        )
 
 
 @contextlib.contextmanager

@@ -14,6 +14,10 @@ import dask
 
 from .. import config
 
+# A worker's imports take ~220 MB before any task, and dask pauses it at 80% of its limit:
+# below this much a thread, the local cluster is refused rather than left paused and restarted.
+MIN_THREAD_MEMORY = 512 * 2**20
+
 
 def spill_fraction() -> float:
     """The share of its limit a worker fills before spilling to disk (dask's own setting)."""

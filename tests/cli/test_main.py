@@ -104,3 +104,23 @@ def test_python_m_dasklle_is_the_command_line():
     )
     assert run.returncode == 0 and run.stdout.startswith("usage: dasklle")
     assert all(name in run.stdout for name in ("demo", "embed", "sweep", "plot", "info", "bench"))
+
+
+@pytest.mark.parametrize(
+    ("limit", "threads", "words"),
+    [
+        ("300MiB", "1", "gives each worker thread 300.00 MiB"),
+        ("1GiB", "4", "gives each worker thread 256.00 MiB"),
+        ("3xx", "1", "is not a size"),
+    ],
+)
+def test_workers_too_small_for_a_task_are_refused_before_they_start(
+    limit, threads, words, capsys, tmp_path
+):
+    np.save(tmp_path / "x.npy", np.zeros((300, 3), np.float32))
+    argv = ["embed", str(tmp_path / "x.npy"), "--out", str(tmp_path / "o.zarr")]
+    argv += ["--n-workers", "1", "--memory-limit", limit, "--threads-per-worker", threads]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and "--memory-limit" in err and "\n" not in err
+    assert not (tmp_path / "o.zarr").exists()
