@@ -25,6 +25,8 @@ from ..tasks.blocks import row_block_tasks
 from .exact import squared_distances
 from .projected import project
 
+PREFIX, OWNER = "dasklle-shuffle-", "owner"  # a scratch directory, and its file naming its process
+
 
 def new_shuffle_directory() -> str | None:
     """A new scratch directory that every worker can read; None if there is none.
@@ -35,8 +37,32 @@ def new_shuffle_directory() -> str | None:
     """
     if not _workers_on_this_host():
         return None
-    base = dask.config.get("temporary-directory", None) or None
-    return tempfile.mkdtemp(prefix="dasklle-shuffle-", dir=base)
+    base = dask.config.get("temporary-directory", None) or tempfile.gettempdir()
+    _remove_orphans(base)
+    directory = tempfile.mkdtemp(prefix=PREFIX, dir=base)
+    with open(os.path.join(directory, OWNER), "w") as f:
+        f.write(f"{socket.gethostname()} {os.getpid()}")
+    return directory
+
+
+def _remove_orphans(base: str) -> None:
+    """Remove the scratch directories of processes of this host that no longer run.
+
+    A process killed outright (out of memory, SIGKILL, a batch job's time limit) cannot remove
+    its directory, which holds its input about three times over. Processes are told apart by
+    host name and process id.
+    """
+    import psutil
+
+    host = socket.gethostname()
+    for name in os.listdir(base):
+        try:
+            with open(os.path.join(base, name, OWNER)) as f:
+                owner_host, pid = f.read().split()
+        except (OSError, ValueError):  # not a scratch directory, or another version's
+            continue
+        if name.startswith(PREFIX) and owner_host == host and not psutil.pid_exists(int(pid)):
+            remove_directory(os.path.join(base, name))
 
 
 def remove_directory(directory: str | None) -> None:

@@ -42,3 +42,35 @@ def test_the_shuffle_through_files_is_a_key_per_block_and_reads_back_every_copy(
         rows, points = read_partition_rows(str(tmp_path), row_offsets(dX.chunks[0]), p, 30)
         np.testing.assert_array_equal(rows, members[p])
         np.testing.assert_array_equal(points, X[members[p]])
+
+
+def test_a_killed_process_scratch_directory_is_removed_by_the_next_one(tmp_path):
+    """The next shuffle removes the directories of this host's processes that no longer run,
+    and leaves a running process's directory and anything else alone."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import dask
+
+    from dasklle.neighbors.shuffle import new_shuffle_directory
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    owners = {
+        "dasklle-shuffle-killed": f"{socket.gethostname()} {ended.pid}",
+        "dasklle-shuffle-running": f"{socket.gethostname()} {os.getpid()}",
+        "dasklle-shuffle-elsewhere": f"another-host {ended.pid}",
+    }
+    for name, owner in owners.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "owner").write_text(owner)
+        (tmp_path / name / "rows0.npy").write_bytes(b"x")
+    (tmp_path / "user-folder").mkdir()
+    with dask.config.set({"temporary-directory": str(tmp_path)}):
+        created = new_shuffle_directory()
+    left = {p.name for p in tmp_path.iterdir()}
+    assert "dasklle-shuffle-killed" not in left
+    assert {"dasklle-shuffle-running", "dasklle-shuffle-elsewhere", "user-folder"} <= left
+    assert os.path.basename(created) in left
