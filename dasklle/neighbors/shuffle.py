@@ -3,9 +3,9 @@ the pieces go through, and a partition's pieces gathered back into one array.
 
 The shuffle goes through files when every worker can read this machine's files (the threaded
 and synchronous schedulers, a local cluster): each source block is read once, its rows' copies
-written to two files, and nothing in flight lives in memory; one key marks the shuffle done (a
-key per block and partition, ~100,000 at 1,000,000 rows, kept the scheduler busy for minutes
-before the first task ran). Otherwise the pieces travel through dask's memory.
+written to two files, and nothing in flight lives in memory; one key marks the shuffle done, so
+the graph grows with the blocks, not with blocks x partitions (docs/design/neighbors.md).
+Otherwise the pieces travel through dask's memory.
 """
 
 from __future__ import annotations
@@ -101,14 +101,20 @@ def block_files(directory: str, row_offset: int) -> tuple[str, str]:
     )
 
 
+def _block_share(directory: str, row_offset: int, part: int, n_parts: int):
+    """(global rows, start, stop): the rows of the source block at ``row_offset`` that joined
+    ``part``, and where their data lie in the block's data file."""
+    index = np.load(block_files(directory, row_offset)[1], mmap_mode="r", allow_pickle=False)
+    lo, hi = int(index[part]), int(index[part + 1])
+    return np.asarray(index[n_parts + 1 + lo : n_parts + 1 + hi]) + row_offset, lo, hi
+
+
 def read_partition(directory: str, row_offset: int, part: int, n_parts: int):
     """(global rows, data memory-mapped) of the source block at ``row_offset`` that joined
     ``part``."""
-    data_path, index_path = block_files(directory, row_offset)
-    index = np.load(index_path, mmap_mode="r", allow_pickle=False)
-    lo, hi = int(index[part]), int(index[part + 1])
-    rows = np.asarray(index[n_parts + 1 + lo : n_parts + 1 + hi]) + row_offset
-    return rows, np.load(data_path, mmap_mode="r", allow_pickle=False)[lo:hi]
+    rows, lo, hi = _block_share(directory, row_offset, part, n_parts)
+    data = np.load(block_files(directory, row_offset)[0], mmap_mode="r", allow_pickle=False)
+    return rows, data[lo:hi]
 
 
 def read_partition_rows(directory: str, offsets, part: int, n_parts: int):
@@ -116,16 +122,17 @@ def read_partition_rows(directory: str, offsets, part: int, n_parts: int):
 
     Each block's file is mapped only while its rows are copied: the mapped pages count in the
     worker's memory, and all of them at once would double the partition."""
-    ids = [read_partition(directory, int(offset), part, n_parts)[0] for offset in offsets]
+    shares = [_block_share(directory, int(offset), part, n_parts) for offset in offsets]
+    total = sum(len(rows) for rows, _, _ in shares)
     points, start = None, 0
-    for offset, rows in zip(offsets, ids, strict=True):
-        _, data = read_partition(directory, int(offset), part, n_parts)
+    for offset, (rows, lo, hi) in zip(offsets, shares, strict=True):
+        data = np.load(block_files(directory, int(offset))[0], mmap_mode="r", allow_pickle=False)
         if points is None:
-            points = np.empty((sum(map(len, ids)), data.shape[1]), dtype=data.dtype)
-        points[start : start + len(rows)] = data
+            points = np.empty((total, data.shape[1]), dtype=data.dtype)
+        points[start : start + len(rows)] = data[lo:hi]
         start += len(rows)
         del data
-    return np.concatenate(ids), points
+    return np.concatenate([rows for rows, _, _ in shares]), points
 
 
 def write_whole(path: str, write) -> None:
