@@ -90,6 +90,7 @@ def merged_from_files(X: da.Array, directory: str, members: list, k: int, reg, c
     starts = np.array([np.searchsorted(rows, bounds) for rows in members])
     (shared_holder,) = shared(holder)
     merge = dask.delayed(_merge_range, pure=True)
+    offsets, limits, solve_rows = row_offsets(X.chunks[0]), batch_limits(), _solve_rows(X, k)
     tasks = [
         merge(
             directory,
@@ -98,11 +99,11 @@ def merged_from_files(X: da.Array, directory: str, members: list, k: int, reg, c
             starts[:, r],
             starts[:, r + 1],
             shared_holder,
-            row_offsets(X.chunks[0]),
+            offsets,
             k=k,
             reg=reg,
-            limits=batch_limits(),
-            solve_rows=_solve_rows(X, k),
+            limits=limits,
+            solve_rows=solve_rows,
         )  # fmt: skip
         for r, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
     ]
