@@ -3,8 +3,8 @@ eigen iteration needs on them: products with M = B^T B (B split into the same ra
 combinations with small matrices, and Gram matrices reduced to the client.
 
 Only (columns x columns) matrices and the coarse levels reach the client. A product's task for
-one row range depends on the blocks its rows reference (a locality ordering keeps those few), so
-a block moves between workers only when a neighbor's row lives on another worker.
+one row range reads its own block and, from the other ranges, only the rows its rows reference
+(its halo, cut where each block lives; a locality ordering keeps it small).
 """
 
 from __future__ import annotations
@@ -104,47 +104,45 @@ def map_blocks(function, *parts: RowBlocks | list, **kwargs) -> RowBlocks:
 
 class CostMatrix:
     """M = B^T B on the workers, B sparse (n, n) split into the row ranges of ``bounds``: one
-    task per range and product, which reads the blocks within two hops of its rows and forms the
-    rows of B X it needs itself (rather than a second round of tasks).
+    task per range and product, which forms the rows of B X its own rows need itself (rather
+    than a second round of tasks) from its block and the halo of rows it references in others.
 
     ``pieces[p]`` (futures) holds range p's rows of B and B^T with their columns renumbered into
-    the stacked blocks of the ranges ``sources[p]``; ``from_operator`` builds them.
+    [range p's block, its halo from each range of ``halos[p]``]; ``halos[p]`` lists (q, rows
+    of block q) pairs, the rows a future on the workers. ``from_operator`` builds them.
     """
 
-    def __init__(self, client, pieces: list, sources: list[list[int]], bounds: np.ndarray):
-        self.client, self.pieces, self.sources, self.bounds = client, pieces, sources, bounds
+    def __init__(self, client, pieces: list, halos: list[list[tuple]], bounds: np.ndarray):
+        self.client, self.pieces, self.halos, self.bounds = client, pieces, halos, bounds
 
     @classmethod
     def from_operator(cls, client, B, BT, bounds: np.ndarray) -> CostMatrix:
         """B and B^T (scipy sparse, rows and columns in the order the bounds split) cut into
         the ranges of ``bounds`` (starts and the end) and scattered to the workers."""
         B, BT = sp.csr_array(B), sp.csr_array(BT)
-        sources, pieces = [], []
+        halos, pieces = [], []
         for p in range(len(bounds) - 1):
             transposed = BT[bounds[p] : bounds[p + 1]]
-            needed = np.unique(transposed.indices)  # the rows of B X this range reads
+            needed = np.unique(transposed.indices)  # the rows of B X this range forms
             rows = B[needed]
-            owners = np.searchsorted(bounds, rows.indices, side="right") - 1
-            used = np.unique(np.concatenate([owners, [p]]))
-            offsets = np.zeros(len(bounds) - 1, dtype=np.int64)
-            sizes = np.diff(bounds)[used]
-            offsets[used] = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+            columns, renumbered = _stacked_columns(rows.indices, bounds, p)
             local_B = sp.csr_array(
-                (rows.data, offsets[owners] + rows.indices - bounds[owners], rows.indptr),
-                shape=(len(needed), int(sizes.sum())),
+                (rows.data, renumbered, rows.indptr), shape=(len(needed), columns)
             )
             local_BT = sp.csr_array(
                 (transposed.data, np.searchsorted(needed, transposed.indices), transposed.indptr),
                 shape=(transposed.shape[0], len(needed)),
             )
-            sources.append(used.tolist())
-            pieces.append((local_B, local_BT, int(offsets[p])))
-        return cls(client, client.scatter(pieces), sources, bounds)
+            halos.append(_halo_rows(rows.indices, bounds, p))
+            pieces.append((local_B, local_BT))
+        # the halos' row lists live on the workers: a product ships keys, not indices
+        halos = [[(q, client.scatter(r)) for q, r in halo] for halo in halos]
+        return cls(client, client.scatter(pieces), halos, bounds)
 
     def astype(self, dtype) -> CostMatrix:
         """The same matrix in dtype, converted on the workers."""
         pieces = self.client.map(_piece_as, self.pieces, dtype=dtype)
-        return CostMatrix(self.client, pieces, self.sources, self.bounds)
+        return CostMatrix(self.client, pieces, self.halos, self.bounds)
 
     def apply(self, X: RowBlocks, *, shift=0.0, finish=None, finish_args=()) -> RowBlocks:
         """finish((M + shift I) @ X_p, *finish_args_p) per range (M @ X by default); each of
@@ -153,22 +151,62 @@ class CostMatrix:
             [a.futures[p] if isinstance(a, RowBlocks) else a[p] for a in finish_args]
             for p in range(len(self.pieces))
         ]
-        blocks = [[X.futures[q] for q in sources] for sources in self.sources]
+        # the rows a range reads from another are cut where that block lives; only they move
+        blocks = [
+            [X.futures[p]]
+            + [self.client.submit(_rows_of, X.futures[q], rows) for q, rows in self.halos[p]]
+            for p in range(len(self.pieces))
+        ]
         futures = self.client.map(
             _cost_product, self.pieces, blocks, extras, shift=float(shift), finish=finish
         )
         return X.like(futures)
 
+    def halo_rows(self) -> int:
+        """The rows a product reads from other ranges, summed over the ranges."""
+        sizes = self.client.gather([rows for halo in self.halos for _, rows in halo])
+        return int(sum(len(rows) for rows in sizes))
+
+
+def _owners(columns: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    return np.searchsorted(bounds, columns, side="right") - 1
+
+
+def _halo_rows(columns: np.ndarray, bounds: np.ndarray, p: int) -> list[tuple[int, np.ndarray]]:
+    """(q, rows of range q) for every other range q that ``columns`` reference, rows sorted."""
+    outside = np.unique(columns[_owners(columns, bounds) != p])
+    owners = _owners(outside, bounds)
+    return [
+        (int(q), (outside[owners == q] - bounds[q]).astype(np.int64)) for q in np.unique(owners)
+    ]
+
+
+def _stacked_columns(columns: np.ndarray, bounds: np.ndarray, p: int) -> tuple[int, np.ndarray]:
+    """``columns`` renumbered into [range p's rows, then its halo rows by range] and the stacked
+    width."""
+    own = bounds[p + 1] - bounds[p]
+    outside = np.unique(columns[_owners(columns, bounds) != p])  # sorted: by range, then row
+    renumbered = np.where(
+        _owners(columns, bounds) == p,
+        columns - bounds[p],
+        own + np.searchsorted(outside, columns),
+    )
+    return int(own + len(outside)), renumbered
+
+
+def _rows_of(block: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    return block[rows]
+
 
 def _piece_as(piece, dtype):
-    local_B, local_BT, own = piece
-    return local_B.astype(dtype), local_BT.astype(dtype), own
+    local_B, local_BT = piece
+    return local_B.astype(dtype), local_BT.astype(dtype)
 
 
 def _cost_product(piece, blocks, extra, shift, finish):
-    local_B, local_BT, own = piece
+    local_B, local_BT = piece
     stacked = np.vstack(blocks) if len(blocks) > 1 else blocks[0]
     out = local_BT @ (local_B @ stacked)
     if shift:
-        out += shift * stacked[own : own + out.shape[0]]
+        out += shift * blocks[0]
     return out if finish is None else finish(out, *extra)

@@ -5,19 +5,22 @@ The ranges follow spectral clusters of the kNN graph, so that most neighbor refe
 inside a range. The preconditioner is the client's cycle in two-level form: Chebyshev smoothing
 on all of M in float32 (one task a range and step), aggregates that never cross ranges, and the
 coarse level (its own multigrid hierarchy) in the client. The products with M go through I - W
-and its transpose, each range reading the blocks its rows reference. Measurements:
+and its transpose, each range reading the rows its rows reference. Measurements:
 docs/design/eigen.md.
 """
 
 from __future__ import annotations
 
 import math
+import time
+import warnings
 from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
 
 from .. import config
+from ..exceptions import FallbackWarning
 from . import multigrid, rowblocks
 from .cost import CostOperator
 from .lobpcg import LobpcgResult, basis_from_gram, subspace_bound
@@ -285,10 +288,53 @@ def solve(
 ) -> LobpcgResult:
     """``lobpcg_on_workers`` from the start block X; M, graph and X with their rows in
     ``locality_order`` (the ranges are slices of it), the n_components + 1 lowest vectors
-    returned in that order. ``options``: tol, max_iter, on_iteration and first_iteration."""
-    problem = WorkerProblem(client, M, graph, rng)
-    theta, X, n_iter, bound = lobpcg_on_workers(
-        problem, problem.scattered(X), n_wanted=n_components, **options
-    )
-    kept = rowblocks.combine([X], np.eye(len(theta))[:, : n_components + 1])
-    return LobpcgResult(theta, kept.gather(), n_iter, bound)
+    returned in that order. ``options``: tol, max_iter, on_iteration and first_iteration.
+
+    A worker lost during the solve does not end it: the block is kept in this process every
+    ``eigen.checkpoint-interval`` seconds, and the solve starts again from the kept block on
+    the workers the cluster has then, up to ``eigen.worker-retries`` times, with a warning.
+    """
+    kept = _KeptBlock(X, options.pop("first_iteration", 0), options.pop("on_iteration", None))
+    for attempt in range(int(config.get("eigen.worker-retries")) + 1):
+        try:
+            problem = WorkerProblem(client, M, graph, rng)
+            theta, X, n_iter, bound = lobpcg_on_workers(
+                problem, problem.scattered(kept.block), n_wanted=n_components,
+                first_iteration=kept.n_iter, on_iteration=kept, **options,
+            )  # fmt: skip
+            kept_vectors = rowblocks.combine([X], np.eye(len(theta))[:, : n_components + 1])
+            return LobpcgResult(theta, kept_vectors.gather(), n_iter, bound)
+        except _worker_lost() as exc:
+            if attempt == int(config.get("eigen.worker-retries")):
+                raise
+            warnings.warn(
+                f"a worker was lost during the amg solve ({type(exc).__name__}); it starts "
+                f"again from iteration {kept.n_iter} on the cluster's workers",
+                FallbackWarning,
+                stacklevel=2,
+            )
+
+
+def _worker_lost() -> tuple[type, ...]:
+    """The errors a lost worker raises in the client: its data cancelled or its tasks killed."""
+    from distributed.client import FutureCancelledError
+    from distributed.comm import CommClosedError
+    from distributed.scheduler import KilledWorker
+
+    return FutureCancelledError, KilledWorker, CommClosedError
+
+
+class _KeptBlock:
+    """The iteration callback that keeps the latest block (and its iteration) in this process
+    every ``eigen.checkpoint-interval`` seconds, before calling the caller's callback."""
+
+    def __init__(self, block: np.ndarray, n_iter: int, then=None):
+        self.block, self.n_iter, self.then = block, n_iter, then
+        self.interval = float(config.get("eigen.checkpoint-interval"))
+        self.last = time.monotonic()
+
+    def __call__(self, n_iter: int, bound: float, X: RowBlocks, theta: np.ndarray) -> None:
+        if n_iter > self.n_iter and time.monotonic() - self.last >= self.interval:
+            self.block, self.n_iter, self.last = X.gather(), n_iter, time.monotonic()
+        if self.then is not None:
+            self.then(n_iter, bound, X, theta)

@@ -84,3 +84,33 @@ def test_unconverged_worker_solve_warns(client, problem):
         with pytest.warns(ConvergenceWarning, match="sine"):
             result = null_space(M, 2, solver="amg", tol=1e-9, max_iter=3, neighbors=indices)
     assert result.placement == "workers" and np.isfinite(result.vectors).all()
+
+
+def test_a_worker_lost_mid_solve_costs_its_iterations_not_the_solve(problem, monkeypatch):
+    import os
+    import signal
+
+    from distributed import Client
+
+    from ..conftest import local_cluster
+
+    M, indices = problem
+    dense = null_space(M, 2, solver="dense")
+    keep = workers._KeptBlock.__call__
+    killed = []
+
+    def kill_once(self, n_iter, bound, X, theta):
+        keep(self, n_iter, bound, X, theta)
+        if n_iter == 6 and not killed:  # the block of iteration 6 is kept: the restart is there
+            victim, pid = next(iter(X.client.run(os.getpid).items()))
+            os.kill(pid, signal.SIGKILL)
+            killed.append(victim)
+
+    monkeypatch.setattr(workers._KeptBlock, "__call__", kill_once)
+    config = {"dasklle.eigen.placement": "workers", "dasklle.eigen.checkpoint-interval": 0}
+    with local_cluster() as cluster, Client(cluster), dask.config.set(config):
+        with pytest.warns(FallbackWarning, match="worker was lost.*from iteration 6"):
+            result = null_space(M, 2, solver="amg", tol=1e-6, neighbors=indices)
+    assert killed and result.placement == "workers"
+    assert result.n_iter > 6 and result.error_bound <= 1e-6
+    assert max_sine(result.vectors, dense.vectors) <= PLACEMENT_MAX_SINE
