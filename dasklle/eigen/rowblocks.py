@@ -16,18 +16,68 @@ import scipy.sparse as sp
 
 
 @dataclass
-class RowBlocks:
-    """An (n, columns) array on the workers: ``futures[p]`` holds rows bounds[p]:bounds[p + 1]."""
+class Ranges:
+    """Row ranges (``bounds``: starts and the end) and the worker that holds each.
+
+    Every task of range p runs on ``workers[p]``, so a range's blocks, operator piece and
+    updates stay together and only the halos move; the scheduler would otherwise place each
+    task by its inputs' bytes and move whole blocks between workers every iteration.
+    """
 
     client: object
-    futures: list
     bounds: np.ndarray
+    workers: list[str]
+
+    @classmethod
+    def on(cls, client, bounds: np.ndarray) -> Ranges:
+        """Consecutive ranges to the same worker (the locality order keeps their halo within)."""
+        addresses = sorted(client.scheduler_info()["workers"])
+        n_ranges = len(bounds) - 1
+        owners = [addresses[p * len(addresses) // n_ranges] for p in range(n_ranges)]
+        return cls(client, bounds, owners)
+
+    def _by_worker(self):
+        for address in dict.fromkeys(self.workers):
+            yield address, [p for p, owner in enumerate(self.workers) if owner == address]
+
+    def map(self, function, *per_range, **kwargs) -> list:
+        """function(per_range[0][p], per_range[1][p], ..., **kwargs) on range p's worker."""
+        out = [None] * len(self.workers)
+        for address, ranges in self._by_worker():
+            arguments = [[values[p] for p in ranges] for values in per_range]
+            futures = self.client.map(function, *arguments, workers=[address], **kwargs)
+            for p, future in zip(ranges, futures, strict=True):
+                out[p] = future
+        return out
+
+    def scatter(self, per_range: list) -> list:
+        """per_range[p] scattered to range p's worker."""
+        out = [None] * len(self.workers)
+        for address, ranges in self._by_worker():
+            futures = self.client.scatter([per_range[p] for p in ranges], workers=[address])
+            for p, future in zip(ranges, futures, strict=True):
+                out[p] = future
+        return out
+
+
+@dataclass
+class RowBlocks:
+    """An (n, columns) array on the workers: ``futures[p]`` holds the rows of range p."""
+
+    ranges: Ranges
+    futures: list
     columns: int
 
+    @property
+    def client(self):
+        return self.ranges.client
+
+    @property
+    def bounds(self) -> np.ndarray:
+        return self.ranges.bounds
+
     def like(self, futures: list, columns: int | None = None) -> RowBlocks:
-        return RowBlocks(
-            self.client, futures, self.bounds, self.columns if columns is None else columns
-        )
+        return RowBlocks(self.ranges, futures, self.columns if columns is None else columns)
 
     def gather(self) -> np.ndarray:
         """The whole array in the client (for the final vectors only)."""
@@ -46,7 +96,7 @@ def _per_range(parts: list[RowBlocks]) -> list[list]:
 def combine(parts: list[RowBlocks], matrix: np.ndarray) -> RowBlocks:
     """[parts side by side] @ matrix, row range by row range."""
     first = parts[0]
-    futures = first.client.map(_stacked_times, _per_range(parts), matrix=matrix)
+    futures = first.ranges.map(_stacked_times, _per_range(parts), matrix=matrix)
     return first.like(futures, matrix.shape[1])
 
 
@@ -69,8 +119,9 @@ def gram(left: RowBlocks | list[RowBlocks], right: RowBlocks | list[RowBlocks]) 
     """[left side by side]^T [right side by side], summed over the row ranges, in the client."""
     left = [left] if isinstance(left, RowBlocks) else left
     right = [right] if isinstance(right, RowBlocks) else right
-    client = left[0].client
-    return reduce_sum(client, client.map(_stacked_gram, _per_range(left), _per_range(right)))
+    ranges = left[0].ranges
+    parts = ranges.map(_stacked_gram, _per_range(left), _per_range(right))
+    return reduce_sum(ranges.client, parts)
 
 
 def _column_sums(block: np.ndarray) -> np.ndarray:
@@ -78,7 +129,7 @@ def _column_sums(block: np.ndarray) -> np.ndarray:
 
 
 def column_sums(blocks: RowBlocks) -> np.ndarray:
-    return reduce_sum(blocks.client, blocks.client.map(_column_sums, blocks.futures))
+    return reduce_sum(blocks.client, blocks.ranges.map(_column_sums, blocks.futures))
 
 
 def column_norms(blocks: RowBlocks) -> np.ndarray:
@@ -91,7 +142,7 @@ def _minus_times(X: np.ndarray, Y: np.ndarray, matrix: np.ndarray) -> np.ndarray
 
 def minus_times(X: RowBlocks, Y: RowBlocks, matrix: np.ndarray) -> RowBlocks:
     """X - Y @ matrix."""
-    return X.like(X.client.map(_minus_times, X.futures, Y.futures, matrix=matrix))
+    return X.like(X.ranges.map(_minus_times, X.futures, Y.futures, matrix=matrix))
 
 
 def map_blocks(function, *parts: RowBlocks | list, **kwargs) -> RowBlocks:
@@ -99,7 +150,7 @@ def map_blocks(function, *parts: RowBlocks | list, **kwargs) -> RowBlocks:
     The result has the columns of the first RowBlocks among the parts."""
     first = next(part for part in parts if isinstance(part, RowBlocks))
     iterables = [part.futures if isinstance(part, RowBlocks) else part for part in parts]
-    return first.like(first.client.map(function, *iterables, **kwargs))
+    return first.like(first.ranges.map(function, *iterables, **kwargs))
 
 
 class CostMatrix:
@@ -112,13 +163,14 @@ class CostMatrix:
     of block q) pairs, the rows a future on the workers. ``from_operator`` builds them.
     """
 
-    def __init__(self, client, pieces: list, halos: list[list[tuple]], bounds: np.ndarray):
-        self.client, self.pieces, self.halos, self.bounds = client, pieces, halos, bounds
+    def __init__(self, ranges: Ranges, pieces: list, halos: list[list[tuple]]):
+        self.ranges, self.pieces, self.halos = ranges, pieces, halos
 
     @classmethod
-    def from_operator(cls, client, B, BT, bounds: np.ndarray) -> CostMatrix:
-        """B and B^T (scipy sparse, rows and columns in the order the bounds split) cut into
-        the ranges of ``bounds`` (starts and the end) and scattered to the workers."""
+    def from_operator(cls, ranges: Ranges, B, BT) -> CostMatrix:
+        """B and B^T (scipy sparse, rows and columns in the order the ranges split) cut into
+        the ranges and scattered to their workers."""
+        bounds = ranges.bounds
         B, BT = sp.csr_array(B), sp.csr_array(BT)
         halos, pieces = [], []
         for p in range(len(bounds) - 1):
@@ -135,14 +187,19 @@ class CostMatrix:
             )
             halos.append(_halo_rows(rows.indices, bounds, p))
             pieces.append((local_B, local_BT))
-        # the halos' row lists live on the workers: a product ships keys, not indices
-        halos = [[(q, client.scatter(r)) for q, r in halo] for halo in halos]
-        return cls(client, client.scatter(pieces), halos, bounds)
+        # each halo's row list lives where its rows are cut: a product ships keys, not indices
+        client = ranges.client
+        halos = [
+            [(q, client.scatter(rows, workers=[ranges.workers[q]])) for q, rows in halo]
+            for halo in halos
+        ]
+        return cls(ranges, ranges.scatter(pieces), halos)
 
     def astype(self, dtype) -> CostMatrix:
         """The same matrix in dtype, converted on the workers."""
-        pieces = self.client.map(_piece_as, self.pieces, dtype=dtype)
-        return CostMatrix(self.client, pieces, self.halos, self.bounds)
+        return CostMatrix(
+            self.ranges, self.ranges.map(_piece_as, self.pieces, dtype=dtype), self.halos
+        )
 
     def apply(self, X: RowBlocks, *, shift=0.0, finish=None, finish_args=()) -> RowBlocks:
         """finish((M + shift I) @ X_p, *finish_args_p) per range (M @ X by default); each of
@@ -152,19 +209,23 @@ class CostMatrix:
             for p in range(len(self.pieces))
         ]
         # the rows a range reads from another are cut where that block lives; only they move
+        client, owners = self.ranges.client, self.ranges.workers
         blocks = [
             [X.futures[p]]
-            + [self.client.submit(_rows_of, X.futures[q], rows) for q, rows in self.halos[p]]
+            + [
+                client.submit(_rows_of, X.futures[q], rows, workers=[owners[q]])
+                for q, rows in self.halos[p]
+            ]
             for p in range(len(self.pieces))
         ]
-        futures = self.client.map(
+        futures = self.ranges.map(
             _cost_product, self.pieces, blocks, extras, shift=float(shift), finish=finish
         )
         return X.like(futures)
 
     def halo_rows(self) -> int:
         """The rows a product reads from other ranges, summed over the ranges."""
-        sizes = self.client.gather([rows for halo in self.halos for _, rows in halo])
+        sizes = self.ranges.client.gather([rows for halo in self.halos for _, rows in halo])
         return int(sum(len(rows) for rows in sizes))
 
 

@@ -134,19 +134,20 @@ class WorkerProblem:
         n = M.shape[0]
         self.client, self.n = client, n
         self.bounds = row_bounds(n, client)
-        self.M = CostMatrix.from_operator(client, M.B, M.BT, self.bounds)
+        self.ranges = rowblocks.Ranges.on(client, self.bounds)
+        self.M = CostMatrix.from_operator(self.ranges, M.B, M.BT)
         # the preconditioner runs in float32, as in the client (the same iterations)
         self.M32 = self.M.astype(np.float32)
         self.shift = float(config.get("eigen.shift-fraction")) * float(M.diagonal().mean())
         shifted = M.with_shift(self.shift)
         d_inv = (1.0 / shifted.diagonal()).astype(np.float32)
-        self.d_inv = client.scatter(np.split(d_inv, self.bounds[1:-1]))
+        self.d_inv = self.ranges.scatter(np.split(d_inv, self.bounds[1:-1]))
         self.degree = int(config.get("eigen.chebyshev-degree"))
         radius = multigrid._spectral_radius(shifted, rng)
         high, low = 1.1 * radius, radius / float(config.get("eigen.chebyshev-span"))
         self.centre, self.half_width = (high + low) / 2, (high - low) / 2
         aggregations, P = self._aggregate(sp.csr_array(graph))
-        self.aggregations = client.scatter([a.astype(np.float32) for a in aggregations])
+        self.aggregations = self.ranges.scatter([a.astype(np.float32) for a in aggregations])
         self.coarse_sizes = [a.shape[1] for a in aggregations]
         coarse = (M.B @ P).tocsr()
         coarse = (coarse.T @ coarse + self.shift * (P.T @ P)).tocsr()
@@ -214,7 +215,7 @@ class WorkerProblem:
         pieces = [
             X[start:stop] for start, stop in zip(self.bounds[:-1], self.bounds[1:], strict=True)
         ]
-        return RowBlocks(self.client, self.client.scatter(pieces), self.bounds, X.shape[1])
+        return RowBlocks(self.ranges, self.ranges.scatter(pieces), X.shape[1])
 
 
 def _plus(a: np.ndarray, b: np.ndarray, dtype=None) -> np.ndarray:
