@@ -156,50 +156,59 @@ def map_blocks(function, *parts: RowBlocks | list, **kwargs) -> RowBlocks:
 class CostMatrix:
     """M = B^T B on the workers, B sparse (n, n) split into the row ranges of ``bounds``: one
     task per range and product, which forms the rows of B X its own rows need itself (rather
-    than a second round of tasks) from its block and the halo of rows it references in others.
+    than a second round of tasks).
 
-    ``pieces[p]`` (futures) holds range p's rows of B and B^T with their columns renumbered into
-    [range p's block, its halo from each range of ``halos[p]``]; ``halos[p]`` lists (q, rows
-    of block q) pairs, the rows a future on the workers. ``from_operator`` builds them.
+    A range reads the blocks of its own worker's ranges where they lie, and from each range on
+    another worker one halo: the rows that any range of its worker references there, cut by
+    one task where that block lives. Tasks then grow with ranges x workers, not ranges^2.
+
+    ``pieces[p]`` (futures) holds range p's rows of B, split by the columns of each source in
+    ``sources[p]`` (p first), and its rows of B^T; ``halos[(q, worker)]`` is a future of the
+    rows of block q that worker's ranges read. ``from_operator`` builds them.
     """
 
-    def __init__(self, ranges: Ranges, pieces: list, halos: list[list[tuple]]):
-        self.ranges, self.pieces, self.halos = ranges, pieces, halos
+    def __init__(self, ranges: Ranges, pieces: list, sources: list[list[int]], halos: dict):
+        self.ranges, self.pieces, self.sources, self.halos = ranges, pieces, sources, halos
 
     @classmethod
     def from_operator(cls, ranges: Ranges, B, BT) -> CostMatrix:
         """B and B^T (scipy sparse, rows and columns in the order the ranges split) cut into
         the ranges and scattered to their workers."""
-        bounds = ranges.bounds
+        bounds, owners = ranges.bounds, ranges.workers
         B, BT = sp.csr_array(B), sp.csr_array(BT)
-        halos, pieces = [], []
+        formed = []  # per range: its rows of B^T, and the rows of B that B^T reads
+        halos: dict[tuple[int, str], np.ndarray] = {}
         for p in range(len(bounds) - 1):
             transposed = BT[bounds[p] : bounds[p + 1]]
             needed = np.unique(transposed.indices)  # the rows of B X this range forms
             rows = B[needed]
-            columns, renumbered = _stacked_columns(rows.indices, bounds, p)
-            local_B = sp.csr_array(
-                (rows.data, renumbered, rows.indptr), shape=(len(needed), columns)
-            )
+            for q, used in _halo_rows(rows.indices, bounds, p):
+                if owners[q] != owners[p]:
+                    key = (q, owners[p])
+                    halos[key] = np.union1d(halos.get(key, used[:0]), used)
+            formed.append((transposed, needed, rows))
+        pieces, sources = [], []
+        for p, (transposed, needed, rows) in enumerate(formed):
+            referenced = np.unique(_owners(rows.indices, bounds))
+            order = [p] + [int(q) for q in referenced if q != p]
+            parts = [_columns_of(rows, bounds, q, halos.get((q, owners[p]))) for q in order]
             local_BT = sp.csr_array(
                 (transposed.data, np.searchsorted(needed, transposed.indices), transposed.indptr),
                 shape=(transposed.shape[0], len(needed)),
             )
-            halos.append(_halo_rows(rows.indices, bounds, p))
-            pieces.append((local_B, local_BT))
+            pieces.append((parts, local_BT))
+            sources.append(order)
         # each halo's row list lives where its rows are cut: a product ships keys, not indices
-        client = ranges.client
-        halos = [
-            [(q, client.scatter(rows, workers=[ranges.workers[q]])) for q, rows in halo]
-            for halo in halos
-        ]
-        return cls(ranges, ranges.scatter(pieces), halos)
+        scattered = {
+            key: ranges.client.scatter(rows, workers=[owners[key[0]]])
+            for key, rows in halos.items()
+        }
+        return cls(ranges, ranges.scatter(pieces), sources, scattered)
 
     def astype(self, dtype) -> CostMatrix:
         """The same matrix in dtype, converted on the workers."""
-        return CostMatrix(
-            self.ranges, self.ranges.map(_piece_as, self.pieces, dtype=dtype), self.halos
-        )
+        pieces = self.ranges.map(_piece_as, self.pieces, dtype=dtype)
+        return CostMatrix(self.ranges, pieces, self.sources, self.halos)
 
     def apply(self, X: RowBlocks, *, shift=0.0, finish=None, finish_args=()) -> RowBlocks:
         """finish((M + shift I) @ X_p, *finish_args_p) per range (M @ X by default); each of
@@ -208,25 +217,19 @@ class CostMatrix:
             [a.futures[p] if isinstance(a, RowBlocks) else a[p] for a in finish_args]
             for p in range(len(self.pieces))
         ]
-        # the rows a range reads from another are cut where that block lives; only they move
         client, owners = self.ranges.client, self.ranges.workers
+        cut = {
+            (q, worker): client.submit(_rows_of, X.futures[q], rows, workers=[owners[q]])
+            for (q, worker), rows in self.halos.items()
+        }
         blocks = [
-            [X.futures[p]]
-            + [
-                client.submit(_rows_of, X.futures[q], rows, workers=[owners[q]])
-                for q, rows in self.halos[p]
-            ]
-            for p in range(len(self.pieces))
+            [cut.get((q, owners[p]), X.futures[q]) for q in sources]
+            for p, sources in enumerate(self.sources)
         ]
         futures = self.ranges.map(
             _cost_product, self.pieces, blocks, extras, shift=float(shift), finish=finish
         )
         return X.like(futures)
-
-    def halo_rows(self) -> int:
-        """The rows a product reads from other ranges, summed over the ranges."""
-        sizes = self.ranges.client.gather([rows for halo in self.halos for _, rows in halo])
-        return int(sum(len(rows) for rows in sizes))
 
 
 def _owners(columns: np.ndarray, bounds: np.ndarray) -> np.ndarray:
@@ -242,17 +245,16 @@ def _halo_rows(columns: np.ndarray, bounds: np.ndarray, p: int) -> list[tuple[in
     ]
 
 
-def _stacked_columns(columns: np.ndarray, bounds: np.ndarray, p: int) -> tuple[int, np.ndarray]:
-    """``columns`` renumbered into [range p's rows, then its halo rows by range] and the stacked
-    width."""
-    own = bounds[p + 1] - bounds[p]
-    outside = np.unique(columns[_owners(columns, bounds) != p])  # sorted: by range, then row
-    renumbered = np.where(
-        _owners(columns, bounds) == p,
-        columns - bounds[p],
-        own + np.searchsorted(outside, columns),
+def _columns_of(rows: sp.csr_array, bounds: np.ndarray, q: int, halo) -> sp.csr_array:
+    """The columns of ``rows`` in range q, numbered as the rows of block q, or of its ``halo``
+    (the sorted rows of block q that are cut and sent)."""
+    part = sp.csr_array(rows[:, bounds[q] : bounds[q + 1]])
+    if halo is None:
+        return part
+    return sp.csr_array(
+        (part.data, np.searchsorted(halo, part.indices), part.indptr),
+        shape=(part.shape[0], len(halo)),
     )
-    return int(own + len(outside)), renumbered
 
 
 def _rows_of(block: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -260,14 +262,17 @@ def _rows_of(block: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 def _piece_as(piece, dtype):
-    local_B, local_BT = piece
-    return local_B.astype(dtype), local_BT.astype(dtype)
+    parts, local_BT = piece
+    return [part.astype(dtype) for part in parts], local_BT.astype(dtype)
 
 
 def _cost_product(piece, blocks, extra, shift, finish):
-    local_B, local_BT = piece
-    stacked = np.vstack(blocks) if len(blocks) > 1 else blocks[0]
-    out = local_BT @ (local_B @ stacked)
+    parts, local_BT = piece
+    # B's rows times the sources' blocks side by side, without stacking them
+    formed = parts[0] @ blocks[0]
+    for part, block in zip(parts[1:], blocks[1:], strict=True):
+        formed += part @ block
+    out = local_BT @ formed
     if shift:
         out += shift * blocks[0]
     return out if finish is None else finish(out, *extra)
