@@ -169,6 +169,7 @@ class CostMatrix:
 
     def __init__(self, ranges: Ranges, pieces: list, sources: list[list[int]], halos: dict):
         self.ranges, self.pieces, self.sources, self.halos = ranges, pieces, sources, halos
+        self.sent_rows = 0  # rows a product sends between workers (from_operator counts them)
 
     @classmethod
     def from_operator(cls, ranges: Ranges, B, BT) -> CostMatrix:
@@ -203,12 +204,16 @@ class CostMatrix:
             key: ranges.client.scatter(rows, workers=[owners[key[0]]])
             for key, rows in halos.items()
         }
-        return cls(ranges, ranges.scatter(pieces), sources, scattered)
+        matrix = cls(ranges, ranges.scatter(pieces), sources, scattered)
+        matrix.sent_rows = sum(len(rows) for rows in halos.values())
+        return matrix
 
     def astype(self, dtype) -> CostMatrix:
         """The same matrix in dtype, converted on the workers."""
         pieces = self.ranges.map(_piece_as, self.pieces, dtype=dtype)
-        return CostMatrix(self.ranges, pieces, self.sources, self.halos)
+        matrix = CostMatrix(self.ranges, pieces, self.sources, self.halos)
+        matrix.sent_rows = self.sent_rows
+        return matrix
 
     def apply(self, X: RowBlocks, *, shift=0.0, finish=None, finish_args=()) -> RowBlocks:
         """finish((M + shift I) @ X_p, *finish_args_p) per range (M @ X by default); each of
