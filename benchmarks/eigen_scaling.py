@@ -2,7 +2,7 @@
 model's terms beside the measurements (the scaling table of docs/design/eigen.md).
 
     python benchmarks/eigen_scaling.py CASE [--workers 0 1 2 4] [--iterations 10]
-        [--data-dir DIR]
+        [--memory-limit auto] [--data-dir DIR]
 
 CASE is one of ``dasklle bench``'s cases; its W and neighbor lists come from
 ``eigen_stage.py``'s ``DIR/CASE-weights.npz`` (fitted on the first run). For each worker count
@@ -15,7 +15,8 @@ single-threaded worker processes and prints, per iteration after the first:
 - megabytes sent by the workers (to other workers and to the client) against the model's rows
   sent between workers per product times 480 bytes (8 float32 products of 10 columns and one
   float64 product of 20);
-- the busiest worker's seconds of computing.
+- the busiest worker's seconds of computing, and the workers' largest peak resident memory
+  (the whole run's).
 """
 
 from __future__ import annotations
@@ -38,7 +39,13 @@ def _sent_by_workers(client) -> int:
     return sum(client.run(lambda dask_worker: dask_worker.transfer_outgoing_bytes_total).values())
 
 
-def measure(W, indices, n_workers: int, iterations: int) -> dict:
+def _peak_resident_bytes() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def measure(W, indices, n_workers: int, iterations: int, memory_limit: str) -> dict:
     """One capped solve; the per-iteration figures after its first iteration."""
     from distributed import Client, LocalCluster, get_task_stream
 
@@ -78,6 +85,7 @@ def measure(W, indices, n_workers: int, iterations: int) -> dict:
             )  # fmt: skip
         finally:
             workers.WorkerProblem.__init__ = original
+        peak = max(client.run(_peak_resident_bytes).values())
     after = stamps[1][0]
     tasks = [t for t in stream.data if t["startstops"] and t["startstops"][0]["start"] >= after]
     busy: dict[str, float] = {}
@@ -96,6 +104,7 @@ def measure(W, indices, n_workers: int, iterations: int) -> dict:
             "MB sent": (sent[1] - sent[0]) / per / 1e6,
             "model MB": problem.M.sent_rows * BYTES_PER_SENT_ROW / 1e6,
             "busiest worker s": max(busy.values()) / per,
+            "worker peak MB": peak / 1e6,
             "ranges": ranges,
         }
     return row
@@ -106,12 +115,13 @@ def main() -> None:
     parser.add_argument("case")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2, 4])
     parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--memory-limit", default="auto", help="each worker's, as LocalCluster's")
     parser.add_argument("--data-dir", default=os.path.join(tempfile.gettempdir(), "dasklle-bench"))
     args = parser.parse_args()
     W, indices = weights(args.case, args.data_dir)
     print(f"{args.case}: {W.shape[0]:,} rows, {args.iterations} iterations, tol 0")
     for n_workers in args.workers:
-        row = measure(W, indices, n_workers, args.iterations)
+        row = measure(W, indices, n_workers, args.iterations, args.memory_limit)
         where = f"{n_workers} workers" if n_workers else "client"
         print(where + ": " + ", ".join(f"{key} {value:.3g}" for key, value in row.items()))
 

@@ -21,17 +21,24 @@ import scipy.sparse as sp
 
 from .. import config
 from ..exceptions import FallbackWarning
+from ..tasks import memory
 from . import multigrid, rowblocks
 from .cost import CostOperator
 from .lobpcg import LobpcgResult, basis_from_gram, subspace_bound
 from .rowblocks import CostMatrix, RowBlocks
 
+# A range's largest tasks, per row: B X formed for its rows and their halo and the product
+# (float64, 20 columns), or the Gram matrices' stacked blocks.
+RANGE_BYTES_PER_ROW = 1024
+
 
 def row_bounds(n: int, client) -> np.ndarray:
     """Row range starts (and the end): at least two ranges for each of the client's workers,
-    none above ``eigen.worker-range-rows`` rows."""
+    none above ``eigen.worker-range-rows`` rows or, when that is None, above what one task's
+    memory budget holds (fewer, larger ranges mean fewer tasks: docs/design/eigen.md)."""
     n_workers = len(client.scheduler_info()["workers"])
-    ranges = max(2 * n_workers, math.ceil(n / int(config.get("eigen.worker-range-rows"))))
+    most = config.get("eigen.worker-range-rows") or memory.rows_within(RANGE_BYTES_PER_ROW)
+    ranges = max(2 * n_workers, math.ceil(n / int(most)))
     ranges = min(ranges, max(1, n // 50))
     return np.linspace(0, n, ranges + 1).round().astype(np.int64)
 
