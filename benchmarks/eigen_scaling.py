@@ -15,8 +15,8 @@ single-threaded worker processes and prints, per iteration after the first:
 - megabytes sent by the workers (to other workers and to the client) against the model's rows
   sent between workers per product times 480 bytes (8 float32 products of 10 columns and one
   float64 product of 20);
-- the busiest worker's seconds of computing, and the workers' largest peak resident memory
-  (the whole run's).
+- the busiest worker's seconds of computing, the workers' largest peak resident memory (the
+  whole run's) and this process's peak so far (the client's, with the case's W loaded).
 """
 
 from __future__ import annotations
@@ -122,6 +122,7 @@ def main() -> None:
     print(f"{args.case}: {W.shape[0]:,} rows, {args.iterations} iterations, tol 0")
     for n_workers in args.workers:
         row = measure(W, indices, n_workers, args.iterations, args.memory_limit)
+        row["client peak MB"] = _peak_resident_bytes() / 1e6  # this process so far
         where = f"{n_workers} workers" if n_workers else "client"
         print(where + ": " + ", ".join(f"{key} {value:.3g}" for key, value in row.items()))
 

@@ -50,6 +50,10 @@ class Ranges:
                 out[p] = future
         return out
 
+    def scatter_to(self, p: int, value):
+        """value scattered to range p's worker."""
+        return self.client.scatter([value], workers=[self.workers[p]])[0]
+
     def scatter(self, per_range: list) -> list:
         """per_range[p] scattered to range p's worker."""
         out = [None] * len(self.workers)
@@ -177,19 +181,17 @@ class CostMatrix:
         the ranges and scattered to their workers."""
         bounds, owners = ranges.bounds, ranges.workers
         B, BT = sp.csr_array(B), sp.csr_array(BT)
-        formed = []  # per range: its rows of B^T, and the rows of B that B^T reads
         halos: dict[tuple[int, str], np.ndarray] = {}
         for p in range(len(bounds) - 1):
-            transposed = BT[bounds[p] : bounds[p + 1]]
-            needed = np.unique(transposed.indices)  # the rows of B X this range forms
-            rows = B[needed]
+            _, _, rows = _formed_rows(B, BT, bounds, p)
             for q, used in _halo_rows(rows.indices, bounds, p):
                 if owners[q] != owners[p]:
                     key = (q, owners[p])
                     halos[key] = np.union1d(halos.get(key, used[:0]), used)
-            formed.append((transposed, needed, rows))
+        # each range's piece is built and sent in turn: the client never holds them all
         pieces, sources = [], []
-        for p, (transposed, needed, rows) in enumerate(formed):
+        for p in range(len(bounds) - 1):
+            transposed, needed, rows = _formed_rows(B, BT, bounds, p)
             referenced = np.unique(_owners(rows.indices, bounds))
             order = [p] + [int(q) for q in referenced if q != p]
             parts = [_columns_of(rows, bounds, q, halos.get((q, owners[p]))) for q in order]
@@ -197,14 +199,11 @@ class CostMatrix:
                 (transposed.data, np.searchsorted(needed, transposed.indices), transposed.indptr),
                 shape=(transposed.shape[0], len(needed)),
             )
-            pieces.append((parts, local_BT))
+            pieces.append(ranges.scatter_to(p, (parts, local_BT)))
             sources.append(order)
         # each halo's row list lives where its rows are cut: a product ships keys, not indices
-        scattered = {
-            key: ranges.client.scatter(rows, workers=[owners[key[0]]])
-            for key, rows in halos.items()
-        }
-        matrix = cls(ranges, ranges.scatter(pieces), sources, scattered)
+        scattered = {key: ranges.scatter_to(key[0], rows) for key, rows in halos.items()}
+        matrix = cls(ranges, pieces, sources, scattered)
         matrix.sent_rows = sum(len(rows) for rows in halos.values())
         return matrix
 
@@ -235,6 +234,13 @@ class CostMatrix:
             _cost_product, self.pieces, blocks, extras, shift=float(shift), finish=finish
         )
         return X.like(futures)
+
+
+def _formed_rows(B, BT, bounds: np.ndarray, p: int):
+    """Range p's rows of B^T, the rows of B X they read (sorted), and those rows of B."""
+    transposed = BT[bounds[p] : bounds[p + 1]]
+    needed = np.unique(transposed.indices)
+    return transposed, needed, B[needed]
 
 
 def _owners(columns: np.ndarray, bounds: np.ndarray) -> np.ndarray:
