@@ -4,10 +4,11 @@ model's terms beside the measurements (the scaling table of docs/design/eigen.md
     python benchmarks/eigen_scaling.py CASE [--workers 0 1 2 4] [--iterations 10]
         [--memory-limit auto] [--data-dir DIR]
 
-CASE is one of ``dasklle bench``'s cases; its W and neighbor lists come from
-``eigen_stage.py``'s ``DIR/CASE-weights.npz`` (fitted on the first run). For each worker count
-(0: the client) the solve runs ``--iterations`` iterations with ``tol=0`` on a LocalCluster of
-single-threaded worker processes and prints, per iteration after the first:
+CASE is one of ``dasklle bench``'s cases, whose W and neighbor lists come from
+``eigen_stage.py``'s ``DIR/CASE-weights.npz`` (fitted on the first run), or a store that
+``dasklle embed`` wrote (``STORE.zarr``: its neighbor and weight stages are read). For each
+worker count (0: the client) the solve runs ``--iterations`` iterations with ``tol=0`` on a
+LocalCluster of single-threaded worker processes and prints, per iteration after the first:
 
 - seconds;
 - tasks (from the scheduler's task stream) against the model's 43 a range and product round
@@ -35,14 +36,29 @@ PRODUCTS = 9  # 2 x 3 Chebyshev steps + 2 residuals in the preconditioner, and A
 BYTES_PER_SENT_ROW = 8 * 10 * 4 + 20 * 8
 
 
+def _stored(path: str):
+    """W and the neighbor lists kept in a dasklle store."""
+    import zarr
+
+    from dasklle.eigen.cost import weight_matrix
+
+    stages = zarr.open_group(path, mode="r")["stages"]
+    indices = np.asarray(stages["neighbors"]["indices"][:])
+    return weight_matrix(indices, np.asarray(stages["weights"]["weights"][:])), indices
+
+
 def _sent_by_workers(client) -> int:
     return sum(client.run(lambda dask_worker: dask_worker.transfer_outgoing_bytes_total).values())
 
 
 def _peak_resident_bytes() -> int:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """This process's peak resident memory (VmHWM: ru_maxrss would count the parent's memory
+    in a worker started by fork and exec)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def measure(W, indices, n_workers: int, iterations: int, memory_limit: str) -> dict:
@@ -118,7 +134,9 @@ def main() -> None:
     parser.add_argument("--memory-limit", default="auto", help="each worker's, as LocalCluster's")
     parser.add_argument("--data-dir", default=os.path.join(tempfile.gettempdir(), "dasklle-bench"))
     args = parser.parse_args()
-    W, indices = weights(args.case, args.data_dir)
+    W, indices = (
+        _stored(args.case) if args.case.endswith(".zarr") else weights(args.case, args.data_dir)
+    )
     print(f"{args.case}: {W.shape[0]:,} rows, {args.iterations} iterations, tol 0")
     for n_workers in args.workers:
         row = measure(W, indices, n_workers, args.iterations, args.memory_limit)
