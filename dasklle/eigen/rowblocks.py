@@ -45,7 +45,9 @@ class Ranges:
         out = [None] * len(self.workers)
         for address, ranges in self._by_worker():
             arguments = [[values[p] for p in ranges] for values in per_range]
-            futures = self.client.map(function, *arguments, workers=[address], **kwargs)
+            futures = self.client.map(
+                function, *arguments, workers=[address], allow_other_workers=True, **kwargs
+            )
             for p, future in zip(ranges, futures, strict=True):
                 out[p] = future
         return out
@@ -223,7 +225,9 @@ class CostMatrix:
         ]
         client, owners = self.ranges.client, self.ranges.workers
         cut = {
-            (q, worker): client.submit(_rows_of, X.futures[q], rows, workers=[owners[q]])
+            (q, worker): client.submit(
+                _rows_of, X.futures[q], rows, workers=[owners[q]], allow_other_workers=True
+            )
             for (q, worker), rows in self.halos.items()
         }
         blocks = [

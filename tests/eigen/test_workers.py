@@ -1,5 +1,7 @@
 """The amg solve on the workers: the same embedding as in the client, both as dense mode's."""
 
+import signal
+
 import dask
 import numpy as np
 import pytest
@@ -15,6 +17,8 @@ from .conftest import cost_operator, lle_weight_matrix
 
 # converged to a bound of 1e-6 on the sine, both placements lie within 1e-6 of LAPACK
 PLACEMENT_MAX_SINE = 1e-6
+# the worker solve, keeping its block every iteration
+PLACED_ON_WORKERS = {"dasklle.eigen.placement": "workers", "dasklle.eigen.checkpoint-interval": 0}
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +92,6 @@ def test_unconverged_worker_solve_warns(client, problem):
 
 def test_a_worker_lost_mid_solve_costs_its_iterations_not_the_solve(problem, monkeypatch):
     import os
-    import signal
 
     from distributed import Client
 
@@ -107,10 +110,42 @@ def test_a_worker_lost_mid_solve_costs_its_iterations_not_the_solve(problem, mon
             killed.append(victim)
 
     monkeypatch.setattr(workers._KeptBlock, "__call__", kill_once)
-    config = {"dasklle.eigen.placement": "workers", "dasklle.eigen.checkpoint-interval": 0}
-    with local_cluster() as cluster, Client(cluster), dask.config.set(config):
+    with local_cluster() as cluster, Client(cluster), dask.config.set(PLACED_ON_WORKERS):
         with pytest.warns(FallbackWarning, match="worker was lost.*from iteration 6"):
             result = null_space(M, 2, solver="amg", tol=1e-6, neighbors=indices)
     assert killed and result.placement == "workers"
     assert result.n_iter > 6 and result.error_bound <= 1e-6
+    assert max_sine(result.vectors, dense.vectors) <= PLACEMENT_MAX_SINE
+
+
+def test_a_worker_retired_mid_solve_hands_its_ranges_over(problem, monkeypatch):
+    # an adaptive cluster or a batch job's lifetime retires workers gracefully: their data
+    # moves, and the ranges' tasks must run where it went rather than wait for the worker
+    from distributed import Client
+
+    from ..conftest import local_cluster
+
+    M, indices = problem
+    dense = null_space(M, 2, solver="dense")
+    keep = workers._KeptBlock.__call__
+    retired = []
+
+    def retire_once(self, n_iter, bound, X, theta):
+        keep(self, n_iter, bound, X, theta)
+        if n_iter == 6 and not retired:
+            retired.extend(X.client.retire_workers([X.ranges.workers[0]], close_workers=True))
+
+    def waited_too_long(*_):  # tasks held for the retired worker would wait forever
+        raise TimeoutError("the solve waited on a retired worker")
+
+    monkeypatch.setattr(workers._KeptBlock, "__call__", retire_once)
+    previous = signal.signal(signal.SIGALRM, waited_too_long)
+    signal.alarm(300)
+    try:
+        with local_cluster() as cluster, Client(cluster), dask.config.set(PLACED_ON_WORKERS):
+            result = null_space(M, 2, solver="amg", tol=1e-6, neighbors=indices)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert retired and result.placement == "workers" and result.error_bound <= 1e-6
     assert max_sine(result.vectors, dense.vectors) <= PLACEMENT_MAX_SINE
