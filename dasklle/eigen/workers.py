@@ -33,12 +33,13 @@ RANGE_BYTES_PER_ROW = 1024
 
 
 def row_bounds(n: int, client) -> np.ndarray:
-    """Row range starts (and the end): at least two ranges for each of the client's workers,
-    none above ``eigen.worker-range-rows`` rows or, when that is None, above what one task's
-    memory budget holds (fewer, larger ranges mean fewer tasks: docs/design/eigen.md)."""
-    n_workers = len(client.scheduler_info()["workers"])
+    """Row range starts (and the end): a range for each thread of the client's workers (a
+    range's tasks are the unit of work), more when a range would exceed
+    ``eigen.worker-range-rows`` rows or, when that is None, what one task's memory budget holds
+    (fewer, larger ranges mean fewer tasks: docs/design/eigen.md)."""
+    threads = sum(worker["nthreads"] for worker in client.scheduler_info()["workers"].values())
     most = config.get("eigen.worker-range-rows") or memory.rows_within(RANGE_BYTES_PER_ROW)
-    ranges = max(2 * n_workers, math.ceil(n / int(most)))
+    ranges = max(threads, math.ceil(n / int(most)))
     ranges = min(ranges, max(1, n // 50))
     return np.linspace(0, n, ranges + 1).round().astype(np.int64)
 

@@ -68,8 +68,10 @@ def test_workers_without_a_cluster_run_in_the_client_and_say_so(problem):
 def test_worker_products_and_reductions_match_numpy(client, problem):
     M, indices = problem
     ordered, graph, _ = _ordered(M, indices)
-    on_workers = workers.WorkerProblem(client, ordered, graph, np.random.default_rng(0))
-    assert len(on_workers.bounds) - 1 >= 4  # at least two ranges a worker
+    # two ranges a worker: a product reads its worker's other range in place, the others' halos
+    with dask.config.set({"dasklle.eigen.worker-range-rows": 100}):
+        on_workers = workers.WorkerProblem(client, ordered, graph, np.random.default_rng(0))
+    assert len(on_workers.bounds) - 1 == 4 and len(set(on_workers.ranges.workers)) == 2
     X = np.random.default_rng(1).standard_normal((M.shape[0], 3))
     blocks = on_workers.scattered(X)
     np.testing.assert_allclose(on_workers.times(blocks).gather(), ordered @ X, atol=1e-12)
