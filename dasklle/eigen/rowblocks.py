@@ -19,9 +19,10 @@ import scipy.sparse as sp
 class Ranges:
     """Row ranges (``bounds``: starts and the end) and the worker that holds each.
 
-    Every task of range p runs on ``workers[p]``, so a range's blocks, operator piece and
+    Every task of range p asks for ``workers[p]``, so a range's blocks, operator piece and
     updates stay together and only the halos move; the scheduler would otherwise place each
-    task by its inputs' bytes and move whole blocks between workers every iteration.
+    task by its inputs' bytes and move whole blocks between workers every iteration. The
+    restriction is loose: if that worker leaves, the tasks run where its data went.
     """
 
     client: object
