@@ -31,10 +31,12 @@ class Ranges:
 
     @classmethod
     def on(cls, client, bounds: np.ndarray) -> Ranges:
-        """Consecutive ranges to the same worker (the locality order keeps their halo within)."""
-        addresses = sorted(client.scheduler_info()["workers"])
+        """Consecutive ranges to the same worker (the locality order keeps their halo within),
+        each worker's share of the ranges in proportion to its threads."""
+        workers = client.scheduler_info()["workers"]
+        slots = [name for name in sorted(workers) for _ in range(workers[name]["nthreads"])]
         n_ranges = len(bounds) - 1
-        owners = [addresses[p * len(addresses) // n_ranges] for p in range(n_ranges)]
+        owners = [slots[p * len(slots) // n_ranges] for p in range(n_ranges)]
         return cls(client, bounds, owners)
 
     def _by_worker(self):

@@ -65,6 +65,15 @@ def test_workers_without_a_cluster_run_in_the_client_and_say_so(problem):
     assert result.placement == "client"
 
 
+def test_ranges_go_to_workers_in_proportion_to_their_threads():
+    class Cluster:  # what Ranges reads of a client
+        def scheduler_info(self):
+            return {"workers": {"tcp://b": {"nthreads": 1}, "tcp://a": {"nthreads": 4}}}
+
+    ranges = rowblocks.Ranges.on(Cluster(), np.linspace(0, 1000, 11).astype(np.int64))
+    assert ranges.workers == ["tcp://a"] * 8 + ["tcp://b"] * 2  # consecutive, 4 : 1
+
+
 def test_worker_products_and_reductions_match_numpy(client, problem):
     M, indices = problem
     ordered, graph, _ = _ordered(M, indices)
