@@ -43,17 +43,25 @@ class Ranges:
         for address in dict.fromkeys(self.workers):
             yield address, [p for p, owner in enumerate(self.workers) if owner == address]
 
-    def map(self, function, *per_range, **kwargs) -> list:
-        """function(per_range[0][p], per_range[1][p], ..., **kwargs) on range p's worker."""
+    def _placed(self, submit) -> list:
+        """submit(address, ranges) for each worker, its futures put back in range order."""
         out = [None] * len(self.workers)
         for address, ranges in self._by_worker():
-            arguments = [[values[p] for p in ranges] for values in per_range]
-            futures = self.client.map(
-                function, *arguments, workers=[address], allow_other_workers=True, **kwargs
-            )
-            for p, future in zip(ranges, futures, strict=True):
+            for p, future in zip(ranges, submit(address, ranges), strict=True):
                 out[p] = future
         return out
+
+    def map(self, function, *per_range, **kwargs) -> list:
+        """function(per_range[0][p], per_range[1][p], ..., **kwargs) on range p's worker."""
+        return self._placed(
+            lambda address, ranges: self.client.map(
+                function,
+                *[[values[p] for p in ranges] for values in per_range],
+                workers=[address],
+                allow_other_workers=True,
+                **kwargs,
+            )
+        )
 
     def scatter_to(self, p: int, value):
         """value scattered to range p's worker."""
@@ -61,12 +69,11 @@ class Ranges:
 
     def scatter(self, per_range: list) -> list:
         """per_range[p] scattered to range p's worker."""
-        out = [None] * len(self.workers)
-        for address, ranges in self._by_worker():
-            futures = self.client.scatter([per_range[p] for p in ranges], workers=[address])
-            for p, future in zip(ranges, futures, strict=True):
-                out[p] = future
-        return out
+        return self._placed(
+            lambda address, ranges: self.client.scatter(
+                [per_range[p] for p in ranges], workers=[address]
+            )
+        )
 
 
 @dataclass
@@ -176,9 +183,11 @@ class CostMatrix:
     rows of block q that worker's ranges read. ``from_operator`` builds them.
     """
 
-    def __init__(self, ranges: Ranges, pieces: list, sources: list[list[int]], halos: dict):
+    def __init__(
+        self, ranges: Ranges, pieces: list, sources: list[list[int]], halos: dict, sent_rows: int
+    ):
         self.ranges, self.pieces, self.sources, self.halos = ranges, pieces, sources, halos
-        self.sent_rows = 0  # rows a product sends between workers (from_operator counts them)
+        self.sent_rows = sent_rows  # the rows a product sends between workers
 
     @classmethod
     def from_operator(cls, ranges: Ranges, B, BT) -> CostMatrix:
@@ -193,7 +202,8 @@ class CostMatrix:
                 if owners[q] != owners[p]:
                     key = (q, owners[p])
                     halos[key] = np.union1d(halos.get(key, used[:0]), used)
-        # each range's piece is built and sent in turn: the client never holds them all
+        # each range's piece is built and sent in turn (its rows of B cut again rather than
+        # kept from the pass above): the client never holds them all
         pieces, sources = [], []
         for p in range(len(bounds) - 1):
             transposed, needed, rows = _formed_rows(B, BT, bounds, p)
@@ -208,16 +218,12 @@ class CostMatrix:
             sources.append(order)
         # each halo's row list lives where its rows are cut: a product ships keys, not indices
         scattered = {key: ranges.scatter_to(key[0], rows) for key, rows in halos.items()}
-        matrix = cls(ranges, pieces, sources, scattered)
-        matrix.sent_rows = sum(len(rows) for rows in halos.values())
-        return matrix
+        return cls(ranges, pieces, sources, scattered, sum(len(r) for r in halos.values()))
 
     def astype(self, dtype) -> CostMatrix:
         """The same matrix in dtype, converted on the workers."""
         pieces = self.ranges.map(_piece_as, self.pieces, dtype=dtype)
-        matrix = CostMatrix(self.ranges, pieces, self.sources, self.halos)
-        matrix.sent_rows = self.sent_rows
-        return matrix
+        return CostMatrix(self.ranges, pieces, self.sources, self.halos, self.sent_rows)
 
     def apply(self, X: RowBlocks, *, shift=0.0, finish=None, finish_args=()) -> RowBlocks:
         """finish((M + shift I) @ X_p, *finish_args_p) per range (M @ X by default); each of

@@ -304,7 +304,8 @@ def solve(
     the workers the cluster has then, up to ``eigen.worker-retries`` times, with a warning.
     """
     kept = _KeptBlock(X, options.pop("first_iteration", 0), options.pop("on_iteration", None))
-    for attempt in range(int(config.get("eigen.worker-retries")) + 1):
+    retries = int(config.get("eigen.worker-retries"))
+    for attempt in range(retries + 1):
         try:
             problem = WorkerProblem(client, M, graph, rng)
             theta, X, n_iter, bound = lobpcg_on_workers(
@@ -314,7 +315,7 @@ def solve(
             kept_vectors = rowblocks.combine([X], np.eye(len(theta))[:, : n_components + 1])
             return LobpcgResult(theta, kept_vectors.gather(), n_iter, bound)
         except _worker_lost() as exc:
-            if attempt == int(config.get("eigen.worker-retries")):
+            if attempt == retries:
                 raise
             warnings.warn(
                 f"a worker was lost during the amg solve ({type(exc).__name__}); it starts "

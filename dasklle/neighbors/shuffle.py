@@ -109,12 +109,16 @@ def _block_share(directory: str, row_offset: int, part: int, n_parts: int):
     return np.asarray(index[n_parts + 1 + lo : n_parts + 1 + hi]) + row_offset, lo, hi
 
 
+def _block_data(directory: str, row_offset: int) -> np.ndarray:
+    """The data file of the source block at ``row_offset``, memory-mapped."""
+    return np.load(block_files(directory, row_offset)[0], mmap_mode="r", allow_pickle=False)
+
+
 def read_partition(directory: str, row_offset: int, part: int, n_parts: int):
     """(global rows, data memory-mapped) of the source block at ``row_offset`` that joined
     ``part``."""
     rows, lo, hi = _block_share(directory, row_offset, part, n_parts)
-    data = np.load(block_files(directory, row_offset)[0], mmap_mode="r", allow_pickle=False)
-    return rows, data[lo:hi]
+    return rows, _block_data(directory, row_offset)[lo:hi]
 
 
 def read_partition_rows(directory: str, offsets, part: int, n_parts: int):
@@ -126,7 +130,7 @@ def read_partition_rows(directory: str, offsets, part: int, n_parts: int):
     total = sum(len(rows) for rows, _, _ in shares)
     points, start = None, 0
     for offset, (rows, lo, hi) in zip(offsets, shares, strict=True):
-        data = np.load(block_files(directory, int(offset))[0], mmap_mode="r", allow_pickle=False)
+        data = _block_data(directory, int(offset))
         if points is None:
             points = np.empty((total, data.shape[1]), dtype=data.dtype)
         points[start : start + len(rows)] = data[lo:hi]
