@@ -46,12 +46,11 @@ def main() -> None:
 
     # record the block in the iteration's row order, with that order
     recorded, order = [], {}
-    ordered, iterate = amg_module._ordered, amg_module.lobpcg
+    ordered, iterate = amg_module._order, amg_module.lobpcg
 
     def keep_order(*a, **k):
-        out = ordered(*a, **k)
-        order["rows"] = out[2]
-        return out
+        order["rows"] = ordered(*a, **k)
+        return order["rows"]
 
     def recording(A, X, precondition, constraint, *, on_iteration=None, **options):
         def hook(n_iter, bound, block, theta):
@@ -62,7 +61,7 @@ def main() -> None:
 
         return iterate(A, X, precondition, constraint, on_iteration=hook, **options)
 
-    amg_module._ordered, amg_module.lobpcg = keep_order, recording
+    amg_module._order, amg_module.lobpcg = keep_order, recording
     start = time.perf_counter()
     result = eigen.null_space(M, d, solver="amg", random_state=0, neighbors=indices)
     print(f"amg: {time.perf_counter() - start:.1f} s, {result.n_iter} iterations")

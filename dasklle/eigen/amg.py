@@ -60,7 +60,8 @@ def bottom_eigenvectors(
         vectors in M's row order.
     """
     n = M.shape[0]
-    M, graph, order = _ordered(M, neighbors, _range_order(n, client, rng))
+    graph = multigrid.knn_graph(neighbors, n) if neighbors is not None else None
+    order = _order(M, graph, _range_order(n, client, rng))
     X = rng.standard_normal((n, block))  # drawn when resuming too: the hierarchy's rng stays
     if start is not None and start.shape == X.shape:
         X = np.asarray(start, dtype=np.float64)[order]
@@ -76,29 +77,29 @@ def bottom_eigenvectors(
     if client is not None:
         from . import workers
 
+        # the workers cut their ranges' rows from M and the graph: no permuted copy here
         result = workers.solve(
-            client, M, graph, X, n_components, tol=tol, max_iter=max_iter, rng=rng,
+            client, M, graph, order, X, n_components, tol=tol, max_iter=max_iter, rng=rng,
             on_iteration=report, first_iteration=first_iteration,
         )  # fmt: skip
     else:
-        with threadpool_limits(limits=1, user_api="blas"):
-            preconditioner = _preconditioner(M, graph, rng)
-            result = lobpcg(
-                M,
-                X,
-                preconditioner,
-                np.full((n, 1), 1.0 / np.sqrt(n)),
-                n_wanted=n_components,
-                tol=tol,
-                max_iter=max_iter,
-                on_iteration=report,
-                first_iteration=first_iteration,
-            )
+        result = _in_process(
+            *_permuted(M, graph, order), X, rng, n_wanted=n_components, tol=tol,
+            max_iter=max_iter, on_iteration=report, first_iteration=first_iteration,
+        )  # fmt: skip
     # the whole block (the pairs beyond the wanted ones estimate the spectrum); from the workers,
     # n_components + 1
     result.vectors = _unpermuted(result.vectors, order)
     result.values = result.values[: result.vectors.shape[1]]
     return result
+
+
+def _in_process(M, graph, X: np.ndarray, rng, **options) -> LobpcgResult:
+    """LOBPCG in this process, M and graph in the row order of X; BLAS on one thread."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        preconditioner = _preconditioner(M, graph, rng)
+        constraint = np.full((M.shape[0], 1), 1.0 / np.sqrt(M.shape[0]))
+        return lobpcg(M, X, preconditioner, constraint, **options)
 
 
 def _unpermuted(X: np.ndarray, order: np.ndarray) -> np.ndarray:
@@ -125,24 +126,32 @@ def _range_order(n: int, client, rng):
     return lambda graph: workers.locality_order(graph, n_ranges, seed)
 
 
-def _ordered(M, neighbors, order_of=None):
-    """M and the kNN graph (None without neighbors) in the order ``order_of(graph)`` gives,
-    reverse Cuthill-McKee by default, and that order."""
-    n = M.shape[0]
-    graph = multigrid.knn_graph(neighbors, n) if neighbors is not None else None
+def _order(M, graph, order_of=None) -> np.ndarray:
+    """The row order ``order_of(graph)`` gives; reverse Cuthill-McKee of the graph (of M's
+    pattern without one) by default."""
     if order_of is not None:
-        order = order_of(graph)
-    else:
-        pattern = graph if graph is not None else (M.tocsr() if isinstance(M, CostOperator) else M)
-        order = reverse_cuthill_mckee(sp.csr_matrix(pattern), symmetric_mode=True)
-        del pattern
+        return order_of(graph)
+    pattern = graph if graph is not None else (M.tocsr() if isinstance(M, CostOperator) else M)
+    return reverse_cuthill_mckee(sp.csr_matrix(pattern), symmetric_mode=True)
+
+
+def _permuted(M, graph, order: np.ndarray):
+    """M and the graph (or None) with rows and columns in ``order``."""
     if isinstance(M, CostOperator):
         M = M.permuted(order)
     else:
         M = compact_csr(sp.csr_array(M)[order][:, order], np.float64)
     if graph is not None:
         graph = sp.csr_array(graph)[order][:, order]
-    return M, graph, order
+    return M, graph
+
+
+def _ordered(M, neighbors, order_of=None):
+    """M and the kNN graph (None without neighbors) in the order ``order_of(graph)`` gives,
+    reverse Cuthill-McKee by default, and that order."""
+    graph = multigrid.knn_graph(neighbors, M.shape[0]) if neighbors is not None else None
+    order = _order(M, graph, order_of)
+    return *_permuted(M, graph, order), order
 
 
 def _preconditioner(M, graph, rng) -> multigrid.BlockVCycle:

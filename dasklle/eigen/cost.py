@@ -117,9 +117,8 @@ class CostOperator:
 
     def diagonal(self) -> np.ndarray:
         """diag(B^T B) + shift: the squared column norms of B."""
-        squares = self.B.copy()
-        squares.data = squares.data**2
-        return np.asarray(squares.sum(axis=0)).ravel() + self.shift
+        B = sp.csr_array(self.B)
+        return np.bincount(B.indices, weights=B.data**2, minlength=self.shape[1]) + self.shift
 
     def astype(self, dtype) -> CostOperator:
         return CostOperator(self.B, self.shift, dtype, BT=self.BT)

@@ -21,13 +21,18 @@ from .cost import CostOperator, chebyshev_step, compact_csr
 
 
 def knn_graph(neighbors: np.ndarray, n: int) -> sp.csr_array:
-    """The symmetrised 0/1 adjacency of a kNN graph, without its diagonal."""
-    k = neighbors.shape[1]
-    rows = np.repeat(np.arange(n), k)
-    graph = sp.csr_array((np.ones(n * k), (rows, np.asarray(neighbors).ravel())), shape=(n, n))
-    graph = (graph + graph.T).tocsr()
-    graph.setdiag(0)
-    graph.eliminate_zeros()
+    """The symmetrised 0/1 adjacency of a kNN graph, without its diagonal (float32 data: only
+    its pattern and edge counts are read; built from CSR, not COO, to keep its peak small)."""
+    neighbors = np.asarray(neighbors)
+    keep = neighbors != np.arange(n)[:, None]
+    indptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
+    index = np.int32 if indptr[-1] < 2**31 else np.int64  # 32-bit indices halve the graph
+    directed = sp.csr_array(
+        (np.ones(int(indptr[-1]), dtype=np.float32), neighbors[keep].astype(index),
+         indptr.astype(index)),
+        shape=(n, n),
+    )  # fmt: skip
+    graph = (directed + directed.T).tocsr()
     graph.data[:] = 1.0
     return graph
 

@@ -190,11 +190,11 @@ class CostMatrix:
         self.sent_rows = sent_rows  # the rows a product sends between workers
 
     @classmethod
-    def from_operator(cls, ranges: Ranges, B, BT) -> CostMatrix:
-        """B and B^T (scipy sparse, rows and columns in the order the ranges split) cut into
-        the ranges and scattered to their workers."""
+    def from_operator(cls, ranges: Ranges, B, BT, order: np.ndarray) -> CostMatrix:
+        """B and B^T (scipy sparse) with rows and columns put in ``order`` (the ranges are
+        slices of it), cut into the ranges and scattered to their workers."""
         bounds, owners = ranges.bounds, ranges.workers
-        B, BT = sp.csr_array(B), sp.csr_array(BT)
+        B, BT = Reordered(B, order), Reordered(BT, order)
         halos: dict[tuple[int, str], np.ndarray] = {}
         for p in range(len(bounds) - 1):
             _, _, rows = _formed_rows(B, BT, bounds, p)
@@ -208,14 +208,14 @@ class CostMatrix:
         for p in range(len(bounds) - 1):
             transposed, needed, rows = _formed_rows(B, BT, bounds, p)
             referenced = np.unique(_owners(rows.indices, bounds))
-            order = [p] + [int(q) for q in referenced if q != p]
-            parts = [_columns_of(rows, bounds, q, halos.get((q, owners[p]))) for q in order]
+            reads = [p] + [int(q) for q in referenced if q != p]
+            parts = [_columns_of(rows, bounds, q, halos.get((q, owners[p]))) for q in reads]
             local_BT = sp.csr_array(
                 (transposed.data, np.searchsorted(needed, transposed.indices), transposed.indptr),
                 shape=(transposed.shape[0], len(needed)),
             )
             pieces.append(ranges.scatter_to(p, (parts, local_BT)))
-            sources.append(order)
+            sources.append(reads)
         # each halo's row list lives where its rows are cut: a product ships keys, not indices
         scattered = {key: ranges.scatter_to(key[0], rows) for key, rows in halos.items()}
         return cls(ranges, pieces, sources, scattered, sum(len(r) for r in halos.values()))
@@ -249,11 +249,35 @@ class CostMatrix:
         return X.like(futures)
 
 
-def _formed_rows(B, BT, bounds: np.ndarray, p: int):
+class Reordered:
+    """A sparse matrix with rows and columns put in ``order``, cut by rows on demand: the
+    client never holds a permuted copy of the whole matrix."""
+
+    def __init__(self, matrix, order: np.ndarray):
+        self.matrix, self.order = sp.csr_array(matrix), np.asarray(order)
+        self.position = inverse(self.order)
+
+    def rows(self, which) -> sp.csr_array:
+        """The rows ``which`` (a slice or sorted ids, in the new order), columns renumbered."""
+        part = sp.csr_array(self.matrix[self.order[which]])
+        part.indices = self.position[part.indices].astype(part.indices.dtype)
+        part.has_sorted_indices = False
+        part.sort_indices()
+        return part
+
+
+def inverse(order: np.ndarray) -> np.ndarray:
+    """The permutation that undoes ``order``: position[order[i]] = i."""
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))
+    return position
+
+
+def _formed_rows(B: Reordered, BT: Reordered, bounds: np.ndarray, p: int):
     """Range p's rows of B^T, the rows of B X they read (sorted), and those rows of B."""
-    transposed = BT[bounds[p] : bounds[p + 1]]
+    transposed = BT.rows(slice(bounds[p], bounds[p + 1]))
     needed = np.unique(transposed.indices)
-    return transposed, needed, B[needed]
+    return transposed, needed, B.rows(needed)
 
 
 def _owners(columns: np.ndarray, bounds: np.ndarray) -> np.ndarray:

@@ -30,6 +30,8 @@ from .rowblocks import CostMatrix, RowBlocks
 # A range's largest tasks, per row: B X formed for its rows and their halo and the product
 # (float64, 20 columns), or the Gram matrices' stacked blocks.
 RANGE_BYTES_PER_ROW = 1024
+# rows whose coordinates place the k-means centres of the locality order
+LOCALITY_SAMPLE = 100_000
 
 
 def row_bounds(n: int, client) -> np.ndarray:
@@ -57,7 +59,14 @@ def locality_order(graph, n_ranges: int, seed: int) -> np.ndarray:
 
     coordinates = _spectral_coordinates(graph, max(8, n_ranges))
     coordinates /= np.maximum(coordinates.std(axis=0), 1e-300)
-    groups = KMeans(n_ranges, n_init=3, random_state=seed).fit_predict(coordinates)
+    # the centres from a sample: k-means on every row costs a few copies of the coordinates
+    sample = (
+        np.random.default_rng(seed).choice(len(coordinates), LOCALITY_SAMPLE, replace=False)
+        if len(coordinates) > LOCALITY_SAMPLE
+        else slice(None)
+    )
+    kmeans = KMeans(n_ranges, n_init=3, random_state=seed).fit(coordinates[sample])
+    groups = kmeans.predict(coordinates)
     return np.lexsort((coordinates[:, 0], groups))
 
 
@@ -67,15 +76,17 @@ def _spectral_coordinates(graph, wanted: int) -> np.ndarray:
     import scipy.sparse.linalg as spla
     from pyamg.aggregation import standard_aggregation
 
-    coarse, maps = sp.csr_matrix(graph, dtype=np.float64), []
+    # float32 while coarsening: the edge counts summed are exact, and no float64 copy is made
+    coarse, maps = sp.csr_matrix(graph, dtype=np.float32), []
     while coarse.shape[0] > int(config.get("eigen.coarsest-rows")):
-        aggregation = standard_aggregation(coarse)[0].tocsr().astype(np.float64)
+        aggregation = standard_aggregation(coarse)[0].tocsr().astype(np.float32)
         if aggregation.shape[1] < 10 * wanted:  # too coarse to tell the ranges apart
             break
         maps.append(aggregation)
         coarse = (aggregation.T @ coarse @ aggregation).tocsr()
         coarse.setdiag(0)
         coarse.eliminate_zeros()
+    coarse = coarse.astype(np.float64)
     scale = 1.0 / np.sqrt(np.maximum(np.asarray(coarse.sum(axis=1)).ravel(), 1e-12))
     laplacian = sp.eye(coarse.shape[0]) - sp.diags(scale) @ coarse @ sp.diags(scale)
     wanted = min(wanted, coarse.shape[0] - 2)
@@ -133,44 +144,49 @@ class WorkerProblem:
     Parameters
     ----------
     client : distributed.Client
-    M : CostOperator, rows in a locality order (the ranges are contiguous in it)
-    graph : the kNN graph in the same order, over which aggregates are formed
+    M : CostOperator
+    graph : the kNN graph, over which aggregates are formed
+    order : a locality order of the rows: the ranges are contiguous slices of it (M and graph
+        keep their own order; each range's rows are cut from them)
     rng : numpy Generator (aggregation and spectral radius estimates)
     """
 
-    def __init__(self, client, M: CostOperator, graph, rng):
+    def __init__(self, client, M: CostOperator, graph, order: np.ndarray, rng):
         n = M.shape[0]
         self.client, self.n = client, n
         self.bounds = row_bounds(n, client)
         self.ranges = rowblocks.Ranges.on(client, self.bounds)
-        self.M = CostMatrix.from_operator(self.ranges, M.B, M.BT)
+        self.M = CostMatrix.from_operator(self.ranges, M.B, M.BT, order)
         # the preconditioner runs in float32, as in the client (the same iterations)
         self.M32 = self.M.astype(np.float32)
-        self.shift = float(config.get("eigen.shift-fraction")) * float(M.diagonal().mean())
-        shifted = M.with_shift(self.shift)
-        d_inv = (1.0 / shifted.diagonal()).astype(np.float32)
+        diagonal = M.diagonal()
+        self.shift = float(config.get("eigen.shift-fraction")) * float(diagonal.mean())
+        d_inv = (1.0 / (diagonal[order] + self.shift)).astype(np.float32)
         self.d_inv = self.ranges.scatter(np.split(d_inv, self.bounds[1:-1]))
         self.degree = int(config.get("eigen.chebyshev-degree"))
-        radius = multigrid._spectral_radius(shifted, rng)
+        # the spectral radius does not depend on the order of the rows
+        radius = multigrid._spectral_radius(M.with_shift(self.shift), rng)
         high, low = 1.1 * radius, radius / float(config.get("eigen.chebyshev-span"))
         self.centre, self.half_width = (high + low) / 2, (high - low) / 2
-        aggregations, P = self._aggregate(sp.csr_array(graph))
+        aggregations, P = self._aggregate(rowblocks.Reordered(graph, order))
         self.aggregations = self.ranges.scatter([a.astype(np.float32) for a in aggregations])
         self.coarse_sizes = [a.shape[1] for a in aggregations]
-        coarse = (M.B @ P).tocsr()
-        coarse = (coarse.T @ coarse + self.shift * (P.T @ P)).tocsr()
+        P = P[rowblocks.inverse(order)]  # rows back in M's order
         coarse_graph = (P.T @ sp.csr_array(graph) @ P).tocsr()
         coarse_graph.setdiag(0)
         coarse_graph.eliminate_zeros()
-        self.coarse = multigrid.build_preconditioner(coarse, coarse_graph, rng)
+        self.coarse = multigrid.build_preconditioner(
+            _galerkin(M.B, P, self.shift), coarse_graph, rng
+        )
 
-    def _aggregate(self, graph: sp.csr_array) -> tuple[list[sp.csr_array], sp.csr_array]:
-        """Aggregates of the kNN graph within each range: per-range maps and the whole P."""
+    def _aggregate(self, graph: rowblocks.Reordered) -> tuple[list[sp.csr_array], sp.csr_array]:
+        """Aggregates of the kNN graph within each range: per-range maps and the whole P (rows
+        in the ranges' order)."""
         from pyamg.aggregation import standard_aggregation
 
         pieces = []
         for start, stop in zip(self.bounds[:-1], self.bounds[1:], strict=True):
-            local = sp.csr_matrix(graph[start:stop, start:stop])
+            local = sp.csr_matrix(graph.rows(slice(start, stop))[:, start:stop])
             aggregation = sp.csr_array(standard_aggregation(local)[0], dtype=np.float64)
             pieces.append(aggregation)
         return pieces, sp.block_diag(pieces, format="csr")
@@ -234,6 +250,17 @@ def _as_type(a: np.ndarray, dtype) -> np.ndarray:
     return a.astype(dtype)
 
 
+def _galerkin(B, P, shift: float, chunks: int = 8) -> sp.csr_array:
+    """P^T (B^T B + shift I) P, summed over row chunks of B P: the client never holds all of
+    B P (n rows) beside the result."""
+    coarse = shift * (P.T @ P)
+    bounds = np.linspace(0, B.shape[0], chunks + 1).astype(np.int64)
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        part = sp.csr_array(B[start:stop] @ P)
+        coarse = coarse + part.T @ part
+    return sp.csr_array(coarse).tocsr()
+
+
 def lobpcg_on_workers(
     problem: WorkerProblem,
     X: RowBlocks,
@@ -293,11 +320,11 @@ def _ritz(gram_A: np.ndarray, gram: np.ndarray, block: int) -> tuple[np.ndarray,
 
 
 def solve(
-    client, M: CostOperator, graph, X: np.ndarray, n_components: int, *, rng, **options
+    client, M: CostOperator, graph, order, X: np.ndarray, n_components: int, *, rng, **options
 ) -> LobpcgResult:
-    """``lobpcg_on_workers`` from the start block X; M, graph and X with their rows in
-    ``locality_order`` (the ranges are slices of it), the n_components + 1 lowest vectors
-    returned in that order. ``options``: tol, max_iter, on_iteration and first_iteration.
+    """``lobpcg_on_workers`` from the start block X; X's rows in ``order``, a locality order
+    of M's and graph's rows (the ranges are slices of it), and the n_components + 1 lowest
+    vectors returned in that order. ``options``: tol, max_iter, on_iteration and first_iteration.
 
     A worker lost during the solve does not end it: the block is kept in this process every
     ``eigen.checkpoint-interval`` seconds, and the solve starts again from the kept block on
@@ -307,7 +334,7 @@ def solve(
     retries = int(config.get("eigen.worker-retries"))
     for attempt in range(retries + 1):
         try:
-            problem = WorkerProblem(client, M, graph, rng)
+            problem = WorkerProblem(client, M, graph, order, rng)
             theta, X, n_iter, bound = lobpcg_on_workers(
                 problem, problem.scattered(kept.block), n_wanted=n_components,
                 first_iteration=kept.n_iter, on_iteration=kept, **options,
