@@ -56,7 +56,9 @@ def _spectral_radius(A, rng) -> float:
         A.shape, matvec=lambda x: scale * (A64 @ (scale * x.ravel())), dtype=np.float64
     )
     v0 = rng.standard_normal(A.shape[0])
-    return float(spla.eigsh(operator, 1, which="LA", tol=1e-4, v0=v0, return_eigenvectors=False)[0])
+    # 10 Lanczos vectors rather than ARPACK's 20: the same tolerance, half the n-vectors held
+    top = spla.eigsh(operator, 1, which="LA", tol=1e-4, v0=v0, ncv=10, return_eigenvectors=False)
+    return float(top[0])
 
 
 class BlockVCycle:

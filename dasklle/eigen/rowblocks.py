@@ -202,20 +202,16 @@ class CostMatrix:
                 if owners[q] != owners[p]:
                     key = (q, owners[p])
                     halos[key] = np.union1d(halos.get(key, used[:0]), used)
+            del rows  # before the next range's are cut
         # each range's piece is built and sent in turn (its rows of B cut again rather than
-        # kept from the pass above): the client never holds them all
+        # kept from the pass above): the client holds one range's piece at a time
         pieces, sources = [], []
         for p in range(len(bounds) - 1):
-            transposed, needed, rows = _formed_rows(B, BT, bounds, p)
-            referenced = np.unique(_owners(rows.indices, bounds))
-            reads = [p] + [int(q) for q in referenced if q != p]
-            parts = [_columns_of(rows, bounds, q, halos.get((q, owners[p]))) for q in reads]
-            local_BT = sp.csr_array(
-                (transposed.data, np.searchsorted(needed, transposed.indices), transposed.indptr),
-                shape=(transposed.shape[0], len(needed)),
-            )
-            pieces.append(ranges.scatter_to(p, (parts, local_BT)))
+            sent = {q: halos.get((q, owners[p])) for q in range(len(bounds) - 1)}
+            piece, reads = _piece(B, BT, bounds, p, sent)
+            pieces.append(ranges.scatter_to(p, piece))
             sources.append(reads)
+            del piece
         # each halo's row list lives where its rows are cut: a product ships keys, not indices
         scattered = {key: ranges.scatter_to(key[0], rows) for key, rows in halos.items()}
         return cls(ranges, pieces, sources, scattered, sum(len(r) for r in halos.values()))
@@ -255,12 +251,13 @@ class Reordered:
 
     def __init__(self, matrix, order: np.ndarray):
         self.matrix, self.order = sp.csr_array(matrix), np.asarray(order)
-        self.position = inverse(self.order)
+        # in the indices' own type, so renumbering a row cut makes no 64-bit copy
+        self.position = inverse(self.order).astype(self.matrix.indices.dtype)
 
     def rows(self, which) -> sp.csr_array:
         """The rows ``which`` (a slice or sorted ids, in the new order), columns renumbered."""
         part = sp.csr_array(self.matrix[self.order[which]])
-        part.indices = self.position[part.indices].astype(part.indices.dtype)
+        np.take(self.position, part.indices, out=part.indices)
         part.has_sorted_indices = False
         part.sort_indices()
         return part
@@ -278,6 +275,21 @@ def _formed_rows(B: Reordered, BT: Reordered, bounds: np.ndarray, p: int):
     transposed = BT.rows(slice(bounds[p], bounds[p + 1]))
     needed = np.unique(transposed.indices)
     return transposed, needed, B.rows(needed)
+
+
+def _piece(B: Reordered, BT: Reordered, bounds: np.ndarray, p: int, halos: dict):
+    """Range p's piece, (its rows of B split by the columns of each range it reads, its rows of
+    B^T), and the ranges it reads (p first); ``halos[q]``: the rows of range q it is sent, or
+    None for a range read in place."""
+    transposed, needed, rows = _formed_rows(B, BT, bounds, p)
+    referenced = np.unique(_owners(rows.indices, bounds))
+    reads = [p] + [int(q) for q in referenced if q != p]
+    parts = [_columns_of(rows, bounds, q, halos.get(q)) for q in reads]
+    local_BT = sp.csr_array(
+        (transposed.data, np.searchsorted(needed, transposed.indices), transposed.indptr),
+        shape=(transposed.shape[0], len(needed)),
+    )
+    return (parts, local_BT), reads
 
 
 def _owners(columns: np.ndarray, bounds: np.ndarray) -> np.ndarray:
