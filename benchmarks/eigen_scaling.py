@@ -79,7 +79,10 @@ def measure(W, indices, n_workers: int, iterations: int, memory_limit: str) -> d
     stamps, sent = [], []
     with (
         LocalCluster(
-            n_workers=max(n_workers, 1), threads_per_worker=1, dashboard_address=None
+            n_workers=max(n_workers, 1),
+            threads_per_worker=1,
+            memory_limit=memory_limit,
+            dashboard_address=None,
         ) as cluster,
         Client(cluster) as client,
         get_task_stream(client) as stream,
