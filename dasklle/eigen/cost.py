@@ -63,10 +63,17 @@ class CostOperator:
 
     def __init__(self, B, shift: float = 0.0, dtype=np.float64, *, BT=None):
         self.B = compact_csr(B, dtype)
-        self.BT = compact_csr(sp.csr_array(B).T if BT is None else BT, dtype)
+        self._BT = None if BT is None else compact_csr(BT, dtype)
         self.shift = float(shift)
         self.dtype = np.dtype(dtype)
         self.shape = (B.shape[1], B.shape[1])
+
+    @property
+    def BT(self) -> sp.csr_array:
+        """B^T as CSR, built at its first use (a solve on the workers never needs it here)."""
+        if self._BT is None:
+            self._BT = compact_csr(sp.csr_array(self.B).T, self.dtype)
+        return self._BT
 
     @classmethod
     def from_weights(cls, W: sp.csr_array) -> CostOperator:
@@ -121,10 +128,10 @@ class CostOperator:
         return np.bincount(B.indices, weights=B.data**2, minlength=self.shape[1]) + self.shift
 
     def astype(self, dtype) -> CostOperator:
-        return CostOperator(self.B, self.shift, dtype, BT=self.BT)
+        return CostOperator(self.B, self.shift, dtype, BT=self._BT)
 
     def with_shift(self, shift: float) -> CostOperator:
-        return CostOperator(self.B, shift, self.dtype, BT=self.BT)
+        return CostOperator(self.B, shift, self.dtype, BT=self._BT)
 
     def permuted(self, order: np.ndarray) -> CostOperator:
         """The operator of M[order][:, order] (B's rows follow, for products that read in order)."""

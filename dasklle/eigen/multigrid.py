@@ -50,12 +50,18 @@ def _spectral_radius(A, rng) -> float:
     The Chebyshev smoother amplifies whatever lies above its interval, so this must not be
     underestimated: a few power steps do, and the smoother then diverges on the top modes.
     """
-    scale = 1.0 / np.sqrt(A.diagonal().astype(np.float64))
     A64 = _compact(A, np.float64)
+    return spectral_radius(A.diagonal(), lambda x: A64 @ x, rng)
+
+
+def spectral_radius(diagonal: np.ndarray, times, rng) -> float:
+    """The largest eigenvalue of D^-1 A, D = diag(diagonal), A given by ``times(x)`` = A x."""
+    scale = 1.0 / np.sqrt(diagonal.astype(np.float64))
+    n = len(scale)
     operator = spla.LinearOperator(
-        A.shape, matvec=lambda x: scale * (A64 @ (scale * x.ravel())), dtype=np.float64
+        (n, n), matvec=lambda x: scale * times(scale * x.ravel()), dtype=np.float64
     )
-    v0 = rng.standard_normal(A.shape[0])
+    v0 = rng.standard_normal(n)
     # 10 Lanczos vectors rather than ARPACK's 20: the same tolerance, half the n-vectors held
     top = spla.eigsh(operator, 1, which="LA", tol=1e-4, v0=v0, ncv=10, return_eigenvectors=False)
     return float(top[0])

@@ -190,14 +190,15 @@ class CostMatrix:
         self.sent_rows = sent_rows  # the rows a product sends between workers
 
     @classmethod
-    def from_operator(cls, ranges: Ranges, B, BT, order: np.ndarray) -> CostMatrix:
-        """B and B^T (scipy sparse) with rows and columns put in ``order`` (the ranges are
-        slices of it), cut into the ranges and scattered to their workers."""
+    def from_operator(cls, ranges: Ranges, B, order: np.ndarray) -> CostMatrix:
+        """B (scipy sparse) with rows and columns put in ``order`` (the ranges are slices of
+        it), cut into the ranges with the rows of B^T they need, and scattered to their
+        workers."""
         bounds, owners = ranges.bounds, ranges.workers
-        B, BT = Reordered(B, order), Reordered(BT, order)
+        B = Reordered(B, order)
         halos: dict[tuple[int, str], np.ndarray] = {}
         for p in range(len(bounds) - 1):
-            _, _, rows = _formed_rows(B, BT, bounds, p)
+            _, _, rows = _formed_rows(B, bounds, p)
             for q, used in _halo_rows(rows.indices, bounds, p):
                 if owners[q] != owners[p]:
                     key = (q, owners[p])
@@ -208,7 +209,7 @@ class CostMatrix:
         pieces, sources = [], []
         for p in range(len(bounds) - 1):
             sent = {q: halos.get((q, owners[p])) for q in range(len(bounds) - 1)}
-            piece, reads = _piece(B, BT, bounds, p, sent)
+            piece, reads = _piece(B, bounds, p, sent)
             pieces.append(ranges.scatter_to(p, piece))
             sources.append(reads)
             del piece
@@ -257,6 +258,14 @@ class Reordered:
     def rows(self, which) -> sp.csr_array:
         """The rows ``which`` (a slice or sorted ids, in the new order), columns renumbered."""
         part = sp.csr_array(self.matrix[self.order[which]])
+        return self._renumbered(part)
+
+    def transposed_rows(self, which) -> sp.csr_array:
+        """The rows ``which`` of the transpose (the matrix's columns ``which``), in the new
+        order: B^T's rows without B^T."""
+        return self._renumbered(sp.csr_array(self.matrix[:, self.order[which]].T.tocsr()))
+
+    def _renumbered(self, part: sp.csr_array) -> sp.csr_array:
         np.take(self.position, part.indices, out=part.indices)
         part.has_sorted_indices = False
         part.sort_indices()
@@ -270,18 +279,18 @@ def inverse(order: np.ndarray) -> np.ndarray:
     return position
 
 
-def _formed_rows(B: Reordered, BT: Reordered, bounds: np.ndarray, p: int):
+def _formed_rows(B: Reordered, bounds: np.ndarray, p: int):
     """Range p's rows of B^T, the rows of B X they read (sorted), and those rows of B."""
-    transposed = BT.rows(slice(bounds[p], bounds[p + 1]))
+    transposed = B.transposed_rows(slice(bounds[p], bounds[p + 1]))
     needed = np.unique(transposed.indices)
     return transposed, needed, B.rows(needed)
 
 
-def _piece(B: Reordered, BT: Reordered, bounds: np.ndarray, p: int, halos: dict):
+def _piece(B: Reordered, bounds: np.ndarray, p: int, halos: dict):
     """Range p's piece, (its rows of B split by the columns of each range it reads, its rows of
     B^T), and the ranges it reads (p first); ``halos[q]``: the rows of range q it is sent, or
     None for a range read in place."""
-    transposed, needed, rows = _formed_rows(B, BT, bounds, p)
+    transposed, needed, rows = _formed_rows(B, bounds, p)
     referenced = np.unique(_owners(rows.indices, bounds))
     reads = [p] + [int(q) for q in referenced if q != p]
     parts = [_columns_of(rows, bounds, q, halos.get(q)) for q in reads]

@@ -16,7 +16,6 @@ import time
 import warnings
 from functools import partial
 
-import dask
 import numpy as np
 import scipy.sparse as sp
 
@@ -157,7 +156,7 @@ class WorkerProblem:
         self.client, self.n = client, n
         self.bounds = row_bounds(n, client)
         self.ranges = rowblocks.Ranges.on(client, self.bounds)
-        self.M = CostMatrix.from_operator(self.ranges, M.B, M.BT, order)
+        self.M = CostMatrix.from_operator(self.ranges, M.B, order)
         # the preconditioner runs in float32, as in the client (the same iterations)
         self.M32 = self.M.astype(np.float32)
         diagonal = M.diagonal()
@@ -166,9 +165,12 @@ class WorkerProblem:
         self.d_inv = self.ranges.scatter(np.split(d_inv, self.bounds[1:-1]))
         self.degree = int(config.get("eigen.chebyshev-degree"))
         # the spectral radius does not depend on the order of the rows; its few products run
-        # in scipy, so that this process never loads the row kernels (about 130 MB)
-        with dask.config.set({"dasklle.eigen.row-kernel-min-rows": math.inf}):
-            radius = multigrid._spectral_radius(M.with_shift(self.shift), rng)
+        # through B and its transposed view: this process builds neither B^T nor the row
+        # kernels (about 130 MB)
+        B = M.B.astype(np.float64, copy=False)
+        radius = multigrid.spectral_radius(
+            diagonal + self.shift, lambda x: B.T @ (B @ x) + self.shift * x, rng
+        )
         high, low = 1.1 * radius, radius / float(config.get("eigen.chebyshev-span"))
         self.centre, self.half_width = (high + low) / 2, (high - low) / 2
         aggregations, P = self._aggregate(rowblocks.Reordered(graph, order))
