@@ -9,7 +9,7 @@ one row range reads its own block and, from the other ranges, only the rows its 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -83,6 +83,7 @@ class RowBlocks:
     ranges: Ranges
     futures: list
     columns: int
+    _gathered: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def client(self):
@@ -96,8 +97,11 @@ class RowBlocks:
         return RowBlocks(self.ranges, futures, self.columns if columns is None else columns)
 
     def gather(self) -> np.ndarray:
-        """The whole array in the client (for the final vectors only)."""
-        return np.vstack(self.client.gather(self.futures))
+        """The whole array in the client (kept blocks, checkpoints and the final vectors),
+        gathered once: the kept block and the store's checkpoint of one iteration share it."""
+        if self._gathered is None:
+            self._gathered = np.vstack(self.client.gather(self.futures))
+        return self._gathered
 
 
 def _stacked_times(blocks: list[np.ndarray], matrix: np.ndarray) -> np.ndarray:

@@ -88,6 +88,7 @@ def test_worker_products_and_reductions_match_numpy(client, problem):
     X = np.random.default_rng(1).standard_normal((M.shape[0], 3))
     blocks = on_workers.scattered(X)
     np.testing.assert_allclose(on_workers.times(blocks).gather(), ordered @ X, atol=1e-12)
+    assert blocks.gather() is blocks.gather()  # a kept block and a checkpoint share one gather
     np.testing.assert_allclose(rowblocks.gram(blocks, blocks), X.T @ X, rtol=1e-12)
     np.testing.assert_allclose(on_workers.deflated(blocks).gather(), X - X.mean(0), atol=1e-12)
     # the preconditioner is symmetric, as LOBPCG needs (float32 inside)
