@@ -62,8 +62,15 @@ def bottom_eigenvectors(
     n = M.shape[0]
     graph = multigrid.knn_graph(neighbors, n) if neighbors is not None else None
     order = _order(M, graph, _range_order(n, client, rng))
-    X = rng.standard_normal((n, block))  # drawn when resuming too: the hierarchy's rng stays
-    if start is not None and start.shape == X.shape:
+    # the random start is drawn when resuming too: the hierarchy's rng stays; on the workers,
+    # it is drawn there, range by range
+    if client is None:
+        X = rng.standard_normal((n, block))
+    else:
+        from .workers import RandomStart
+
+        X = RandomStart(block, int(rng.integers(2**31 - 1)))
+    if start is not None and start.shape == (n, block):
         X = np.asarray(start, dtype=np.float64)[order]
     else:
         first_iteration = 0

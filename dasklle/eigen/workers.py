@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -240,11 +241,34 @@ class WorkerProblem:
         """X without its component along the constant vector."""
         return rowblocks.map_blocks(_minus_row, X, row=rowblocks.column_sums(X) / self.n)
 
+    def start(self, X: np.ndarray | RandomStart) -> RowBlocks:
+        """The start block on the workers: X scattered, or a RandomStart drawn there."""
+        if not isinstance(X, RandomStart):
+            return self.scattered(X)
+        rows = [int(size) for size in np.diff(self.bounds)]
+        seeds = [(X.seed, p) for p in range(len(rows))]
+        return RowBlocks(
+            self.ranges, self.ranges.map(_normal, rows, seeds, columns=X.columns), X.columns
+        )
+
     def scattered(self, X: np.ndarray) -> RowBlocks:
         pieces = [
             X[start:stop] for start, stop in zip(self.bounds[:-1], self.bounds[1:], strict=True)
         ]
         return RowBlocks(self.ranges, self.ranges.scatter(pieces), X.shape[1])
+
+
+@dataclass
+class RandomStart:
+    """A start block of standard normal columns drawn on the workers (the client never holds
+    it): range p's rows from the generator seeded with (seed, p)."""
+
+    columns: int
+    seed: int
+
+
+def _normal(rows: int, seed: tuple, columns: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((rows, columns))
 
 
 def _plus(a: np.ndarray, b: np.ndarray, dtype=None) -> np.ndarray:
@@ -325,9 +349,10 @@ def _ritz(gram_A: np.ndarray, gram: np.ndarray, block: int) -> tuple[np.ndarray,
 
 
 def solve(
-    client, M: CostOperator, graph, order, X: np.ndarray, n_components: int, *, rng, **options
+    client, M: CostOperator, graph, order, X, n_components: int, *, rng, **options
 ) -> LobpcgResult:
-    """``lobpcg_on_workers`` from the start block X; X's rows in ``order``, a locality order
+    """``lobpcg_on_workers`` from the start block X (an array, or a RandomStart drawn on the
+    workers); X's rows in ``order``, a locality order
     of M's and graph's rows (the ranges are slices of it), and the n_components + 1 lowest
     vectors returned in that order. ``options``: tol, max_iter, on_iteration and first_iteration.
 
@@ -341,7 +366,7 @@ def solve(
         try:
             problem = WorkerProblem(client, M, graph, order, rng)
             theta, X, n_iter, bound = lobpcg_on_workers(
-                problem, problem.scattered(kept.block), n_wanted=n_components,
+                problem, problem.start(kept.block), n_wanted=n_components,
                 first_iteration=kept.n_iter, on_iteration=kept, **options,
             )  # fmt: skip
             kept_vectors = rowblocks.combine([X], np.eye(len(theta))[:, : n_components + 1])
@@ -370,7 +395,7 @@ class _KeptBlock:
     """The iteration callback that keeps the latest block (and its iteration) in this process
     every ``eigen.checkpoint-interval`` seconds, before calling the caller's callback."""
 
-    def __init__(self, block: np.ndarray, n_iter: int, then=None):
+    def __init__(self, block: np.ndarray | RandomStart, n_iter: int, then=None):
         self.block, self.n_iter, self.then = block, n_iter, then
         self.interval = float(config.get("eigen.checkpoint-interval"))
         self.last = time.monotonic()
