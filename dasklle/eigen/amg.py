@@ -62,18 +62,8 @@ def bottom_eigenvectors(
     n = M.shape[0]
     graph = multigrid.knn_graph(neighbors, n) if neighbors is not None else None
     order = _order(M, graph, _range_order(n, client, rng))
-    # the random start is drawn when resuming too: the hierarchy's rng stays; on the workers,
-    # it is drawn there, range by range
-    if client is None:
-        X = rng.standard_normal((n, block))
-    else:
-        from .workers import RandomStart
-
-        X = RandomStart(block, int(rng.integers(2**31 - 1)))
-    if start is not None and start.shape == (n, block):
-        X = np.asarray(start, dtype=np.float64)[order]
-    else:
-        first_iteration = 0
+    X, resumed = _start(n, block, start, order, rng, on_workers=client is not None)
+    first_iteration = first_iteration if resumed else 0
 
     def report(n_iter, bound, current, theta):
         if on_iteration is not None:
@@ -84,9 +74,11 @@ def bottom_eigenvectors(
     if client is not None:
         from . import workers
 
-        # the workers cut their ranges' rows from M and the graph: no permuted copy here
+        # the workers cut their ranges' rows from M and the graph: no permuted copy here; the
+        # graph is built again for the setup rather than held through the solve
+        del graph
         result = workers.solve(
-            client, M, graph, order, X, n_components, tol=tol, max_iter=max_iter, rng=rng,
+            client, M, neighbors, order, X, n_components, tol=tol, max_iter=max_iter, rng=rng,
             on_iteration=report, first_iteration=first_iteration,
         )  # fmt: skip
     else:
@@ -99,6 +91,21 @@ def bottom_eigenvectors(
     result.vectors = _unpermuted(result.vectors, order)
     result.values = result.values[: result.vectors.shape[1]]
     return result
+
+
+def _start(n: int, block: int, start, order: np.ndarray, rng, on_workers: bool):
+    """The start block in ``order`` and whether it is the saved ``start``. The random one is
+    drawn when resuming too, so that the hierarchy's rng stays; for the workers, it is drawn
+    there, range by range."""
+    if on_workers:
+        from .workers import RandomStart
+
+        X = RandomStart(block, int(rng.integers(2**31 - 1)))
+    else:
+        X = rng.standard_normal((n, block))
+    if start is not None and start.shape == (n, block):
+        return np.asarray(start, dtype=np.float64)[order], True
+    return X, False
 
 
 def _in_process(M, graph, X: np.ndarray, rng, **options) -> LobpcgResult:

@@ -122,6 +122,12 @@ class CostOperator:
         run_rows(csr_times, B.shape[0], B.indptr, B.indices, B.data, block, out)
         return out
 
+    def times_few(self, X: np.ndarray) -> np.ndarray:
+        """M @ X through B and B's transposed view, in scipy: for a few vectors, without
+        building B^T or loading the row kernels."""
+        out = self.B.T @ (self.B @ X)
+        return out + self.shift * X if self.shift else out
+
     def diagonal(self) -> np.ndarray:
         """diag(B^T B) + shift: the squared column norms of B."""
         B = sp.csr_array(self.B)

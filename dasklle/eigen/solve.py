@@ -149,9 +149,9 @@ def deterministic_signs(vectors: np.ndarray) -> np.ndarray:
 
 def residual_norms(M, vectors: np.ndarray, values: np.ndarray) -> np.ndarray:
     """|M v_j - lambda_j v_j| for unit-norm columns v_j."""
-    norms = np.linalg.norm(vectors, axis=0)
-    unit = vectors / np.where(norms > 0, norms, 1.0)
-    return np.linalg.norm(M @ unit - unit * values[None, :], axis=0)
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=0), np.finfo(float).tiny)
+    product = M.times_few(unit) if isinstance(M, CostOperator) else M @ unit
+    return np.linalg.norm(product - unit * values[None, :], axis=0)
 
 
 def _dense(M, n_components: int) -> tuple[np.ndarray, np.ndarray]:

@@ -168,9 +168,8 @@ class WorkerProblem:
         # the spectral radius does not depend on the order of the rows; its few products run
         # through B and its transposed view: this process builds neither B^T nor the row
         # kernels (about 130 MB)
-        B = M.B.astype(np.float64, copy=False)
         radius = multigrid.spectral_radius(
-            diagonal + self.shift, lambda x: B.T @ (B @ x) + self.shift * x, rng
+            diagonal + self.shift, M.with_shift(self.shift).times_few, rng
         )
         high, low = 1.1 * radius, radius / float(config.get("eigen.chebyshev-span"))
         self.centre, self.half_width = (high + low) / 2, (high - low) / 2
@@ -349,12 +348,13 @@ def _ritz(gram_A: np.ndarray, gram: np.ndarray, block: int) -> tuple[np.ndarray,
 
 
 def solve(
-    client, M: CostOperator, graph, order, X, n_components: int, *, rng, **options
+    client, M: CostOperator, neighbors, order, X, n_components: int, *, rng, **options
 ) -> LobpcgResult:
     """``lobpcg_on_workers`` from the start block X (an array, or a RandomStart drawn on the
-    workers); X's rows in ``order``, a locality order
-    of M's and graph's rows (the ranges are slices of it), and the n_components + 1 lowest
-    vectors returned in that order. ``options``: tol, max_iter, on_iteration and first_iteration.
+    workers); ``order`` is a locality order of M's rows (the ranges are slices of it), and X's
+    rows and the n_components + 1 lowest vectors returned are in that order. The kNN graph of
+    the (n, k) ``neighbors`` is built for the setup and dropped. ``options``: tol, max_iter,
+    on_iteration and first_iteration.
 
     A worker lost during the solve does not end it: the block is kept in this process every
     ``eigen.checkpoint-interval`` seconds, and the solve starts again from the kept block on
@@ -364,7 +364,9 @@ def solve(
     retries = int(config.get("eigen.worker-retries"))
     for attempt in range(retries + 1):
         try:
+            graph = multigrid.knn_graph(neighbors, M.shape[0])
             problem = WorkerProblem(client, M, graph, order, rng)
+            del graph  # built again by a retry: not held through the solve
             theta, X, n_iter, bound = lobpcg_on_workers(
                 problem, problem.start(kept.block), n_wanted=n_components,
                 first_iteration=kept.n_iter, on_iteration=kept, **options,
