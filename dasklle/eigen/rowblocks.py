@@ -68,10 +68,12 @@ class Ranges:
         return self.client.scatter([value], workers=[self.workers[p]])[0]
 
     def scatter(self, per_range: list) -> list:
-        """per_range[p] scattered to range p's worker."""
+        """per_range[p] scattered to range p's worker, or anywhere if it has left (a retired
+        worker's tasks then follow its data, where it went)."""
+        present = self.client.scheduler_info()["workers"]
         return self._placed(
             lambda address, ranges: self.client.scatter(
-                [per_range[p] for p in ranges], workers=[address]
+                [per_range[p] for p in ranges], workers=[address] if address in present else None
             )
         )
 

@@ -33,6 +33,8 @@ from .rowblocks import CostMatrix, RowBlocks
 RANGE_BYTES_PER_ROW = 1024
 # rows whose coordinates place the k-means centres of the locality order
 LOCALITY_SAMPLE = 100_000
+# iterations between two reseatings of the iteration's blocks (``_reseated``)
+RESEAT_EVERY = 25
 
 
 def row_bounds(n: int, client) -> np.ndarray:
@@ -335,6 +337,16 @@ def lobpcg_on_workers(
             continue
         X, AX = rowblocks.combine([X, S], U), rowblocks.combine([AX, AS], U)
         P = rowblocks.combine([S], U[block:])
+        if n_iter % RESEAT_EVERY == 0:
+            X, AX, P = _reseated(problem, X, P)
+
+
+def _reseated(problem: WorkerProblem, X: RowBlocks, P: RowBlocks):
+    """X and P scattered afresh and AX recomputed. The scheduler keeps every task that a live
+    block was computed from (its lineage), so without this its memory grows by each
+    iteration's tasks (docs/design/eigen.md); scattered blocks have none."""
+    X = problem.scattered(X.gather())
+    return X, problem.times(X), problem.scattered(P.gather())
 
 
 def _symmetric(A: np.ndarray) -> np.ndarray:

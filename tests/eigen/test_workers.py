@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-from dasklle.eigen import null_space, rowblocks, solve, workers
+from dasklle.eigen import amg, null_space, rowblocks, solve, workers
 from dasklle.eigen.amg import _ordered
 from dasklle.eigen.multigrid import knn_graph
 from dasklle.eigen.solve import choose_placement
@@ -43,6 +43,27 @@ def test_both_placements_agree_with_dense(client, problem):
         assert max_sine(found[placement].vectors, dense.vectors) <= PLACEMENT_MAX_SINE
         np.testing.assert_allclose(found[placement].values, dense.values, rtol=1e-6, atol=1e-14)
     assert max_sine(found["client"].vectors, found["workers"].vectors) <= PLACEMENT_MAX_SINE
+
+
+def test_the_scheduler_forgets_the_iterations_history(client, problem, monkeypatch):
+    M, indices = problem
+    tasks = []
+
+    def count(n_iter, bound, X, theta):
+        tasks.append(client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)))
+
+    monkeypatch.setattr(workers, "RESEAT_EVERY", 3)
+    with dask.config.set({"dasklle.eigen.placement": "workers"}):
+        result = null_space(M, 2, solver="amg", tol=1e-6, random_state=0, neighbors=indices)
+        amg.bottom_eigenvectors(
+            M, 2, neighbors=indices, block=10, tol=0.0, max_iter=12,
+            rng=np.random.default_rng(0), on_iteration=count, client=client,
+        )  # fmt: skip
+    # the blocks are scattered afresh every 3 iterations: the tasks the scheduler holds stop
+    # growing (each iteration adds about 80 while a block's lineage is kept)
+    assert max(tasks[7:]) <= max(tasks[:4]) + 100, tasks
+    dense = null_space(M, 2, solver="dense")
+    assert result.n_iter > 3 and max_sine(result.vectors, dense.vectors) <= PLACEMENT_MAX_SINE
 
 
 def test_auto_places_large_problems_on_the_workers(client, problem, monkeypatch):
