@@ -160,14 +160,6 @@ def _permuted(M, graph, order: np.ndarray):
     return M, graph
 
 
-def _ordered(M, neighbors, order_of=None):
-    """M and the kNN graph (None without neighbors) in the order ``order_of(graph)`` gives,
-    reverse Cuthill-McKee by default, and that order."""
-    graph = multigrid.knn_graph(neighbors, M.shape[0]) if neighbors is not None else None
-    order = _order(M, graph, order_of)
-    return *_permuted(M, graph, order), order
-
-
 def _preconditioner(M, graph, rng) -> multigrid.BlockVCycle:
     """The multigrid cycle of M + shift * I."""
     shift = float(config.get("eigen.shift-fraction")) * float(M.diagonal().mean())

@@ -259,7 +259,7 @@ class Reordered:
     def __init__(self, matrix, order: np.ndarray):
         self.matrix, self.order = sp.csr_array(matrix), np.asarray(order)
         # in the indices' own type, so renumbering a row cut makes no 64-bit copy
-        self.position = inverse(self.order).astype(self.matrix.indices.dtype)
+        self.position = _inverse(self.order).astype(self.matrix.indices.dtype)
 
     def rows(self, which) -> sp.csr_array:
         """The rows ``which`` (a slice or sorted ids, in the new order), columns renumbered."""
@@ -278,7 +278,7 @@ class Reordered:
         return part
 
 
-def inverse(order: np.ndarray) -> np.ndarray:
+def _inverse(order: np.ndarray) -> np.ndarray:
     """The permutation that undoes ``order``: position[order[i]] = i."""
     position = np.empty_like(order)
     position[order] = np.arange(len(order))

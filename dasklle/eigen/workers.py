@@ -169,16 +169,17 @@ class WorkerProblem:
         self.degree = int(config.get("eigen.chebyshev-degree"))
         # the spectral radius does not depend on the order of the rows; its few products run
         # through B and its transposed view: this process builds neither B^T nor the row
-        # kernels (about 130 MB)
+        # kernels (docs/design/eigen.md)
         radius = multigrid.spectral_radius(
             diagonal + self.shift, M.with_shift(self.shift).times_few, rng
         )
         high, low = 1.1 * radius, radius / float(config.get("eigen.chebyshev-span"))
         self.centre, self.half_width = (high + low) / 2, (high - low) / 2
-        aggregations, P = self._aggregate(rowblocks.Reordered(graph, order))
+        reordered = rowblocks.Reordered(graph, order)
+        aggregations, P = self._aggregate(reordered)
         self.aggregations = self.ranges.scatter([a.astype(np.float32) for a in aggregations])
         self.coarse_sizes = [a.shape[1] for a in aggregations]
-        P = P[rowblocks.inverse(order)]  # rows back in M's order
+        P = P[reordered.position]  # rows back in M's order
         coarse_graph = (P.T @ sp.csr_array(graph) @ P).tocsr()
         coarse_graph.setdiag(0)
         coarse_graph.eliminate_zeros()

@@ -59,10 +59,11 @@ def test_chebyshev_interval_covers_the_spectrum():
 def test_the_k_cycle_stays_finite_on_nearly_solved_columns():
     """LOBPCG's residuals of converged columns are tiny; in the float32 cycle the K-cycle's
     coefficients of such columns underflowed (0 / 0) and put NaN into the block."""
-    from dasklle.eigen.amg import _ordered, _preconditioner
+    from dasklle.eigen.amg import _order, _permuted, _preconditioner
 
     W, indices = lle_weight_matrix(manifold("swiss_roll", 1500), 10)
-    M, graph, _ = _ordered(cost_matrix(W), indices)
+    M, graph = cost_matrix(W), multigrid.knn_graph(indices, 1500)
+    M, graph = _permuted(M, graph, _order(M, graph))
     with dask.config.set({"dasklle.eigen.coarsest-rows": 20}):
         cycle = _preconditioner(M, graph, np.random.default_rng(0))
     assert cycle.krylov and len(cycle.sizes) >= 3  # a level that takes the K-cycle's steps

@@ -8,7 +8,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 from dasklle.eigen import amg, null_space, rowblocks, solve, workers
-from dasklle.eigen.amg import _ordered
+from dasklle.eigen.amg import _order, _permuted
 from dasklle.eigen.multigrid import knn_graph
 from dasklle.eigen.solve import choose_placement
 from dasklle.exceptions import FallbackWarning
@@ -98,13 +98,13 @@ def test_ranges_go_to_workers_in_proportion_to_their_threads():
 
 def test_worker_products_and_reductions_match_numpy(client, problem):
     M, indices = problem
-    ordered, graph, order = _ordered(M, indices)
+    graph = knn_graph(indices, M.shape[0])
+    order = _order(M, graph)
+    ordered, _ = _permuted(M, graph, order)
     # two ranges a worker: a product reads its worker's other range in place, the others' halos;
     # the ranges are cut from M in its own order
     with dask.config.set({"dasklle.eigen.worker-range-rows": 100}):
-        on_workers = workers.WorkerProblem(
-            client, M, knn_graph(indices, M.shape[0]), order, np.random.default_rng(0)
-        )
+        on_workers = workers.WorkerProblem(client, M, graph, order, np.random.default_rng(0))
     assert len(on_workers.bounds) - 1 == 4 and len(set(on_workers.ranges.workers)) == 2
     X = np.random.default_rng(1).standard_normal((M.shape[0], 3))
     blocks = on_workers.scattered(X)
