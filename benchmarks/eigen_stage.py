@@ -145,7 +145,7 @@ def vcycle(operator, graph, args) -> None:
     shift = float(config.get("eigen.shift-fraction")) * float(operator.diagonal().mean())
     shifted = operator.with_shift(shift)
     start = time.perf_counter()
-    cycle = build_preconditioner(shifted.tocsr(), graph, rng, fine=shifted)
+    cycle = build_preconditioner(shifted, graph, rng)
     built = time.perf_counter() - start
     block = rng.standard_normal((operator.shape[0], 10))
     seconds = median_seconds(lambda: cycle(block), args.repeat)

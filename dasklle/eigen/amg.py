@@ -164,8 +164,6 @@ def _preconditioner(M, graph, rng) -> multigrid.BlockVCycle:
     """The multigrid cycle of M + shift * I."""
     shift = float(config.get("eigen.shift-fraction")) * float(M.diagonal().mean())
     if isinstance(M, CostOperator):
-        # pyamg needs the matrix to build the hierarchy; the cycle then uses the operator
-        shifted = M.with_shift(shift)
-        return multigrid.build_preconditioner(shifted.tocsr(), graph, rng, fine=shifted)
+        return multigrid.build_preconditioner(M.with_shift(shift), graph, rng)
     shifted = (M + shift * sp.eye_array(M.shape[0], format="csr")).tocsr()
     return multigrid.build_preconditioner(shifted, graph, rng)

@@ -195,21 +195,35 @@ def _column_norms(X: np.ndarray) -> np.ndarray:
     return np.sqrt(_column_dots(X, X))
 
 
-def build_preconditioner(A, graph, rng, fine=None) -> BlockVCycle:
+def build_preconditioner(A, graph, rng) -> BlockVCycle:
     """Aggregation hierarchy of the SPD matrix A, as a BlockVCycle.
 
     Parameters
     ----------
-    A : sparse SPD matrix
+    A : sparse SPD matrix, or a CostOperator (B^T B + shift I), which stays the finest level
     graph : sparse adjacency the aggregates are formed over, or None for pyamg's strength
         measure on A
     rng : numpy Generator; seeds pyamg's estimates and the cycle's
-    fine : optional operator equal to A (a CostOperator) that replaces A on the finest level,
-        whose products are most of the cycle's work
 
     The prolongators are smoothed only if ``eigen.smooth-prolongator``; levels stop at the first
-    with at most ``eigen.coarsest-rows`` unknowns.
+    with at most ``eigen.coarsest-rows`` unknowns. An operator with plain aggregates of a graph
+    is never formed: its first coarse level is (B P)^T (B P) + shift P^T P.
     """
+    smooth = config.get("eigen.smooth-prolongator")
+    if not isinstance(A, CostOperator):
+        return BlockVCycle(*_levels(A, graph, rng), rng)
+    if smooth or graph is None or A.shape[0] <= config.get("eigen.coarsest-rows"):
+        operators, prolongators = _levels(A.tocsr(), graph, rng)
+        if len(operators) > 1:  # a single level is solved densely: it stays a matrix
+            operators[0] = A
+        return BlockVCycle(operators, prolongators, rng)
+    P = aggregation(graph)
+    operators, prolongators = _levels(galerkin(A.B, P, A.shift), coarse_graph(graph, P), rng)
+    return BlockVCycle([A, *operators], [P, *prolongators], rng)
+
+
+def _levels(A, graph, rng) -> tuple[list, list]:
+    """pyamg's aggregation hierarchy of A: its level matrices and prolongators."""
     import pyamg
 
     coarsest_rows = config.get("eigen.coarsest-rows")
@@ -233,6 +247,30 @@ def build_preconditioner(A, graph, rng, fine=None) -> BlockVCycle:
     while len(operators) > 2 and operators[-2].shape[0] <= coarsest_rows:
         operators.pop()
         prolongators.pop()
-    if fine is not None and len(operators) > 1:
-        operators[0] = fine
-    return BlockVCycle(operators, prolongators, rng)
+    return operators, prolongators
+
+
+def aggregation(graph) -> sp.csr_array:
+    """The 0/1 map of the graph's nodes to pyamg's standard aggregates of it."""
+    from pyamg.aggregation import standard_aggregation
+
+    return sp.csr_array(standard_aggregation(sp.csr_matrix(graph))[0], dtype=np.float64)
+
+
+def coarse_graph(graph, P) -> sp.csr_array:
+    """The graph between aggregates (P^T graph P without its diagonal)."""
+    coarse = (P.T @ sp.csr_array(graph) @ P).tocsr()
+    coarse.setdiag(0)
+    coarse.eliminate_zeros()
+    return coarse
+
+
+def galerkin(B, P, shift: float, chunks: int = 8) -> sp.csr_array:
+    """P^T (B^T B + shift I) P, summed over row chunks of B P: never all of B P (n rows) beside
+    the result, and never B^T B."""
+    coarse = shift * (P.T @ P)
+    bounds = np.linspace(0, B.shape[0], chunks + 1).astype(np.int64)
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        part = sp.csr_array(B[start:stop] @ P)
+        coarse = coarse + part.T @ part
+    return sp.csr_array(coarse).tocsr()

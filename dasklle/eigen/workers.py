@@ -180,23 +180,17 @@ class WorkerProblem:
         self.aggregations = self.ranges.scatter([a.astype(np.float32) for a in aggregations])
         self.coarse_sizes = [a.shape[1] for a in aggregations]
         P = P[reordered.position]  # rows back in M's order
-        coarse_graph = (P.T @ sp.csr_array(graph) @ P).tocsr()
-        coarse_graph.setdiag(0)
-        coarse_graph.eliminate_zeros()
         self.coarse = multigrid.build_preconditioner(
-            _galerkin(M.B, P, self.shift), coarse_graph, rng
+            multigrid.galerkin(M.B, P, self.shift), multigrid.coarse_graph(graph, P), rng
         )
 
     def _aggregate(self, graph: rowblocks.Reordered) -> tuple[list[sp.csr_array], sp.csr_array]:
         """Aggregates of the kNN graph within each range: per-range maps and the whole P (rows
         in the ranges' order)."""
-        from pyamg.aggregation import standard_aggregation
-
-        pieces = []
-        for start, stop in zip(self.bounds[:-1], self.bounds[1:], strict=True):
-            local = sp.csr_matrix(graph.rows(slice(start, stop))[:, start:stop])
-            aggregation = sp.csr_array(standard_aggregation(local)[0], dtype=np.float64)
-            pieces.append(aggregation)
+        pieces = [
+            multigrid.aggregation(graph.rows(slice(start, stop))[:, start:stop])
+            for start, stop in zip(self.bounds[:-1], self.bounds[1:], strict=True)
+        ]
         return pieces, sp.block_diag(pieces, format="csr")
 
     def times(self, X: RowBlocks) -> RowBlocks:
@@ -279,17 +273,6 @@ def _plus(a: np.ndarray, b: np.ndarray, dtype=None) -> np.ndarray:
 
 def _as_type(a: np.ndarray, dtype) -> np.ndarray:
     return a.astype(dtype)
-
-
-def _galerkin(B, P, shift: float, chunks: int = 8) -> sp.csr_array:
-    """P^T (B^T B + shift I) P, summed over row chunks of B P: the client never holds all of
-    B P (n rows) beside the result."""
-    coarse = shift * (P.T @ P)
-    bounds = np.linspace(0, B.shape[0], chunks + 1).astype(np.int64)
-    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
-        part = sp.csr_array(B[start:stop] @ P)
-        coarse = coarse + part.T @ part
-    return sp.csr_array(coarse).tocsr()
 
 
 def lobpcg_on_workers(

@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import config
 from ..local.weights import batch_limits
-from ..tasks.blocks import row_offsets, shared, take_rows
+from ..tasks.blocks import row_offsets, shared
 from ..tasks.memory import rows_within
 from ..tasks.progress import compute as progress_compute
 from .copies import (
@@ -121,18 +121,31 @@ def partition_rows(X: da.Array, n_candidates: int) -> int:
 
 
 def _centres(X: da.Array, mean, axes, n_parts: int, random_state: int) -> np.ndarray:
-    """k-means centres of n_parts partitions, from a projected sample of evenly spaced rows."""
-    from sklearn.cluster import KMeans
+    """k-means centres of n_parts partitions, from a projected sample of evenly spaced rows.
 
+    Each chunk projects its sample rows; one task clusters them and returns only the centres.
+    """
     n = X.shape[0]
     per_part = config.get("neighbors.partition-sample-per-part")
     by_bytes = config.get_bytes("neighbors.sample-bytes") // (4 * X.shape[1])
     n_sample = min(n, n_parts * per_part, by_bytes)
     rows = np.unique(np.linspace(0, n - 1, max(n_sample, n_parts)).astype(np.int64))
-    sample = take_rows(X, rows)
+    sample = X[rows]
+    projected = sample.map_blocks(
+        project, *shared(mean, axes), dtype=np.float32, chunks=(sample.chunks[0], axes.shape[1:])
+    )
+    pieces = projected.to_delayed().ravel().tolist()
     iterations = config.get("neighbors.partition-kmeans-iterations")
+    clustered = dask.delayed(_kmeans_centres, pure=True)(pieces, n_parts, iterations, random_state)
+    (centres,) = progress_compute(clustered, label="partition centres")
+    return centres
+
+
+def _kmeans_centres(pieces: list, n_parts: int, iterations: int, random_state: int) -> np.ndarray:
+    from sklearn.cluster import KMeans
+
     kmeans = KMeans(n_clusters=n_parts, n_init=1, max_iter=iterations, random_state=random_state)
-    return kmeans.fit(project(np.asarray(sample), mean, axes)).cluster_centers_.astype(np.float32)
+    return kmeans.fit(np.concatenate(pieces, axis=0)).cluster_centers_.astype(np.float32)
 
 
 def _solve_partitions(X, placement, directory, n_candidates, n_neighbors, reg, compute):

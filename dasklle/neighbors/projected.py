@@ -8,11 +8,12 @@ docs/design/neighbors.md for the recall and cost of each choice.
 
 from __future__ import annotations
 
+import dask
 import dask.array as da
 import numpy as np
 
 from .. import config
-from ..tasks.blocks import shared, take_rows
+from ..tasks.blocks import shared
 from ..tasks.progress import compute
 from .exact import blockwise_neighbors, rerank, smallest
 
@@ -28,8 +29,8 @@ def principal_axes(X: da.Array, n_axes: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean and top n_axes principal axes (D, n_axes) of X, from evenly spaced sample rows.
 
     At most ``neighbors.projected-sample-rows`` rows and ``neighbors.sample-bytes`` of them
-    (but at least 4 rows per axis); from the sample covariance up to
-    ``neighbors.covariance-max-dim`` features, above from a randomized SVD in float32.
+    (but at least 4 rows per axis). One task gathers the sample and returns only the mean and
+    the axes: the client never holds the sample.
     """
     n = X.shape[0]
     sample_bytes = config.get_bytes("neighbors.sample-bytes")
@@ -37,12 +38,21 @@ def principal_axes(X: da.Array, n_axes: int) -> tuple[np.ndarray, np.ndarray]:
         config.get("neighbors.projected-sample-rows"),
         max(4 * n_axes, sample_bytes // (4 * X.shape[1])),
     )
-    by_covariance = X.shape[1] <= config.get("neighbors.covariance-max-dim")
     rows = np.unique(np.linspace(0, n - 1, min(n, sample_rows)).astype(np.int64))
-    sample = take_rows(X, rows)
-    sample = np.asarray(sample, dtype=np.float64 if by_covariance else np.float32)
-    mean = sample.mean(axis=0)
-    centred = sample - mean
+    pieces = X[rows].to_delayed().ravel().tolist()
+    by_covariance = X.shape[1] <= config.get("neighbors.covariance-max-dim")
+    axes_of = dask.delayed(_axes_of_sample, pure=True)
+    (result,) = compute(axes_of(pieces, n_axes, by_covariance), label="principal axes")
+    return result
+
+
+def _axes_of_sample(pieces: list, n_axes: int, by_covariance: bool) -> tuple:
+    """Mean and axes of the sample: from its covariance (up to ``neighbors.covariance-max-dim``
+    features), or else from a randomized SVD in float32."""
+    centred = np.concatenate(pieces, axis=0, dtype=np.float64 if by_covariance else np.float32)
+    del pieces
+    mean = centred.mean(axis=0)
+    centred -= mean
     if by_covariance:
         # eigenvectors of the sample covariance (D x D: cheaper than an SVD of the sample)
         _, vectors = np.linalg.eigh(centred.T @ centred)
