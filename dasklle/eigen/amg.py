@@ -82,9 +82,13 @@ def bottom_eigenvectors(
             on_iteration=report, first_iteration=first_iteration,
         )  # fmt: skip
     else:
+        ordered, graph = _permuted(M, graph, order)
+        with threadpool_limits(limits=1, user_api="blas"):
+            preconditioner = _preconditioner(ordered, graph, rng)
+        del graph  # the iterations need only the hierarchy built on it
         result = _in_process(
-            *_permuted(M, graph, order), X, rng, n_wanted=n_components, tol=tol,
-            max_iter=max_iter, on_iteration=report, first_iteration=first_iteration,
+            ordered, preconditioner, X, n_wanted=n_components, tol=tol, max_iter=max_iter,
+            on_iteration=report, first_iteration=first_iteration,
         )  # fmt: skip
     # the whole block (the pairs beyond the wanted ones estimate the spectrum); from the workers,
     # n_components + 1
@@ -108,10 +112,9 @@ def _start(n: int, block: int, start, order: np.ndarray, rng, on_workers: bool):
     return X, False
 
 
-def _in_process(M, graph, X: np.ndarray, rng, **options) -> LobpcgResult:
-    """LOBPCG in this process, M and graph in the row order of X; BLAS on one thread."""
+def _in_process(M, preconditioner, X: np.ndarray, **options) -> LobpcgResult:
+    """LOBPCG in this process, M in the row order of X; BLAS on one thread."""
     with threadpool_limits(limits=1, user_api="blas"):
-        preconditioner = _preconditioner(M, graph, rng)
         constraint = np.full((M.shape[0], 1), 1.0 / np.sqrt(M.shape[0]))
         return lobpcg(M, X, preconditioner, constraint, **options)
 

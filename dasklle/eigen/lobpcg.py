@@ -87,18 +87,21 @@ def lobpcg(
     block = X.shape[1]
 
     def deflate(V):
-        return V - constraint @ (constraint.T @ V)
+        V -= constraint @ (constraint.T @ V)
+        return V
 
-    X = _orthonormal(deflate(X))
+    X = _orthonormal(deflate(np.array(X, dtype=np.float64)))
     AX = A @ X
     theta, U = np.linalg.eigh(X.T @ AX)
     X, AX = X @ U, AX @ U
     # The n-row arrays live in buffers reused by every iteration: from 1,000,000 rows on, each
     # is above glibc's largest mmap threshold (32 MB), and a new one is page-faulted in each time.
+    # The basis holds [X, S, P]: the residuals are formed in S's place and the next directions
+    # in P's, and its columns are transformed in place, a slab of rows at a time.
     n = X.shape[0]
-    basis = np.empty((n, 3 * block))  # [X, S, P], then [X, S]: the Rayleigh-Ritz basis
+    basis = np.empty((n, 3 * block))
     A_basis = np.empty((n, 3 * block))
-    R, P, projection = np.empty((n, block)), np.empty((n, block)), np.empty((n, 2 * block))
+    R = basis[:, block : 2 * block]
     n_P = 0  # columns of P in use (none before the first step and after a restart)
     n_iter = first_iteration
     while True:
@@ -112,18 +115,18 @@ def lobpcg(
         n_iter += 1
         width = block + n_P
         basis[:, :block] = X
-        basis[:, block : 2 * block] = deflate(precondition(R) if precondition is not None else R)
-        basis[:, 2 * block : block + width] = P[:, :n_P]
+        R[:] = deflate(precondition(R) if precondition is not None else R.copy())
         for _ in range(2):  # once is not enough near convergence, when S is almost in span X
             S = basis[:, block : block + width]
-            S -= np.matmul(X, X.T @ S, out=projection[:, :width])
+            _subtract_projection(S, X)
             C = _orthonormal_basis(S)
+            _times_in_place(basis, block, width, C)
             width = C.shape[1]
-            np.matmul(S, C, out=projection[:, :width])
-            basis[:, block : block + width] = projection[:, :width]
         S = basis[:, block : block + width]
         A_basis[:, :block] = AX
-        A_basis[:, block : block + width] = A @ S
+        for first in range(0, width, block):  # a block of columns at a time: smaller temporaries
+            columns = slice(first, min(first + block, width))
+            A_basis[:, block + columns.start : block + columns.stop] = A @ S[:, columns]
         used, A_used = basis[:, : block + width], A_basis[:, : block + width]
         gram_A, gram = used.T @ A_used, used.T @ used
         try:
@@ -136,5 +139,32 @@ def lobpcg(
         np.matmul(used, U, out=X)
         np.matmul(A_used, U, out=AX)
         n_P = block
-        np.matmul(S, U[block:], out=P)
+        _times_into(S, U[block:], basis[:, 2 * block :])
     return LobpcgResult(theta, X, n_iter, bound)
+
+
+SLAB_BYTES = 4 * 2**20  # rows of the basis transformed at a time
+
+
+def _slabs(n: int, columns: int) -> list[slice]:
+    step = max(1, SLAB_BYTES // (8 * max(1, columns)))
+    return [slice(start, start + step) for start in range(0, n, step)]
+
+
+def _subtract_projection(S: np.ndarray, X: np.ndarray) -> None:
+    """S -= X (X^T S) in place (X orthonormal), without an n-row temporary."""
+    coefficients = X.T @ S
+    for rows in _slabs(S.shape[0], S.shape[1]):
+        S[rows] -= X[rows] @ coefficients
+
+
+def _times_in_place(basis: np.ndarray, start: int, width: int, C: np.ndarray) -> None:
+    """basis[:, start : start + C.shape[1]] = basis[:, start : start + width] @ C, in place."""
+    _times_into(basis[:, start : start + width], C, basis[:, start : start + C.shape[1]])
+
+
+def _times_into(S: np.ndarray, C: np.ndarray, out: np.ndarray) -> None:
+    """out = S @ C a slab of rows at a time, so that out may share columns with S (each slab of
+    S is read before its rows of out are written)."""
+    for rows in _slabs(S.shape[0], S.shape[1]):
+        out[rows] = S[rows] @ C
