@@ -101,9 +101,9 @@ def _thresholds(X: da.Array, queries, targets: np.ndarray) -> np.ndarray:
     return out.reshape(targets.shape)
 
 
-def _batches(m: int, n: int, k: int) -> list[slice]:
-    """Slices of the m sampled rows such that a batch's (rows x n x k) booleans stay ~64 MB."""
-    step = max(1, 2**26 // (n * max(k, 1)))
+def _batches(m: int, n: int) -> list[slice]:
+    """Slices of the m sampled rows such that a batch's (rows x n) distances stay ~16 MB."""
+    step = max(1, 2**21 // n)
     return [slice(i, min(i + step, m)) for i in range(0, m, step)]
 
 
@@ -125,7 +125,9 @@ def _embedding_ranks(Y: np.ndarray, rows: np.ndarray, targets: np.ndarray) -> np
     """1-based ranks in the embedding of each row's targets (number strictly closer, + 1)."""
     d = _embedding_distances(Y, rows)
     target_d = np.take_along_axis(d, targets, 1)
-    return (d[:, :, None] < target_d[:, None, :]).sum(1) + 1
+    # a target at a time: (rows x n x k) comparisons at once would be k times the distances
+    closer = [(d < target_d[:, [j]]).sum(axis=1) for j in range(targets.shape[1])]
+    return np.stack(closer, axis=1) + 1
 
 
 def _rank_penalty(ranks: np.ndarray, outside: np.ndarray, n: int, k: int) -> float:
@@ -175,8 +177,8 @@ def _scores(X: da.Array, embeddings, sample: np.ndarray, k: int, verbose: bool =
     """
     n = X.shape[0]
     # Embedding-space neighbors of the sample (in memory: the embedding is small), a batch of
-    # sampled rows at a time: (sample x n) distances at a million points would be 16 GB.
-    batches = _batches(len(sample), n, k)
+    # sampled rows at a time: (sample x n) distances at a million points would be 8 GB.
+    batches = _batches(len(sample), n)
     Ys = [np.asarray(Y, dtype=np.float64) for Y in embeddings]
     emb_nbrs = [
         np.concatenate([_embedding_neighbors(Y, sample[b], k) for b in batches]) for Y in Ys
