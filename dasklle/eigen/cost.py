@@ -70,7 +70,8 @@ class CostOperator:
 
     @property
     def BT(self) -> sp.csr_array:
-        """B^T as CSR, built at its first use (a solve on the workers never needs it here)."""
+        """B^T as CSR, built at its first use: by the row kernels (scipy's products go through
+        B's transposed view, and a solve on the workers never needs it here)."""
         if self._BT is None:
             self._BT = compact_csr(sp.csr_array(self.B).T, self.dtype)
         return self._BT
@@ -92,7 +93,9 @@ class CostOperator:
 
     def __matmul__(self, X):
         if not self._use_kernels(X):
-            out = self.BT @ (self.B @ X)
+            # through B's transposed view: scipy's product with it is as fast, and B^T is never
+            # built below the kernels' size
+            out = self.B.T @ (self.B @ X)
             if self.shift:
                 out += self.shift * X
             return out
