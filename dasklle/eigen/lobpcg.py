@@ -100,7 +100,6 @@ def lobpcg(
     # in P's, and its columns are transformed in place, a slab of rows at a time.
     n = X.shape[0]
     basis = np.empty((n, 3 * block))
-    A_basis = np.empty((n, 3 * block))
     R = basis[:, block : 2 * block]
     n_P = 0  # columns of P in use (none before the first step and after a restart)
     n_iter = first_iteration
@@ -123,12 +122,9 @@ def lobpcg(
             _times_in_place(basis, block, width, C)
             width = C.shape[1]
         S = basis[:, block : block + width]
-        A_basis[:, :block] = AX
-        for first in range(0, width, block):  # a block of columns at a time: smaller temporaries
-            columns = slice(first, min(first + block, width))
-            A_basis[:, block + columns.start : block + columns.stop] = A @ S[:, columns]
-        used, A_used = basis[:, : block + width], A_basis[:, : block + width]
-        gram_A, gram = used.T @ A_used, used.T @ used
+        used = basis[:, : block + width]
+        gram_A = _projected(A, used, X, AX, width)
+        gram = used.T @ used
         try:
             theta, U = scipy.linalg.eigh(
                 (gram_A + gram_A.T) / 2, (gram + gram.T) / 2, subset_by_index=(0, block - 1)
@@ -137,10 +133,24 @@ def lobpcg(
             n_P = 0
             continue
         np.matmul(used, U, out=X)
-        np.matmul(A_used, U, out=AX)
+        AX[:] = A @ X  # afresh: no n-row block of A times the basis is kept
         n_P = block
         _times_into(S, U[block:], basis[:, 2 * block :])
     return LobpcgResult(theta, X, n_iter, bound)
+
+
+def _projected(A, used: np.ndarray, X: np.ndarray, AX: np.ndarray, width: int) -> np.ndarray:
+    """used^T A used for the basis [X, S]: A S a block of columns at a time, each dropped once
+    its columns of the product are formed (A's symmetry gives S^T A X)."""
+    block = X.shape[1]
+    gram_A = np.empty((block + width, block + width))
+    gram_A[:block, :block] = X.T @ AX
+    S = used[:, block:]
+    for first in range(0, width, block):
+        last = min(first + block, width)
+        gram_A[:, block + first : block + last] = used.T @ (A @ S[:, first:last])
+    gram_A[block:, :block] = gram_A[:block, block:].T
+    return gram_A
 
 
 SLAB_BYTES = 4 * 2**20  # rows of the basis transformed at a time
