@@ -63,9 +63,7 @@ def measure_quality(args: argparse.Namespace, model) -> dict | None:
     from ..io.store import update_attributes
     from ..metrics import neighborhood_quality
     from ..tasks import progress
-    from ..tasks.memory import release_freed
 
-    release_freed()  # the fit's freed temporaries, before this step's peak
     with progress.stage("quality", verbose=not args.quiet):
         quality = neighborhood_quality(
             model._fit_X,

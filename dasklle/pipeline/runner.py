@@ -12,7 +12,6 @@ from dask.base import tokenize
 from .. import config
 from ..io.store import Checkpoints
 from ..tasks import progress
-from ..tasks.memory import release_freed
 
 
 def _nothing(fit: Any) -> tuple:
@@ -78,7 +77,6 @@ class StageRunner:
             changed = [config.changed(section) for section in stage.settings]
             changed = [c for c in changed if c]  # none at the defaults: fingerprints stay put
             self.fingerprint = tokenize(stage.name, self.fingerprint, *stage.depends(fit), *changed)
-        release_freed()  # the last stage's freed temporaries, before this one's peak
         start = time.perf_counter()
         with progress.stage(stage.name, self.verbose):
             result = self._resume(stage, fit) if stored else None

@@ -19,22 +19,6 @@ from .. import config
 MIN_THREAD_MEMORY = 512 * 2**20
 
 
-def release_freed() -> None:
-    """Give the pages that freed memory leaves inside glibc's heap back to the system.
-
-    A stage's temporaries below glibc's mmap threshold (which grows to 32 MB as large arrays
-    are freed) leave the heap fragmented: the process keeps their pages after freeing them, and
-    the next stage's peak lands on top of them (docs/design/inputs.md). A no-op on another libc.
-    """
-    import ctypes
-
-    try:
-        trim = ctypes.CDLL(None).malloc_trim  # the process's own symbols: libc's, on Linux
-    except (OSError, AttributeError):
-        return
-    trim(0)
-
-
 def spill_fraction() -> float:
     """The share of its limit a worker fills before spilling to disk (dask's own setting)."""
     return float(dask.config.get("distributed.worker.memory.spill", None) or 0.7)
