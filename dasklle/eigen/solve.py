@@ -117,7 +117,7 @@ def choose_placement(solver: str, M, neighbors) -> tuple[str, object]:
 def client_bytes(n: int) -> int:
     """What an ``amg`` solve of n rows holds in this process (buffers, operator, hierarchy),
     scaled from its measured peak (docs/design/eigen.md)."""
-    return int(n * 2_700)
+    return int(n * 1_900)
 
 
 def tolerances(solver: str, tol, max_iter) -> tuple[float, int]:
