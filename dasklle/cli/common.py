@@ -324,11 +324,17 @@ def check_out(args: argparse.Namespace, source=None) -> None:
     from ..io.store import check_output_store
     from ..pipeline import input_fingerprint
 
-    fingerprint = None
-    if source is not None:  # reads four rows: cheap without a cluster
-        with dask.config.set(scheduler="threads"):
-            fingerprint = input_fingerprint(as_dask_input(source, args.chunk_rows)[0])
-    check_output_store(args.out, fingerprint, name="--out", overwrite=args.overwrite)
+    def fingerprint() -> str:
+        # four rows, read here without a cluster, only when --out holds another input's
+        # fingerprint: a compressed chunk is decoded whole, and the memory it leaves in this
+        # process would add to its peak (docs/design/inputs.md)
+        with dask.config.set(scheduler="synchronous"):
+            return input_fingerprint(as_dask_input(source, args.chunk_rows)[0])
+
+    check_output_store(
+        args.out, fingerprint if source is not None else None, name="--out",
+        overwrite=args.overwrite,
+    )  # fmt: skip
 
 
 def prefix(store: str) -> str:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -258,7 +258,7 @@ def update_attributes(path: str | os.PathLike, attributes: Mapping[str, Any]) ->
 
 def check_output_store(
     path: str | os.PathLike,
-    input_fingerprint: str | None = None,
+    input_fingerprint: str | Callable[[], str] | None = None,
     *,
     name: str = "store",
     overwrite: bool = False,
@@ -269,9 +269,11 @@ def check_output_store(
     ----------
     path : str or path-like
         Where the store is to be written.
-    input_fingerprint : str or None, default=None
-        ``pipeline.input_fingerprint`` of the input. When given, a store holding results (an
-        embedding or stage checkpoints) of another input is refused unless ``overwrite``.
+    input_fingerprint : str, callable or None, default=None
+        ``pipeline.input_fingerprint`` of the input, or a function that computes it (called
+        only for a store that records another fingerprint). When given, a store holding
+        results (an embedding or stage checkpoints) of another input is refused unless
+        ``overwrite``.
     name : str, default="store"
         The parameter the path came from, as the caller knows it (``store``, ``--out``).
     overwrite : bool, default=False
@@ -333,11 +335,15 @@ def _dasklle_group(path: str, where: str, name: str) -> zarr.Group:
 
 
 def _check_same_input(
-    group: zarr.Group, input_fingerprint: str | None, where: str, name: str, overwrite: bool
+    group: zarr.Group, input_fingerprint, where: str, name: str, overwrite: bool
 ) -> None:
     recorded = group.attrs.get("input_fingerprint")
     # Stores written before fingerprints were recorded are left to the stages' own fingerprints.
-    if input_fingerprint is None or overwrite or recorded in (None, input_fingerprint):
+    if input_fingerprint is None or overwrite or recorded is None:
+        return
+    if callable(input_fingerprint):
+        input_fingerprint = input_fingerprint()
+    if recorded == input_fingerprint:
         return
     if EMBEDDING in group or "stages" in group:
         raise ValueError(
