@@ -74,7 +74,7 @@ def _on_workers(per_block: Sequence[Sequence[Any]]) -> list[list[Any]]:
     client = distributed_client()
     if client is None:  # the local schedulers share this process's memory
         return [list(args) for args in per_block]
-    futures = iter(client.scatter(arrays, hash=True))
+    futures = iter(client.scatter(arrays, hash=False))  # hash=False: see ``shared``
     return [[next(futures) if isinstance(a, np.ndarray) else a for a in args] for args in per_block]
 
 
@@ -85,11 +85,16 @@ def shared(*arrays: np.ndarray) -> list:
     every task queued on it, outside dask's memory accounting. As a key, an array travels to
     each worker once and counts as managed memory. On a distributed cluster the arrays are
     scattered: as graph keys they would travel inside every graph the client sends.
+
+    Each scatter gets keys of its own (``hash=False``). With keys hashed from the content, the
+    same array scattered again just after an earlier scatter of it was released reuses that
+    key; the workers then drop the new copy on the old release, the scheduler still counts it
+    in memory, and its dependents wait forever or are cancelled with "lost dependencies".
     """
     client = distributed_client()
     if client is None:
         return [dask.delayed(a, pure=True) for a in arrays]
-    return client.scatter(list(arrays), hash=True)
+    return client.scatter(list(arrays), hash=False)
 
 
 def map_row_blocks(

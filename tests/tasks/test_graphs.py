@@ -10,7 +10,7 @@ from dask.utils import ensure_dict
 from dasklle import LocallyLinearEmbedding, datasets
 from dasklle.metrics import neighborhood_quality
 from dasklle.tasks import progress
-from dasklle.tasks.blocks import private_block
+from dasklle.tasks.blocks import private_block, shared
 
 
 def _identity(x):
@@ -125,3 +125,14 @@ def test_a_failed_compute_cancels_its_other_tasks(client, tmp_path):
     # those running or handed to a worker before the cancellation arrived (7 seen on a loaded
     # machine) finish; the rest never start
     assert ran <= 10, ran
+
+
+def test_an_array_shared_again_after_its_release_stays_on_the_workers(client):
+    """The same array shared again right after the previous copy's futures were dropped: each
+    task still finds it (with keys hashed from the content, the workers dropped the new copy
+    on the old release, and the task was cancelled for lost dependencies)."""
+    a = np.arange(1000.0)
+    for _ in range(30):
+        (future,) = shared(a)
+        assert client.submit(np.sum, future, pure=False).result(timeout=30) == a.sum()
+        del future
