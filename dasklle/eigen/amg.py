@@ -82,14 +82,14 @@ def bottom_eigenvectors(
             on_iteration=report, first_iteration=first_iteration,
         )  # fmt: skip
     else:
-        ordered, graph = _permuted(M, graph, order)
-        with threadpool_limits(limits=1, user_api="blas"):
+        with threadpool_limits(limits=1, user_api="blas"):  # BLAS on one thread
+            ordered, graph = _permuted(M, graph, order)
             preconditioner = _preconditioner(ordered, graph, rng)
-        del graph  # the iterations need only the hierarchy built on it
-        result = _in_process(
-            ordered, preconditioner, X, n_wanted=n_components, tol=tol, max_iter=max_iter,
-            on_iteration=report, first_iteration=first_iteration,
-        )  # fmt: skip
+            del graph  # the iterations need only the hierarchy built on it
+            result = _in_process(
+                ordered, preconditioner, X, n_wanted=n_components, tol=tol,
+                max_iter=max_iter, on_iteration=report, first_iteration=first_iteration,
+            )  # fmt: skip
     # the whole block (the pairs beyond the wanted ones estimate the spectrum); from the workers,
     # n_components + 1
     result.vectors = _unpermuted(result.vectors, order)
@@ -113,10 +113,9 @@ def _start(n: int, block: int, start, order: np.ndarray, rng, on_workers: bool):
 
 
 def _in_process(M, preconditioner, X: np.ndarray, **options) -> LobpcgResult:
-    """LOBPCG in this process, M in the row order of X; BLAS on one thread."""
-    with threadpool_limits(limits=1, user_api="blas"):
-        constraint = np.full((M.shape[0], 1), 1.0 / np.sqrt(M.shape[0]))
-        return lobpcg(M, X, preconditioner, constraint, **options)
+    """LOBPCG in this process, M in the row order of X, orthogonal to the constant vector."""
+    constraint = np.full((M.shape[0], 1), 1.0 / np.sqrt(M.shape[0]))
+    return lobpcg(M, X, preconditioner, constraint, **options)
 
 
 def _unpermuted(X: np.ndarray, order: np.ndarray) -> np.ndarray:

@@ -119,11 +119,11 @@ def lobpcg(
             S = basis[:, block : block + width]
             _subtract_projection(S, X)
             C = _orthonormal_basis(S)
-            _times_in_place(basis, block, width, C)
             width = C.shape[1]
+            _times_into(S, C, basis[:, block : block + width])
         S = basis[:, block : block + width]
         used = basis[:, : block + width]
-        gram_A = _projected(A, used, X, AX, width)
+        gram_A = _projected(A, used, X, AX)
         gram = used.T @ used
         try:
             theta, U = scipy.linalg.eigh(
@@ -139,16 +139,15 @@ def lobpcg(
     return LobpcgResult(theta, X, n_iter, bound)
 
 
-def _projected(A, used: np.ndarray, X: np.ndarray, AX: np.ndarray, width: int) -> np.ndarray:
-    """used^T A used for the basis [X, S]: A S a block of columns at a time, each dropped once
-    its columns of the product are formed (A's symmetry gives S^T A X)."""
-    block = X.shape[1]
-    gram_A = np.empty((block + width, block + width))
+def _projected(A, used: np.ndarray, X: np.ndarray, AX: np.ndarray) -> np.ndarray:
+    """used^T A used for the basis used = [X, S]: A S a block of columns at a time, each
+    dropped once its columns of the product are formed (A's symmetry gives S^T A X)."""
+    block, total = X.shape[1], used.shape[1]
+    gram_A = np.empty((total, total))
     gram_A[:block, :block] = X.T @ AX
-    S = used[:, block:]
-    for first in range(0, width, block):
-        last = min(first + block, width)
-        gram_A[:, block + first : block + last] = used.T @ (A @ S[:, first:last])
+    for first in range(block, total, block):
+        last = min(first + block, total)
+        gram_A[:, first:last] = used.T @ (A @ used[:, first:last])
     gram_A[block:, :block] = gram_A[:block, block:].T
     return gram_A
 
@@ -166,11 +165,6 @@ def _subtract_projection(S: np.ndarray, X: np.ndarray) -> None:
     coefficients = X.T @ S
     for rows in _slabs(S.shape[0], S.shape[1]):
         S[rows] -= X[rows] @ coefficients
-
-
-def _times_in_place(basis: np.ndarray, start: int, width: int, C: np.ndarray) -> None:
-    """basis[:, start : start + C.shape[1]] = basis[:, start : start + width] @ C, in place."""
-    _times_into(basis[:, start : start + width], C, basis[:, start : start + C.shape[1]])
 
 
 def _times_into(S: np.ndarray, C: np.ndarray, out: np.ndarray) -> None:

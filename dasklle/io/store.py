@@ -335,7 +335,11 @@ def _dasklle_group(path: str, where: str, name: str) -> zarr.Group:
 
 
 def _check_same_input(
-    group: zarr.Group, input_fingerprint, where: str, name: str, overwrite: bool
+    group: zarr.Group,
+    input_fingerprint: str | Callable[[], str] | None,
+    where: str,
+    name: str,
+    overwrite: bool,
 ) -> None:
     recorded = group.attrs.get("input_fingerprint")
     # Stores written before fingerprints were recorded are left to the stages' own fingerprints.
