@@ -26,6 +26,8 @@ with DEFAULTS_FILE.open() as _file:
 # update_defaults keeps values already set by the user's files and environment
 dask.config.update_defaults(defaults)
 
+_MISSING = object()
+
 
 def get(key: str) -> Any:
     """The current value of the setting ``dasklle.<key>`` (the user's, else the default).
@@ -35,7 +37,13 @@ def get(key: str) -> Any:
     key : str
         The key below ``dasklle``, e.g. ``"neighbors.partition-rows"``.
     """
-    return dask.config.get(f"dasklle.{key}")
+    value = dask.config.get(f"dasklle.{key}", default=_MISSING)
+    if value is _MISSING:
+        # defaults first loaded inside a ``dask.config.set({"dasklle....": ...})`` block leave
+        # with it (the block restores a config without them): merged again, under the user's
+        dask.config.update_defaults(defaults)
+        value = dask.config.get(f"dasklle.{key}")
+    return value
 
 
 def get_bytes(key: str) -> int:

@@ -120,7 +120,8 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     weights_ : ndarray of shape (n_samples, n_neighbors) or None
         Barycentric weights (``method="standard"``); row i reconstructs point i from
         ``neighbor_indices_[i]``. ``get_weight_matrix()`` and ``get_cost_matrix()`` give W and M
-        as scipy sparse arrays.
+        as scipy sparse arrays. When the eigen stage iterates on a cluster's workers, both are
+        dask arrays held there (``np.asarray`` gathers them).
     eigen_solver_, eigen_placement_ : str
         The eigen solver that actually ran, and where ("client" or "workers").
     eigen_residual_, eigen_error_bound_ : float
@@ -381,7 +382,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 f"method={self.method!r} has no barycentric weight matrix; it is defined for "
                 "method='standard'. Use get_cost_matrix() for M."
             )
-        return cost.weight_matrix(self.neighbor_indices_, self.weights_)
+        return cost.weight_matrix(np.asarray(self.neighbor_indices_), np.asarray(self.weights_))
 
     def get_cost_matrix(self) -> sp.csr_array:
         """M (n_samples x n_samples, sparse), whose bottom eigenvectors are the embedding."""

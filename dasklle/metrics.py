@@ -265,7 +265,7 @@ def neighborhood_quality(
     result = {"trustworthiness": trust, "continuity": cont, "sample_size": int(len(sample))}
     if neighbor_indices is not None:
         kr = min(k, neighbor_indices.shape[1])
-        found = neighbor_indices[sample, :kr]
+        found = np.asarray(neighbor_indices[sample, :kr])  # a dask array's sampled rows
         hits = (found[:, :, None] == input_nbrs[:, None, :kr]).any(-1).sum()
         result["knn_recall"] = float(hits / found.size)
     return result

@@ -118,3 +118,19 @@ def test_malformed_stores(tmp_path):
     ]:
         with pytest.raises(ValueError, match=words):
             LocallyLinearEmbedding().fit(str(tmp_path / path))
+
+
+def test_settings_first_used_inside_a_config_block_outlive_it():
+    import subprocess
+    import sys
+
+    # dasklle's defaults must not be loaded into (and leave with) a user's dask.config.set block
+    code = (
+        "import dask, dasklle\n"
+        "with dask.config.set({'dasklle.eigen.placement': 'client'}):\n"
+        "    dasklle.LocallyLinearEmbedding\n"
+        "from dasklle import config\n"
+        "print(config.get('tasks.block-bytes'))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr

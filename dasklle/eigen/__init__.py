@@ -24,6 +24,7 @@ solver and default was chosen, with the measurements: docs/design/eigen.md.
 
 from __future__ import annotations
 
+from .placement import places_on_workers
 from .solve import NullSpace, choose_solver, null_space
 
-__all__ = ["NullSpace", "choose_solver", "null_space"]
+__all__ = ["NullSpace", "choose_solver", "null_space", "places_on_workers"]

@@ -51,7 +51,8 @@ def bottom_eigenvectors(
     start, first_iteration : a saved (n, block) block in M's row order to start from, and the
         iterations it took (they count against max_iter)
     checkpoint : callable(n_iter, vectors) called every iteration, ``vectors()`` the block
-    client : a distributed Client to iterate on its workers (M a CostOperator), or None
+    client : a distributed Client to iterate on its workers (M a CostOperator, scattered there
+        in row chunks, or a ``resident.ResidentOperator``), or None
 
     Returns
     -------
@@ -60,8 +61,11 @@ def bottom_eigenvectors(
         vectors in M's row order.
     """
     n = M.shape[0]
-    graph = multigrid.knn_graph(neighbors, n) if neighbors is not None else None
-    order = _order(M, graph, _range_order(n, client, rng))
+    if client is not None:
+        resident, order = _on_workers(M, client, rng)
+    else:
+        graph = multigrid.knn_graph(neighbors, n) if neighbors is not None else None
+        order = _order(M, graph)
     X, resumed = _start(n, block, start, order, rng, on_workers=client is not None)
     first_iteration = first_iteration if resumed else 0
 
@@ -74,12 +78,10 @@ def bottom_eigenvectors(
     if client is not None:
         from . import workers
 
-        # the workers cut their ranges' rows from M and the graph: no permuted copy here; the
-        # graph is built again for the setup rather than held through the solve
-        del graph
         result = workers.solve(
-            client, M, neighbors, order, X, n_components, tol=tol, max_iter=max_iter, rng=rng,
+            client, resident, order, X, n_components, tol=tol, max_iter=max_iter, rng=rng,
             on_iteration=report, first_iteration=first_iteration,
+            source=None if resident is M else M,
         )  # fmt: skip
     else:
         with threadpool_limits(limits=1, user_api="blas"):  # BLAS on one thread
@@ -95,6 +97,17 @@ def bottom_eigenvectors(
     result.vectors = _unpermuted(result.vectors, order)
     result.values = result.values[: result.vectors.shape[1]]
     return result
+
+
+def _on_workers(M, client, rng):
+    """B's rows on the workers (M's scattered, unless they are there) and the locality order
+    that one task computes there: every piece of the solve is then built on the workers."""
+    from . import workers
+    from .resident import ResidentOperator
+
+    resident = M if isinstance(M, ResidentOperator) else ResidentOperator.scattered(client, M)
+    n_ranges = len(workers.row_bounds(M.shape[0], client)) - 1
+    return resident, resident.locality_order(n_ranges, int(rng.integers(2**31 - 1)))
 
 
 def _start(n: int, block: int, start, order: np.ndarray, rng, on_workers: bool):
@@ -130,23 +143,8 @@ def _in_client(block) -> np.ndarray:
     return block if isinstance(block, np.ndarray) else block.gather()
 
 
-def _range_order(n: int, client, rng):
-    """For a solve on the workers, the function that orders the kNN graph's rows into the
-    workers' ranges (``workers.locality_order``); None in this process."""
-    if client is None:
-        return None
-    from . import workers
-
-    n_ranges = len(workers.row_bounds(n, client)) - 1
-    seed = int(rng.integers(2**31 - 1))
-    return lambda graph: workers.locality_order(graph, n_ranges, seed)
-
-
-def _order(M, graph, order_of=None) -> np.ndarray:
-    """The row order ``order_of(graph)`` gives; reverse Cuthill-McKee of the graph (of M's
-    pattern without one) by default."""
-    if order_of is not None:
-        return order_of(graph)
+def _order(M, graph) -> np.ndarray:
+    """Reverse Cuthill-McKee of the graph (of M's pattern without one)."""
     pattern = graph if graph is not None else (M.tocsr() if isinstance(M, CostOperator) else M)
     return reverse_cuthill_mckee(sp.csr_matrix(pattern), symmetric_mode=True)
 

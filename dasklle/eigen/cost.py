@@ -16,24 +16,28 @@ import scipy.sparse as sp
 from .. import config
 
 
-def weight_matrix(indices: np.ndarray, weights: np.ndarray) -> sp.csr_array:
+def weight_matrix(
+    indices: np.ndarray, weights: np.ndarray, n_columns: int | None = None
+) -> sp.csr_array:
     """W with W[i, indices[i, j]] = weights[i, j] (duplicate entries are summed).
 
     Parameters
     ----------
     indices : (n, k) neighbor indices of each row
     weights : (n, k) the rows' reconstruction weights
+    n_columns : W's columns (n by default; more for a chunk of W's rows)
 
     Returns
     -------
     scipy.sparse.csr_array
-        (n, n).
+        (n, n_columns).
     """
     n, k = indices.shape
     indptr = np.arange(0, n * k + 1, k, dtype=np.int64)
     # Copies: scipy sorts a csr's column indices in place, which would reorder the caller's
     # distance-sorted neighbor lists.
-    W = sp.csr_array((weights.ravel().copy(), indices.ravel().copy(), indptr), shape=(n, n))
+    shape = (n, n if n_columns is None else n_columns)
+    W = sp.csr_array((weights.ravel().copy(), indices.ravel().copy(), indptr), shape=shape)
     W.sum_duplicates()
     return W
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
 
 
 @dataclass
@@ -64,8 +63,11 @@ class Ranges:
         )
 
     def scatter_to(self, p: int, value):
-        """value scattered to range p's worker."""
-        return self.client.scatter([value], workers=[self.workers[p]])[0]
+        """value scattered to range p's worker, or anywhere if it has left."""
+        present = self.client.scheduler_info()["workers"]
+        workers = [self.workers[p]] if self.workers[p] in present else None
+        # keys of its own: see ``tasks.blocks.shared``
+        return self.client.scatter([value], workers=workers, hash=False)[0]
 
     def scatter(self, per_range: list) -> list:
         """per_range[p] scattered to range p's worker, or anywhere if it has left (a retired
@@ -73,7 +75,9 @@ class Ranges:
         present = self.client.scheduler_info()["workers"]
         return self._placed(
             lambda address, ranges: self.client.scatter(
-                [per_range[p] for p in ranges], workers=[address] if address in present else None
+                [per_range[p] for p in ranges],
+                workers=[address] if address in present else None,
+                hash=False,
             )
         )
 
@@ -186,7 +190,7 @@ class CostMatrix:
 
     ``pieces[p]`` (futures) holds range p's rows of B, split by the columns of each source in
     ``sources[p]`` (p first), and its rows of B^T; ``halos[(q, worker)]`` is a future of the
-    rows of block q that worker's ranges read. ``from_operator`` builds them.
+    rows of block q that worker's ranges read. ``resident.RangeSetup.pieces`` builds them.
     """
 
     def __init__(
@@ -194,34 +198,6 @@ class CostMatrix:
     ):
         self.ranges, self.pieces, self.sources, self.halos = ranges, pieces, sources, halos
         self.sent_rows = sent_rows  # the rows a product sends between workers
-
-    @classmethod
-    def from_operator(cls, ranges: Ranges, B, order: np.ndarray) -> CostMatrix:
-        """B (scipy sparse) with rows and columns put in ``order`` (the ranges are slices of
-        it), cut into the ranges with the rows of B^T they need, and scattered to their
-        workers."""
-        bounds, owners = ranges.bounds, ranges.workers
-        B = Reordered(B, order)
-        halos: dict[tuple[int, str], np.ndarray] = {}
-        for p in range(len(bounds) - 1):
-            _, _, rows = _formed_rows(B, bounds, p)
-            for q, used in _halo_rows(rows.indices, bounds, p):
-                if owners[q] != owners[p]:
-                    key = (q, owners[p])
-                    halos[key] = np.union1d(halos.get(key, used[:0]), used)
-            del rows  # before the next range's are cut
-        # each range's piece is built and sent in turn (its rows of B cut again rather than
-        # kept from the pass above): the client holds one range's piece at a time
-        pieces, sources = [], []
-        for p in range(len(bounds) - 1):
-            sent = {q: halos.get((q, owners[p])) for q in range(len(bounds) - 1)}
-            piece, reads = _piece(B, bounds, p, sent)
-            pieces.append(ranges.scatter_to(p, piece))
-            sources.append(reads)
-            del piece
-        # each halo's row list lives where its rows are cut: a product ships keys, not indices
-        scattered = {key: ranges.scatter_to(key[0], rows) for key, rows in halos.items()}
-        return cls(ranges, pieces, sources, scattered, sum(len(r) for r in halos.values()))
 
     def astype(self, dtype) -> CostMatrix:
         """The same matrix in dtype, converted on the workers."""
@@ -250,86 +226,6 @@ class CostMatrix:
             _cost_product, self.pieces, blocks, extras, shift=float(shift), finish=finish
         )
         return X.like(futures)
-
-
-class Reordered:
-    """A sparse matrix with rows and columns put in ``order``, cut by rows on demand: the
-    client never holds a permuted copy of the whole matrix."""
-
-    def __init__(self, matrix, order: np.ndarray):
-        self.matrix, self.order = sp.csr_array(matrix), np.asarray(order)
-        # in the indices' own type, so renumbering a row cut makes no 64-bit copy
-        self.position = _inverse(self.order).astype(self.matrix.indices.dtype)
-
-    def rows(self, which) -> sp.csr_array:
-        """The rows ``which`` (a slice or sorted ids, in the new order), columns renumbered."""
-        part = sp.csr_array(self.matrix[self.order[which]])
-        return self._renumbered(part)
-
-    def transposed_rows(self, which) -> sp.csr_array:
-        """The rows ``which`` of the transpose (the matrix's columns ``which``), in the new
-        order: B^T's rows without B^T."""
-        return self._renumbered(sp.csr_array(self.matrix[:, self.order[which]].T.tocsr()))
-
-    def _renumbered(self, part: sp.csr_array) -> sp.csr_array:
-        np.take(self.position, part.indices, out=part.indices)
-        part.has_sorted_indices = False
-        part.sort_indices()
-        return part
-
-
-def _inverse(order: np.ndarray) -> np.ndarray:
-    """The permutation that undoes ``order``: position[order[i]] = i."""
-    position = np.empty_like(order)
-    position[order] = np.arange(len(order))
-    return position
-
-
-def _formed_rows(B: Reordered, bounds: np.ndarray, p: int):
-    """Range p's rows of B^T, the rows of B X they read (sorted), and those rows of B."""
-    transposed = B.transposed_rows(slice(bounds[p], bounds[p + 1]))
-    needed = np.unique(transposed.indices)
-    return transposed, needed, B.rows(needed)
-
-
-def _piece(B: Reordered, bounds: np.ndarray, p: int, halos: dict):
-    """Range p's piece, (its rows of B split by the columns of each range it reads, its rows of
-    B^T), and the ranges it reads (p first); ``halos[q]``: the rows of range q it is sent, or
-    None for a range read in place."""
-    transposed, needed, rows = _formed_rows(B, bounds, p)
-    referenced = np.unique(_owners(rows.indices, bounds))
-    reads = [p] + [int(q) for q in referenced if q != p]
-    parts = [_columns_of(rows, bounds, q, halos.get(q)) for q in reads]
-    local_BT = sp.csr_array(
-        (transposed.data, np.searchsorted(needed, transposed.indices), transposed.indptr),
-        shape=(transposed.shape[0], len(needed)),
-    )
-    return (parts, local_BT), reads
-
-
-def _owners(columns: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    return np.searchsorted(bounds, columns, side="right") - 1
-
-
-def _halo_rows(columns: np.ndarray, bounds: np.ndarray, p: int) -> list[tuple[int, np.ndarray]]:
-    """(q, rows of range q) for every other range q that ``columns`` reference, rows sorted."""
-    outside = np.unique(columns[_owners(columns, bounds) != p])
-    owners = _owners(outside, bounds)
-    return [
-        (int(q), (outside[owners == q] - bounds[q]).astype(np.int64)) for q in np.unique(owners)
-    ]
-
-
-def _columns_of(rows: sp.csr_array, bounds: np.ndarray, q: int, halo) -> sp.csr_array:
-    """The columns of ``rows`` in range q, numbered as the rows of block q, or of its ``halo``
-    (the sorted rows of block q that are cut and sent)."""
-    part = sp.csr_array(rows[:, bounds[q] : bounds[q + 1]])
-    if halo is None:
-        return part
-    return sp.csr_array(
-        (part.data, np.searchsorted(halo, part.indices), part.indptr),
-        shape=(part.shape[0], len(halo)),
-    )
 
 
 def _rows_of(block: np.ndarray, rows: np.ndarray) -> np.ndarray:

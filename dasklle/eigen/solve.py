@@ -24,6 +24,8 @@ from .. import config
 from ..tasks import progress
 from . import amg, factored
 from .cost import CostOperator
+from .placement import choose_placement, min_rows
+from .resident import ResidentOperator
 
 
 @dataclass
@@ -80,46 +82,6 @@ def choose_solver(solver: str, n_samples: int, *, n_features: int = 0) -> str:
     return "amg"
 
 
-def choose_placement(solver: str, M, neighbors) -> tuple[str, object]:
-    """Where ``amg`` iterates, from ``eigen.placement``, and the distributed client if there.
-
-    ``"auto"`` places it on the workers of the current distributed client, when M is a
-    CostOperator (the standard method) with its neighbor lists, from ``eigen.workers-min-rows``
-    rows on or when the solve would take more than half of this machine's available memory
-    (``client_bytes``); below, this process is faster (docs/design/eigen.md).
-    """
-    from ..tasks.progress import distributed_client
-
-    if solver != "amg":
-        return "client", None
-    asked = config.get("eigen.placement")
-    client = distributed_client() if asked != "client" else None
-    possible = client is not None and isinstance(M, CostOperator) and neighbors is not None
-    if asked == "workers" and not possible:
-        from ..exceptions import FallbackWarning
-
-        warnings.warn(
-            "eigen.placement='workers' needs a distributed client and the standard method; "
-            "the amg solve runs in this process.",
-            FallbackWarning,
-            stacklevel=3,
-        )
-        return "client", None
-    if asked == "auto":
-        import psutil
-
-        large = M.shape[0] >= config.get("eigen.workers-min-rows")
-        too_big = client_bytes(M.shape[0]) > psutil.virtual_memory().available / 2
-        asked = "workers" if possible and (large or too_big) else "client"
-    return asked, (client if asked == "workers" else None)
-
-
-def client_bytes(n: int) -> int:
-    """What an ``amg`` solve of n rows holds in this process (buffers, operator, hierarchy),
-    scaled from its measured peak (docs/design/eigen.md)."""
-    return int(n * 1_900)
-
-
 def tolerances(solver: str, tol, max_iter) -> tuple[float, int]:
     """``tol`` and ``max_iter`` for the solver that runs, ``"auto"`` resolved.
 
@@ -150,7 +112,7 @@ def deterministic_signs(vectors: np.ndarray) -> np.ndarray:
 def residual_norms(M, vectors: np.ndarray, values: np.ndarray) -> np.ndarray:
     """|M v_j - lambda_j v_j| for unit-norm columns v_j."""
     unit = vectors / np.maximum(np.linalg.norm(vectors, axis=0), np.finfo(float).tiny)
-    product = M.times_few(unit) if isinstance(M, CostOperator) else M @ unit
+    product = M.times_few(unit) if isinstance(M, CostOperator | ResidentOperator) else M @ unit
     return np.linalg.norm(product - unit * values[None, :], axis=0)
 
 
@@ -262,8 +224,9 @@ def null_space(
 
     Parameters
     ----------
-    M : symmetric positive semi-definite matrix, sparse or dense, or a CostOperator
-        ((I - W)^T (I - W) applied through I - W; formed here for all solvers but amg)
+    M : symmetric positive semi-definite matrix, sparse or dense, a CostOperator
+        ((I - W)^T (I - W) applied through I - W; formed here for all solvers but amg), or a
+        ResidentOperator (I - W on the workers; gathered here unless amg iterates there)
     n_components : number of eigenvectors to keep
     solver : "auto", "dense", "arpack", "factored", "lobpcg" or "amg"
     tol, max_iter : the iterative solvers' tolerance and iteration cap (``tolerances``)
@@ -288,11 +251,7 @@ def null_space(
     solver = choose_solver(solver, n, n_features=n_features)
     n_iter, placement = None, "client"
     block = n_components + config.get("eigen.lobpcg-extra-vectors")
-    # scipy's LOBPCG falls back to a dense solve (which refuses a deflation block) on small
-    # problems; run the dense reference there instead.
-    min_rows = config.get("eigen.lobpcg-min-rows-per-vector") * block + 2
-    if solver in ("lobpcg", "amg") and n < min_rows:
-        solver = "dense"
+    solver, M = _runnable(solver, M, n_components)
     asked = tol, max_iter
     if solver == "factored":
         tol, max_iter = tolerances(solver, *asked)
@@ -315,7 +274,7 @@ def null_space(
                 exc, M, n_components, *asked, random_state, verbose, neighbors
             )
     elif solver == "amg":
-        placement, client = choose_placement(solver, M, neighbors)
+        placement, client = choose_placement(solver, M)
         values, vectors, n_iter = _amg(
             M, n_components, block, tol, max_iter, rng, verbose, neighbors, partial, client
         )
@@ -324,6 +283,17 @@ def null_space(
     result = _checked(M, vectors, values, solver, tol, max_iter, n_iter, n_components)
     result.placement = placement
     return result
+
+
+def _runnable(solver: str, M, n_components: int):
+    """The solver that runs and M where it runs. scipy's LOBPCG falls back to a dense solve
+    (which refuses a deflation block) on small problems: the dense reference runs there
+    instead. B held on the workers is gathered unless ``amg`` iterates there."""
+    if solver in ("lobpcg", "amg") and M.shape[0] < min_rows(n_components):
+        solver = "dense"
+    if isinstance(M, ResidentOperator) and choose_placement(solver, M)[0] != "workers":
+        M = M.gather()
+    return solver, M
 
 
 def _after_arpack_failed(

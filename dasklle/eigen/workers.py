@@ -24,9 +24,9 @@ from .. import config
 from ..exceptions import FallbackWarning
 from ..tasks import memory
 from . import multigrid, rowblocks
-from .cost import CostOperator
 from .lobpcg import LobpcgResult, basis_from_gram, subspace_bound
-from .rowblocks import CostMatrix, RowBlocks
+from .resident import RangeSetup, ResidentOperator
+from .rowblocks import RowBlocks
 
 # A range's largest tasks, per row: B X formed for its rows and their halo and the product
 # (float64, 20 columns), or the Gram matrices' stacked blocks.
@@ -60,7 +60,7 @@ def locality_order(graph, n_ranges: int, seed: int) -> np.ndarray:
     """
     from sklearn.cluster import KMeans
 
-    coordinates = _spectral_coordinates(graph, max(8, n_ranges))
+    coordinates = _spectral_coordinates(graph, max(8, n_ranges), seed)
     coordinates /= np.maximum(coordinates.std(axis=0), 1e-300)
     # the centres from a sample: k-means on every row costs a few copies of the coordinates
     sample = (
@@ -73,7 +73,7 @@ def locality_order(graph, n_ranges: int, seed: int) -> np.ndarray:
     return np.lexsort((coordinates[:, 0], groups))
 
 
-def _spectral_coordinates(graph, wanted: int) -> np.ndarray:
+def _spectral_coordinates(graph, wanted: int, seed: int) -> np.ndarray:
     """The bottom nontrivial eigenvectors of a coarsened graph's normalized Laplacian, as
     coordinates of every row (each row takes its aggregate's)."""
     import scipy.sparse.linalg as spla
@@ -97,7 +97,9 @@ def _spectral_coordinates(graph, wanted: int) -> np.ndarray:
         _, vectors = np.linalg.eigh(laplacian.toarray())
         vectors = vectors[:, : wanted + 1]
     else:  # shift-invert just below the spectrum's bottom (the Laplacian is singular)
-        _, vectors = spla.eigsh(laplacian.tocsc(), wanted + 1, sigma=-1e-3, which="LM")
+        # a seeded start: ARPACK's own would differ from one call to the next in a process
+        v0 = np.random.default_rng(seed).standard_normal(coarse.shape[0])
+        _, vectors = spla.eigsh(laplacian.tocsc(), wanted + 1, sigma=-1e-3, which="LM", v0=v0)
     coordinates = scale[:, None] * vectors[:, 1:]
     for aggregation in reversed(maps):
         coordinates = aggregation @ coordinates
@@ -142,56 +144,40 @@ def _minus_row(block: np.ndarray, row: np.ndarray) -> np.ndarray:
 class WorkerProblem:
     """M = (I - W)^T (I - W) split into row ranges on the workers, with the two-level
     preconditioner: global Chebyshev smoothing, aggregates within ranges, coarse levels in the
-    client.
+    client. Every piece is built on the workers from B's rows held there (``resident``).
 
     Parameters
     ----------
     client : distributed.Client
-    M : CostOperator
-    graph : the kNN graph, over which aggregates are formed
-    order : a locality order of the rows: the ranges are contiguous slices of it (M and graph
-        keep their own order; each range's rows are cut from them)
+    M : ResidentOperator
+    order : a locality order of the rows: the ranges are contiguous slices of it
     rng : numpy Generator (aggregation and spectral radius estimates)
     """
 
-    def __init__(self, client, M: CostOperator, graph, order: np.ndarray, rng):
+    def __init__(self, client, M: ResidentOperator, order: np.ndarray, rng):
         n = M.shape[0]
         self.client, self.n = client, n
         self.bounds = row_bounds(n, client)
         self.ranges = rowblocks.Ranges.on(client, self.bounds)
-        self.M = CostMatrix.from_operator(self.ranges, M.B, order)
+        setup = RangeSetup(self.ranges, M, order)
+        self.M = setup.pieces()
         # the preconditioner runs in float32, as in the client (the same iterations)
         self.M32 = self.M.astype(np.float32)
-        diagonal = M.diagonal()
-        self.shift = float(config.get("eigen.shift-fraction")) * float(diagonal.mean())
-        d_inv = (1.0 / (diagonal[order] + self.shift)).astype(np.float32)
-        self.d_inv = self.ranges.scatter(np.split(d_inv, self.bounds[1:-1]))
+        self.shift = float(config.get("eigen.shift-fraction")) * float(setup.diagonal.mean())
+        self.d_inv = setup.reciprocal_diagonal(self.shift)
         self.degree = int(config.get("eigen.chebyshev-degree"))
-        # the spectral radius does not depend on the order of the rows; its few products run
-        # through B and its transposed view: this process builds neither B^T nor the row
-        # kernels (docs/design/eigen.md)
-        radius = multigrid.spectral_radius(
-            diagonal + self.shift, M.with_shift(self.shift).times_few, rng
-        )
+        # the spectral radius does not depend on the order of the rows: its products run on
+        # the workers, in the ranges' order
+        radius = multigrid.spectral_radius(setup.diagonal + self.shift, self._times_vector, rng)
         high, low = 1.1 * radius, radius / float(config.get("eigen.chebyshev-span"))
         self.centre, self.half_width = (high + low) / 2, (high - low) / 2
-        reordered = rowblocks.Reordered(graph, order)
-        aggregations, P = self._aggregate(reordered)
-        self.aggregations = self.ranges.scatter([a.astype(np.float32) for a in aggregations])
-        self.coarse_sizes = [a.shape[1] for a in aggregations]
-        P = P[reordered.position]  # rows back in M's order
-        self.coarse = multigrid.build_preconditioner(
-            multigrid.galerkin(M.B, P, self.shift), multigrid.coarse_graph(graph, P), rng
-        )
+        self.aggregations, ids, self.coarse_sizes = setup.aggregations()
+        self.coarse = multigrid.build_preconditioner(*setup.coarse_level(ids, self.shift), rng)
 
-    def _aggregate(self, graph: rowblocks.Reordered) -> tuple[list[sp.csr_array], sp.csr_array]:
-        """Aggregates of the kNN graph within each range: per-range maps and the whole P (rows
-        in the ranges' order)."""
-        pieces = [
-            multigrid.aggregation(graph.rows(slice(start, stop))[:, start:stop])
-            for start, stop in zip(self.bounds[:-1], self.bounds[1:], strict=True)
-        ]
-        return pieces, sp.block_diag(pieces, format="csr")
+    def _times_vector(self, x: np.ndarray) -> np.ndarray:
+        """(M + shift I) x for one vector in the ranges' order, through the workers."""
+        shifted = self.M.apply(self.scattered(x.reshape(-1, 1)), shift=self.shift)
+        return shifted.gather().ravel()
 
     def times(self, X: RowBlocks) -> RowBlocks:
         """M @ X, through I - W and its transpose."""
@@ -246,6 +232,11 @@ class WorkerProblem:
         return RowBlocks(
             self.ranges, self.ranges.map(_normal, rows, seeds, columns=X.columns), X.columns
         )
+
+    def fresh(self, blocks: RowBlocks) -> RowBlocks:
+        """blocks brought through this process and scattered again, a range at a time."""
+        ranges = self.ranges
+        return blocks.like([ranges.scatter_to(p, f.result()) for p, f in enumerate(blocks.futures)])
 
     def scattered(self, X: np.ndarray) -> RowBlocks:
         pieces = [
@@ -328,9 +319,10 @@ def lobpcg_on_workers(
 def _reseated(problem: WorkerProblem, X: RowBlocks, P: RowBlocks):
     """X and P scattered afresh and AX recomputed. The scheduler keeps every task that a live
     block was computed from (its lineage), so without this its memory grows by each
-    iteration's tasks (docs/design/eigen.md); scattered blocks have none."""
-    X = problem.scattered(X.gather())
-    return X, problem.times(X), problem.scattered(P.gather())
+    iteration's tasks (docs/design/eigen.md); scattered blocks have none. A range at a time:
+    the client holds one range's rows, not the blocks."""
+    X = problem.fresh(X)
+    return X, problem.times(X), problem.fresh(P)
 
 
 def _symmetric(A: np.ndarray) -> np.ndarray:
@@ -344,12 +336,12 @@ def _ritz(gram_A: np.ndarray, gram: np.ndarray, block: int) -> tuple[np.ndarray,
 
 
 def solve(
-    client, M: CostOperator, neighbors, order, X, n_components: int, *, rng, **options
+    client, M: ResidentOperator, order, X, n_components: int, *, rng, source=None, **options
 ) -> LobpcgResult:
     """``lobpcg_on_workers`` from the start block X (an array, or a RandomStart drawn on the
     workers); ``order`` is a locality order of M's rows (the ranges are slices of it), and X's
-    rows and the n_components + 1 lowest vectors returned are in that order. The kNN graph of
-    the (n, k) ``neighbors`` is built for the setup and dropped. ``options``: tol, max_iter,
+    rows and the n_components + 1 lowest vectors returned are in that order. ``source``: the
+    CostOperator M's chunks were scattered from, if they were. ``options``: tol, max_iter,
     on_iteration and first_iteration.
 
     A worker lost during the solve does not end it: the block is kept in this process every
@@ -360,9 +352,9 @@ def solve(
     retries = int(config.get("eigen.worker-retries"))
     for attempt in range(retries + 1):
         try:
-            graph = multigrid.knn_graph(neighbors, M.shape[0])
-            problem = WorkerProblem(client, M, graph, order, rng)
-            del graph  # built again by a retry: not held through the solve
+            if attempt and source is not None:  # scattered chunks are lost with their worker
+                M = ResidentOperator.scattered(client, source)
+            problem = WorkerProblem(client, M, order, rng)
             theta, X, n_iter, bound = lobpcg_on_workers(
                 problem, problem.start(kept.block), n_wanted=n_components,
                 first_iteration=kept.n_iter, on_iteration=kept, **options,

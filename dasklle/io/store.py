@@ -107,11 +107,13 @@ class Checkpoints:
         self.resume = resume
         self.overwrite = overwrite
 
-    def load(self, stage: str, fingerprint: str) -> dict[str, Any] | None:
+    def load(self, stage: str, fingerprint: str, lazy: bool = False) -> dict[str, Any] | None:
+        """The stage's arrays (zarr arrays, read on demand, when ``lazy``) and attributes."""
         group = self._complete_group(stage, fingerprint)
         if group is None:
             return None
-        arrays = {name: np.asarray(array[...]) for name, array in group.arrays()}
+        read = (lambda array: array) if lazy else (lambda array: np.asarray(array[...]))
+        arrays = {name: read(array) for name, array in group.arrays()}
         return {"attributes": dict(group.attrs), **arrays}
 
     def _complete_group(self, stage: str, fingerprint: str):
@@ -152,7 +154,10 @@ class Checkpoints:
         group.attrs.put({"complete": False, "fingerprint": fingerprint})
         for name, values in arrays.items():
             rows = min(config.get("store.chunk-rows"), max(1, values.shape[0]))
-            group.create_array(name, data=values, chunks=(rows,) + values.shape[1:])
+            if isinstance(values, np.ndarray):
+                group.create_array(name, data=values, chunks=(rows,) + values.shape[1:])
+            else:  # a dask array: its chunks are written where they are
+                _store_rows(group, name, values, rows)
         group.attrs.update({**_jsonable(dict(attributes or {})), "complete": True})
         if "-partial-" not in stage:  # the stage is done: its unfinished states go
             for slot in "ab":
@@ -186,6 +191,20 @@ class Checkpoints:
                 "input_fingerprint": input_fingerprint,
             }
         )
+
+
+def _store_rows(group, name: str, values, rows: int) -> None:
+    """A dask array written into a new array of the group by the tasks that hold its chunks,
+    rechunked to whole chunks of ``rows`` rows (no two tasks write one chunk)."""
+    import dask.array as da
+
+    from ..tasks import progress
+
+    target = group.create_array(
+        name, shape=values.shape, dtype=values.dtype, chunks=(rows,) + values.shape[1:]
+    )
+    aligned = values.rechunk((rows,) + values.shape[1:])
+    progress.compute(da.store(aligned, target, lock=False, compute=False), label=f"save {name}")
 
 
 def read_embedding(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:

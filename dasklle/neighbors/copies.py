@@ -73,10 +73,13 @@ def weights_from_source(
     (weights[rows],) = compute(solved, label="weights of merged neighbors")
 
 
-def merged_from_files(X: da.Array, directory: str, members: list, k: int, reg, compute):
+def merged_from_files(
+    X: da.Array, directory: str, members: list, k: int, reg, compute, resident: bool = False
+):
     """(indices, weights or None) of each row: its copies' lists merged by ranges of rows, a
     task per range reading the partitions' result files (``result_file``) and solving again,
-    from the shuffle's files, the weights that no copy held. The client holds no copy.
+    from the shuffle's files, the weights that no copy held. The client holds no copy; with
+    ``resident``, none of the result either (dask arrays of the tasks' results).
 
     ``members[p]`` are the ascending rows of partition p.
     """
@@ -107,10 +110,35 @@ def merged_from_files(X: da.Array, directory: str, members: list, k: int, reg, c
         )  # fmt: skip
         for r, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
     ]
+    if resident:
+        return _on_workers(compute(*tasks, label="merged neighbors", keep=True), bounds, k, reg)
     parts = compute(*tasks, label="merged neighbors")
     indices = np.concatenate([part[0] for part in parts])
     weights = np.concatenate([part[1] for part in parts]) if reg is not None else None
     return indices, weights
+
+
+def _on_workers(futures: list, bounds: np.ndarray, k: int, reg) -> tuple:
+    """Dask arrays of the indices and weights (None without ``reg``) that the futures of
+    (indices, weights) row ranges hold."""
+    from ..tasks.progress import distributed_client
+
+    client = distributed_client()
+
+    def column(which: int, dtype) -> da.Array:
+        parts = client.map(_item, futures, which=which, dtype=dtype)
+        return da.concatenate(
+            [
+                da.from_delayed(part, shape=(int(hi - lo), k), dtype=dtype)
+                for part, lo, hi in zip(parts, bounds[:-1], bounds[1:], strict=True)
+            ]
+        ).persist()
+
+    return column(0, np.int64), (column(1, np.float64) if reg is not None else None)
+
+
+def _item(pair: tuple, which: int, dtype) -> np.ndarray:
+    return np.asarray(pair[which], dtype=dtype)
 
 
 def result_file(directory: str, part: int, item: int) -> str:

@@ -51,6 +51,7 @@ def partitioned_graph(
     random_state: int = 0,
     compute=None,
     keep_index: bool = False,
+    resident: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None, PartitionIndex | None]:
     """Neighbors (and, given ``reg``, barycentric weights) computed inside partitions.
 
@@ -68,9 +69,11 @@ def partitioned_graph(
     n_neighbors : neighbors per row, excluding the row itself
     reg : regularisation of the barycentric weights; None computes no weights
     random_state : seed of the k-means that places the partitions
-    compute : ``compute(*delayed, label=...)`` that runs the tasks (default: dasklle's
-        ``progress.compute``)
+    compute : ``compute(*delayed, label=..., keep=False)`` that runs the tasks, their futures
+        left on the workers with ``keep`` (default: dasklle's ``progress``)
     keep_index : keep the partitions (when the shuffle went through files) to search new points
+    resident : return the rows as dask arrays held on the workers (when the shuffle went
+        through files), not as numpy arrays
 
     Returns
     -------
@@ -91,7 +94,9 @@ def partitioned_graph(
             X, (mean, axes, centres, copies), directory, n_candidates, n_neighbors, reg, compute
         )
         if directory is not None:  # results are files; each task returned its rows
-            indices, weights = merged_from_files(X, directory, results, n_neighbors, reg, compute)
+            indices, weights = merged_from_files(
+                X, directory, results, n_neighbors, reg, compute, resident
+            )
         else:
             indices, weights, unsolved = merged_copies(
                 results, X.shape[0], n_neighbors, with_weights
@@ -183,9 +188,11 @@ def _solve_partitions(X, placement, directory, n_candidates, n_neighbors, reg, c
     return results
 
 
-def _default_compute(*collections, label: str):
+def _default_compute(*collections, label: str, keep: bool = False):
     """dasklle's compute, with progress, when the caller brings none."""
-    return progress_compute(*collections, label=label)
+    from ..tasks import progress
+
+    return (progress.futures if keep else progress_compute)(*collections, label=label)
 
 
 def _partition_graph(*pieces, mean, axes, n_candidates: int, k: int, reg: float | None, limits):

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from dask.base import tokenize
 from scipy.sparse.csgraph import connected_components
 
-from .. import neighbors
+from .. import eigen, neighbors
 from ..exceptions import DisconnectedGraphWarning
 from ..io.store import Checkpoints
 from ..parameters import check_data_dependent
@@ -92,8 +92,8 @@ def fit_lle(
         n_jobs=n_jobs,
         verbose=verbose,
     )
-    if checkpoints is not None:
-        fingerprint = fingerprint or input_fingerprint(X)
+    fit.resident = eigen.places_on_workers(eigen_solver, X.shape, fit.n_wanted, method)
+    fingerprint = fingerprint or (input_fingerprint(X) if checkpoints is not None else None)
     runner = StageRunner(checkpoints, fingerprint or "", verbose)
 
     fit.graph = runner.run(NEIGHBORS, fit)
@@ -164,19 +164,22 @@ def input_fingerprint(X) -> str:
     return tokenize(X.shape, str(X.dtype), digest)
 
 
-def check_connected(indices: np.ndarray) -> int:
+def check_connected(indices) -> int:
     """Number of (weakly) connected components of the kNN graph; warns when more than one.
 
     LLE's null space then holds one constant vector per component, so the "embedding" mostly
-    separates the components instead of unrolling them.
+    separates the components instead of unrolling them. Neighbor lists held on the workers (a
+    dask array) are counted by one task there.
     """
-    n, k = indices.shape
-    graph = sp.csr_array(
-        (np.ones(n * k, dtype=np.int8), indices.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n)
-    )
-    count, labels = connected_components(graph, directed=True, connection="weak")
+    if isinstance(indices, np.ndarray):
+        count, sizes = _components(indices)
+    else:
+        import dask
+
+        (found,) = progress.compute(dask.delayed(_components)(indices), label="components")
+        count, sizes = found
+    k = indices.shape[1]
     if count > 1:
-        sizes = np.sort(np.bincount(labels))[::-1]
         warnings.warn(
             f"The {k}-nearest-neighbor graph has {count} connected components (sizes "
             f"{', '.join(map(str, sizes[:5]))}{', ...' if count > 5 else ''}): the embedding of "
@@ -186,6 +189,16 @@ def check_connected(indices: np.ndarray) -> int:
             stacklevel=3,
         )
     return int(count)
+
+
+def _components(indices: np.ndarray) -> tuple[int, np.ndarray]:
+    """The kNN graph's count of weakly connected components and their sizes, largest first."""
+    n, k = indices.shape
+    graph = sp.csr_array(
+        (np.ones(n * k, dtype=np.int8), indices.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n)
+    )
+    count, labels = connected_components(graph, directed=True, connection="weak")
+    return int(count), np.sort(np.bincount(labels))[::-1]
 
 
 def store_attributes(result: LLEResult, parameters: dict[str, Any]) -> dict[str, Any]:

@@ -91,7 +91,9 @@ class StageRunner:
     def _resume(self, stage: Stage, fit: Any) -> Any:
         if self.checkpoints is None:
             return None
-        saved = self.checkpoints.load(stage.name, self.fingerprint)
+        # a fit whose rows stay on the workers reads them there
+        lazy = bool(getattr(fit, "resident", False))
+        saved = self.checkpoints.load(stage.name, self.fingerprint, lazy=lazy)
         if saved is None:
             return None
         if self.verbose:

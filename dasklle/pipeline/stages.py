@@ -43,6 +43,8 @@ class Fit:
     M: Any = None
     n_graph_components: int = 1
     partial: Any = None  # the running stage's PartialState
+    # the eigen stage iterates on the workers: the neighbor lists, weights and B stay there
+    resident: bool = False
 
 
 @dataclass
@@ -72,20 +74,24 @@ def neighbor_graph(
     n_jobs: int | None,
     verbose: bool = False,
     reg: float | None = None,
+    resident: bool = False,
 ) -> NeighborGraph:
     """The k-nearest-neighbor graph, sorted by distance, and an index for new points.
 
-    The partitioned search also solves the standard barycentric weights when given ``reg``.
+    The partitioned search also solves the standard barycentric weights when given ``reg``;
+    ``resident`` keeps its rows on the workers (dask arrays).
     """
     algorithm = neighbors.choose_algorithm(algorithm, *X.shape, n_neighbors)
     if neighbors.runs_partitioned(algorithm, X.shape[0]):
 
-        def compute(*collections, label):
-            return progress.compute(*collections, label=label, verbose=verbose)
+        def compute(*collections, label, keep=False):  # keep: leave the results on the workers
+            run = progress.futures if keep else progress.compute
+            return run(*collections, label=label, verbose=verbose)
 
         indices, W, partitions = neighbors.partitioned_graph(
-            X, n_neighbors, reg=reg, random_state=seed, compute=compute, keep_index=True
-        )
+            X, n_neighbors, reg=reg, random_state=seed, compute=compute, keep_index=True,
+            resident=resident,
+        )  # fmt: skip
         return NeighborGraph(indices, neighbors.partitioned_index(X, partitions), algorithm, W)
     indices, index = neighbors.nearest_neighbors(
         X, n_neighbors, algorithm=algorithm, random_state=seed, n_jobs=n_jobs
@@ -123,11 +129,27 @@ def local_fit(
     return LocalFit(M=M)
 
 
-def cost_operator(indices: np.ndarray, local: LocalFit) -> sp.csr_array | cost.CostOperator:
-    """M: for standard LLE a CostOperator, products through I - W with M never formed."""
+def cost_operator(indices, local: LocalFit, resident: bool = False):
+    """M: for standard LLE a CostOperator, products through I - W with M never formed, or with
+    ``resident`` a ResidentOperator, I - W built on the workers."""
     if local.weights is None:
         return local.M
-    return cost.CostOperator.from_weights(cost.weight_matrix(indices, local.weights))
+    if resident:
+        from ..eigen.resident import ResidentOperator
+        from ..tasks.progress import distributed_client
+
+        return ResidentOperator.from_neighbors(distributed_client(), indices, local.weights)
+    W = cost.weight_matrix(np.asarray(indices), np.asarray(local.weights))
+    return cost.CostOperator.from_weights(W)
+
+
+def _rows(fit: Fit, saved):
+    """A stored n-row array: read on the workers for a resident fit, here otherwise."""
+    if not fit.resident:
+        return np.asarray(saved)
+    import dask.array as da
+
+    return da.from_zarr(saved).persist()
 
 
 # ---- the stages as the runner sees them -------------------------------------------------------
@@ -146,12 +168,13 @@ def _search(fit: Fit) -> NeighborGraph:
         n_jobs=fit.n_jobs,
         verbose=fit.verbose,
         reg=fit.reg if fit.method == "standard" else None,
+        resident=fit.resident,
     )
 
 
 def _search_loaded(fit: Fit, saved: dict) -> NeighborGraph:
     index = neighbors.deferred_index(fit.X, fit.algorithm, fit.n_neighbors, fit.seed, fit.n_jobs)
-    return NeighborGraph(saved["indices"], index, fit.algorithm)
+    return NeighborGraph(_rows(fit, saved["indices"]), index, fit.algorithm)
 
 
 NEIGHBORS = Stage(
@@ -193,11 +216,9 @@ def _weights_saved(fit: Fit, local: LocalFit) -> tuple[dict, dict]:
 
 def _weights_loaded(fit: Fit, saved: dict) -> LocalFit:
     if "weights" in saved:
-        return LocalFit(weights=saved["weights"])
-    n = fit.X.shape[0]
-    return LocalFit(
-        M=sp.csr_array((saved["data"], saved["indices"], saved["indptr"]), shape=(n, n))
-    )
+        return LocalFit(weights=_rows(fit, saved["weights"]))
+    n, parts = fit.X.shape[0], [np.asarray(saved[name]) for name in ("data", "indices", "indptr")]
+    return LocalFit(M=sp.csr_array(tuple(parts), shape=(n, n)))
 
 
 WEIGHTS = Stage(
@@ -208,7 +229,9 @@ WEIGHTS = Stage(
     load=_weights_loaded,
 )
 
-ASSEMBLE = Stage("assemble", compute=lambda fit: cost_operator(fit.graph.indices, fit.local))
+ASSEMBLE = Stage(
+    "assemble", compute=lambda fit: cost_operator(fit.graph.indices, fit.local, fit.resident)
+)
 
 
 def _solve(fit: Fit) -> eigen.NullSpace:
@@ -235,8 +258,8 @@ def _or_inf(bound: float | None) -> float:
 def _solve_loaded(fit: Fit, saved: dict) -> eigen.NullSpace:
     info = saved["attributes"]
     return eigen.NullSpace(
-        saved["vectors"],
-        saved["values"],
+        np.asarray(saved["vectors"]),
+        np.asarray(saved["values"]),
         info["solver"],
         info["residual"],
         info.get("n_iter"),

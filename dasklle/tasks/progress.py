@@ -122,6 +122,28 @@ def compute(*collections: Any, label: str = "compute", verbose: bool = False) ->
     return results
 
 
+def futures(*collections: Any, label: str = "compute", verbose: bool = False) -> list:
+    """The collections computed on the distributed client's workers and left there: their
+    futures, once all are done (with progress feedback when verbose)."""
+    from distributed import wait
+
+    client = distributed_client()
+    running = client.compute(list(collections))
+    done = _log_until_done(label) if verbose else None
+    try:
+        wait(running)
+        for future in running:
+            if future.status != "finished":
+                future.result()  # raises the task's error (or its cancellation) here
+    except BaseException:
+        client.cancel(running)
+        raise
+    finally:
+        if done is not None:
+            done.set()
+    return running
+
+
 def _local_compute(collections: tuple, label: str, verbose: bool) -> tuple[Any, ...]:
     if not verbose:
         return dask.compute(*collections)

@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-from dasklle.eigen import amg, null_space, rowblocks, solve, workers
+from dasklle.eigen import amg, null_space, rowblocks, workers
+from dasklle.eigen import placement as placements
 from dasklle.eigen.amg import _order, _permuted
 from dasklle.eigen.multigrid import knn_graph
-from dasklle.eigen.solve import choose_placement
+from dasklle.eigen.placement import choose_placement
+from dasklle.eigen.resident import ResidentOperator
 from dasklle.exceptions import FallbackWarning
 
 from ..conftest import manifold, max_sine
@@ -69,14 +71,14 @@ def test_the_scheduler_forgets_the_iterations_history(client, problem, monkeypat
 def test_auto_places_large_problems_on_the_workers(client, problem, monkeypatch):
     M, indices = problem
     with dask.config.set({"dasklle.eigen.workers-min-rows": 300}):
-        assert choose_placement("amg", M, indices) == ("workers", client)
-        assert choose_placement("factored", M, indices)[0] == "client"
-        assert choose_placement("amg", M.tocsr(), indices)[0] == "client"  # not the operator
-    assert choose_placement("amg", M, indices)[0] == "client"  # below the threshold
+        assert choose_placement("amg", M) == ("workers", client)
+        assert choose_placement("factored", M)[0] == "client"
+        assert choose_placement("amg", M.tocsr())[0] == "client"  # not the operator
+    assert choose_placement("amg", M)[0] == "client"  # below the threshold
     # a solve the client could not hold goes to the workers whatever its size
     with monkeypatch.context() as patch:
-        patch.setattr(solve, "client_bytes", lambda n: 2**62)
-        assert choose_placement("amg", M, indices)[0] == "workers"
+        patch.setattr(placements, "client_bytes", lambda n: 2**62)
+        assert choose_placement("amg", M)[0] == "workers"
 
 
 def test_workers_without_a_cluster_run_in_the_client_and_say_so(problem):
@@ -104,7 +106,8 @@ def test_worker_products_and_reductions_match_numpy(client, problem):
     # two ranges a worker: a product reads its worker's other range in place, the others' halos;
     # the ranges are cut from M in its own order
     with dask.config.set({"dasklle.eigen.worker-range-rows": 100}):
-        on_workers = workers.WorkerProblem(client, M, graph, order, np.random.default_rng(0))
+        resident = ResidentOperator.scattered(client, M)
+        on_workers = workers.WorkerProblem(client, resident, order, np.random.default_rng(0))
     assert len(on_workers.bounds) - 1 == 4 and len(set(on_workers.ranges.workers)) == 2
     X = np.random.default_rng(1).standard_normal((M.shape[0], 3))
     blocks = on_workers.scattered(X)
