@@ -50,7 +50,10 @@ def bottom_eigenvectors(
     on_iteration : called as on_iteration(n_iter, bound, X, theta) once per iteration
     start, first_iteration : a saved (n, block) block in M's row order to start from, and the
         iterations it took (they count against max_iter)
-    checkpoint : callable(n_iter, vectors) called every iteration, ``vectors()`` the block
+    checkpoint : callable(n_iter, state) called every iteration, ``state()`` the arrays that
+        save the block (``saved_state``); with a ``load()`` method, a solve on the workers that
+        loses a worker starts again from what it loads (``start_from``) rather than from a
+        copy of the block kept in this process
     client : a distributed Client to iterate on its workers (M a CostOperator, scattered there
         in row chunks, or a ``resident.ResidentOperator``), or None
 
@@ -73,7 +76,7 @@ def bottom_eigenvectors(
         if on_iteration is not None:
             on_iteration(n_iter, bound, current, theta)
         if checkpoint is not None:
-            checkpoint(n_iter, lambda: _unpermuted(_in_client(current), order))
+            checkpoint(n_iter, lambda: saved_state(current, order))
 
     if client is not None:
         from . import workers
@@ -81,7 +84,7 @@ def bottom_eigenvectors(
         result = workers.solve(
             client, resident, order, X, n_components, tol=tol, max_iter=max_iter, rng=rng,
             on_iteration=report, first_iteration=first_iteration,
-            source=None if resident is M else M,
+            source=None if resident is M else M, reload=_reload(checkpoint, order),
         )  # fmt: skip
     else:
         with threadpool_limits(limits=1, user_api="blas"):  # BLAS on one thread
@@ -138,9 +141,33 @@ def _unpermuted(X: np.ndarray, order: np.ndarray) -> np.ndarray:
     return out
 
 
-def _in_client(block) -> np.ndarray:
-    """An iteration's block as a numpy array (row blocks on the workers are gathered)."""
-    return block if isinstance(block, np.ndarray) else block.gather()
+def saved_state(block, order: np.ndarray) -> dict:
+    """The arrays that save an iteration's block: in M's row order from this process; from the
+    workers, as it lies there (in ``order``, written by the workers) with the order."""
+    if isinstance(block, np.ndarray):
+        return {"vectors": _unpermuted(block, order)}
+    return {"vectors": block.to_dask(), "order": order}
+
+
+def start_from(saved: dict) -> np.ndarray:
+    """A block that ``saved_state`` saved, in M's row order."""
+    vectors = np.asarray(saved["vectors"])
+    return _unpermuted(vectors, np.asarray(saved["order"])) if "order" in saved else vectors
+
+
+def _reload(checkpoint, order: np.ndarray):
+    """None, or the function that gives the checkpoint's last block in ``order`` and its
+    iteration (None when it has none)."""
+    if checkpoint is None or not hasattr(checkpoint, "load"):
+        return None
+
+    def reload():
+        saved = checkpoint.load()
+        if saved is None:
+            return None
+        return start_from(saved)[order], int(saved["attributes"]["progress"])
+
+    return reload
 
 
 def _order(M, graph) -> np.ndarray:

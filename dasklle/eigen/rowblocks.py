@@ -102,6 +102,18 @@ class RowBlocks:
     def like(self, futures: list, columns: int | None = None) -> RowBlocks:
         return RowBlocks(self.ranges, futures, self.columns if columns is None else columns)
 
+    def to_dask(self):
+        """The array as a dask array of the blocks where they lie (float64)."""
+        import dask.array as da
+
+        rows = np.diff(self.bounds).astype(int)
+        return da.concatenate(
+            [
+                da.from_delayed(future, shape=(int(r), self.columns), dtype=np.float64)
+                for future, r in zip(self.futures, rows, strict=True)
+            ]
+        )
+
     def gather(self) -> np.ndarray:
         """The whole array in the client (kept blocks, checkpoints and the final vectors),
         gathered once: the kept block and the store's checkpoint of one iteration share it."""

@@ -184,7 +184,7 @@ def _amg(M, n_components, block, tol, max_iter, rng, verbose, neighbors, partial
         tol=tol,
         max_iter=max_iter,
         on_iteration=iterations.update,
-        start=saved["vectors"] if saved is not None else None,
+        start=amg.start_from(saved) if saved is not None else None,
         first_iteration=first,
         checkpoint=_Checkpointer(partial) if partial is not None else None,
         client=client,
@@ -193,17 +193,21 @@ def _amg(M, n_components, block, tol, max_iter, rng, verbose, neighbors, partial
 
 
 class _Checkpointer:
-    """Saves the iteration's block every ``eigen.checkpoint-interval`` seconds."""
+    """Saves the iteration's block every ``eigen.checkpoint-interval`` seconds, and loads the
+    last one saved."""
 
     def __init__(self, partial):
         self.partial = partial
         self.interval = float(config.get("eigen.checkpoint-interval"))
         self.last = time.monotonic()
 
-    def __call__(self, n_iter: int, vectors) -> None:
+    def __call__(self, n_iter: int, state) -> None:
         if n_iter and time.monotonic() - self.last >= self.interval:
-            self.partial.save(n_iter, {"vectors": vectors()})
+            self.partial.save(n_iter, state())
             self.last = time.monotonic()
+
+    def load(self) -> dict | None:
+        return self.partial.load()
 
 
 def null_space(

@@ -336,7 +336,16 @@ def _ritz(gram_A: np.ndarray, gram: np.ndarray, block: int) -> tuple[np.ndarray,
 
 
 def solve(
-    client, M: ResidentOperator, order, X, n_components: int, *, rng, source=None, **options
+    client,
+    M: ResidentOperator,
+    order,
+    X,
+    n_components: int,
+    *,
+    rng,
+    source=None,
+    reload=None,
+    **options,
 ) -> LobpcgResult:
     """``lobpcg_on_workers`` from the start block X (an array, or a RandomStart drawn on the
     workers); ``order`` is a locality order of M's rows (the ranges are slices of it), and X's
@@ -344,11 +353,13 @@ def solve(
     CostOperator M's chunks were scattered from, if they were. ``options``: tol, max_iter,
     on_iteration and first_iteration.
 
-    A worker lost during the solve does not end it: the block is kept in this process every
-    ``eigen.checkpoint-interval`` seconds, and the solve starts again from the kept block on
-    the workers the cluster has then, up to ``eigen.worker-retries`` times, with a warning.
+    A worker lost during the solve does not end it: the solve starts again, on the workers the
+    cluster has then, from the block that ``reload()`` gives (the store's, with its iteration),
+    or without one from the block kept in this process every ``eigen.checkpoint-interval``
+    seconds, up to ``eigen.worker-retries`` times, with a warning.
     """
-    kept = _KeptBlock(X, options.pop("first_iteration", 0), options.pop("on_iteration", None))
+    first, then = options.pop("first_iteration", 0), options.pop("on_iteration", None)
+    kept = _KeptBlock(X, first, then, here=reload is None)
     retries = int(config.get("eigen.worker-retries"))
     for attempt in range(retries + 1):
         try:
@@ -364,6 +375,8 @@ def solve(
         except _worker_lost() as exc:
             if attempt == retries:
                 raise
+            if reload is not None:  # the store's last block
+                kept.block, kept.n_iter = reload() or (kept.block, kept.n_iter)
             warnings.warn(
                 f"a worker was lost during the amg solve ({type(exc).__name__}); it starts "
                 f"again from iteration {kept.n_iter} on the cluster's workers",
@@ -383,15 +396,17 @@ def _worker_lost() -> tuple[type, ...]:
 
 class _KeptBlock:
     """The iteration callback that keeps the latest block (and its iteration) in this process
-    every ``eigen.checkpoint-interval`` seconds, before calling the caller's callback."""
+    every ``eigen.checkpoint-interval`` seconds (with ``here``), before calling the caller's
+    callback."""
 
-    def __init__(self, block: np.ndarray | RandomStart, n_iter: int, then=None):
-        self.block, self.n_iter, self.then = block, n_iter, then
+    def __init__(self, block: np.ndarray | RandomStart, n_iter: int, then=None, here=True):
+        self.block, self.n_iter, self.then, self.here = block, n_iter, then, here
         self.interval = float(config.get("eigen.checkpoint-interval"))
         self.last = time.monotonic()
 
     def __call__(self, n_iter: int, bound: float, X: RowBlocks, theta: np.ndarray) -> None:
-        if n_iter > self.n_iter and time.monotonic() - self.last >= self.interval:
+        due = time.monotonic() - self.last >= self.interval
+        if self.here and n_iter > self.n_iter and due:
             self.block, self.n_iter, self.last = X.gather(), n_iter, time.monotonic()
         if self.then is not None:
             self.then(n_iter, bound, X, theta)

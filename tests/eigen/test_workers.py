@@ -130,7 +130,7 @@ def test_unconverged_worker_solve_warns(client, problem):
     assert result.placement == "workers" and np.isfinite(result.vectors).all()
 
 
-def _solve_hit_at_iteration_6(problem, monkeypatch, hit):
+def _solve_hit_at_iteration_6(problem, monkeypatch, hit, partial=None):
     """The worker solve of ``problem`` on a 2-worker cluster of its own, calling hit(X) once
     at iteration 6 (after that iteration's block is kept); the result and dense mode's.
 
@@ -157,7 +157,7 @@ def _solve_hit_at_iteration_6(problem, monkeypatch, hit):
     signal.alarm(300)
     try:
         with local_cluster() as cluster, Client(cluster), dask.config.set(PLACED_ON_WORKERS):
-            result = null_space(M, 2, solver="amg", tol=1e-6, neighbors=indices)
+            result = null_space(M, 2, solver="amg", tol=1e-6, neighbors=indices, partial=partial)
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
@@ -166,18 +166,41 @@ def _solve_hit_at_iteration_6(problem, monkeypatch, hit):
     return result, null_space(M, 2, solver="dense")
 
 
-def test_a_worker_lost_mid_solve_costs_its_iterations_not_the_solve(problem, monkeypatch):
+def _kill(X):
     import os
 
-    def kill(X):
-        victim, pid = next(iter(X.client.run(os.getpid).items()))
-        os.kill(pid, signal.SIGKILL)
-        return victim
+    victim, pid = next(iter(X.client.run(os.getpid).items()))
+    os.kill(pid, signal.SIGKILL)
+    return victim
 
+
+def test_a_worker_lost_mid_solve_costs_its_iterations_not_the_solve(problem, monkeypatch):
     with pytest.warns(FallbackWarning, match="worker was lost.*from iteration 6"):
-        result, dense = _solve_hit_at_iteration_6(problem, monkeypatch, kill)
+        result, dense = _solve_hit_at_iteration_6(problem, monkeypatch, _kill)
     assert result.n_iter > 6  # it went on from the block kept at iteration 6
     assert max_sine(result.vectors, dense.vectors) <= PLACEMENT_MAX_SINE
+
+
+def test_a_worker_lost_mid_solve_starts_again_from_the_stores_block(problem, monkeypatch, tmp_path):
+    from dasklle.io.store import Checkpoints
+    from dasklle.pipeline.runner import PartialState
+
+    # with a store, the block is saved there by the workers and never kept in this process
+    monkeypatch.setattr(rowblocks.RowBlocks, "gather", _gathered_only_at_the_end)
+    partial = PartialState(Checkpoints(tmp_path / "fit.zarr"), "eigen", "input")
+    with pytest.warns(FallbackWarning, match="worker was lost.*from iteration 6"):
+        result, dense = _solve_hit_at_iteration_6(problem, monkeypatch, _kill, partial)
+    assert result.n_iter > 6 and partial.load()["attributes"]["progress"] >= 6
+    assert max_sine(result.vectors, dense.vectors) <= PLACEMENT_MAX_SINE
+
+
+_gather = rowblocks.RowBlocks.gather
+
+
+def _gathered_only_at_the_end(blocks):
+    # the spectral radius' vectors and the final 2 + 1: never an iteration's block of 10
+    assert blocks.columns <= 3, "an iteration's block was gathered"
+    return _gather(blocks)
 
 
 def test_a_worker_retired_mid_solve_hands_its_ranges_over(problem, monkeypatch):
