@@ -51,9 +51,8 @@ def bottom_eigenvectors(
     start, first_iteration : a saved (n, block) block in M's row order to start from, and the
         iterations it took (they count against max_iter)
     checkpoint : callable(n_iter, state) called every iteration, ``state()`` the arrays that
-        save the block (``saved_state``); with a ``load()`` method, a solve on the workers that
-        loses a worker starts again from what it loads (``start_from``) rather than from a
-        copy of the block kept in this process
+        save the block (``saved_state``); with ``load()``, a worker solve that loses a worker
+        starts again from what it loads, not from a block kept in this process
     client : a distributed Client to iterate on its workers (M a CostOperator, scattered there
         in row chunks, or a ``resident.ResidentOperator``), or None
 
