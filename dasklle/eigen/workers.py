@@ -214,7 +214,9 @@ class WorkerProblem:
             rowblocks.map_blocks(_restricted, self.aggregations, residual).futures
         )
         correction = self.coarse(np.vstack(restricted))
-        split = np.split(correction, np.cumsum(self.coarse_sizes)[:-1])
+        # scattered: inside the tasks, the scheduler (in this process, for a local cluster)
+        # would hold every correction until the blocks' lineage is dropped
+        split = self.ranges.scatter(np.split(correction, np.cumsum(self.coarse_sizes)[:-1]))
         x = rowblocks.map_blocks(_prolonged, x, self.aggregations, split)
         residual = self._residual(R, x)
         return rowblocks.map_blocks(_plus, x, self.smooth(residual), dtype=np.float64)
