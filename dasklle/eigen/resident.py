@@ -18,6 +18,7 @@ import scipy.sparse as sp
 from ..tasks import memory
 from . import multigrid
 from .cost import CostOperator
+from .rowblocks import CostMatrix, reduce_sum
 
 # a chunk of B's rows: its CSR arrays (12 bytes a nonzero) and their copies while it is cut
 CHUNK_BYTES_PER_NONZERO = 48
@@ -41,11 +42,7 @@ class ResidentOperator:
     def scattered(cls, client, M: CostOperator) -> ResidentOperator:
         """M's B cut into row chunks and scattered."""
         B = sp.csr_array(M.B)
-        n = B.shape[0]
-        per_row = CHUNK_BYTES_PER_NONZERO * max(1.0, B.nnz / max(n, 1))
-        threads = sum(w["nthreads"] for w in client.scheduler_info()["workers"].values())
-        rows = min(memory.rows_within(per_row), max(1, -(-n // threads)))
-        bounds = np.append(np.arange(0, n, rows), n).astype(np.int64)
+        bounds = _chunk_bounds(client, B.shape[0], max(1.0, B.nnz / max(B.shape[0], 1)))
         pieces = [B[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         return cls(client, client.scatter(pieces, hash=False), bounds)
 
@@ -62,10 +59,7 @@ class ResidentOperator:
                 client.compute(list(array.to_delayed().ravel())) for array in (indices, weights)
             ]
         else:
-            threads = sum(w["nthreads"] for w in client.scheduler_info()["workers"].values())
-            rows = memory.rows_within(CHUNK_BYTES_PER_NONZERO * (indices.shape[1] + 1))
-            rows = min(rows, max(1, -(-len(indices) // threads)))
-            bounds = np.append(np.arange(0, len(indices), rows), len(indices)).astype(np.int64)
+            bounds = _chunk_bounds(client, len(indices), indices.shape[1] + 1)
             parts = [
                 client.scatter(np.split(array, bounds[1:-1]), hash=False)
                 for array in (indices, weights)
@@ -79,11 +73,8 @@ class ResidentOperator:
 
     def times_few(self, X: np.ndarray) -> np.ndarray:
         """M @ X for a few columns: each chunk's B_c^T (B_c X), summed by a tree of tasks."""
-        from .rowblocks import reduce_sum
-
         (shared,) = self.client.scatter([X], broadcast=True, hash=False)
-        parts = self.client.map(_chunk_gram_times, self.chunks, self.bounds[:-1], X=shared)
-        return reduce_sum(self.client, parts)
+        return reduce_sum(self.client, self.client.map(_chunk_gram_times, self.chunks, X=shared))
 
     def locality_order(self, n_ranges: int, seed: int) -> np.ndarray:
         """``workers.locality_order`` of the kNN graph (B's off-diagonal pattern), computed by
@@ -92,6 +83,14 @@ class ResidentOperator:
             _locality_order, self.chunks, self.bounds, n_ranges=n_ranges, seed=seed, pure=False
         )
         return future.result()
+
+
+def _chunk_bounds(client, n: int, nonzeros_per_row: float) -> np.ndarray:
+    """Row chunks' starts (and the end): within a task's budget, one a worker thread at least."""
+    threads = sum(w["nthreads"] for w in client.scheduler_info()["workers"].values())
+    rows = memory.rows_within(CHUNK_BYTES_PER_NONZERO * nonzeros_per_row)
+    rows = min(rows, max(1, -(-n // threads)))
+    return np.append(np.arange(0, n, rows), n).astype(np.int64)
 
 
 def _rows_of_B(indices: np.ndarray, weights: np.ndarray, start: int, n: int) -> sp.csr_array:
@@ -106,7 +105,7 @@ def _rows_of_B(indices: np.ndarray, weights: np.ndarray, start: int, n: int) -> 
     return compact_csr(identity - W, np.float64)
 
 
-def _chunk_gram_times(B: sp.csr_array, start: int, X: np.ndarray) -> np.ndarray:
+def _chunk_gram_times(B: sp.csr_array, X: np.ndarray) -> np.ndarray:
     return B.T @ (B @ X)
 
 
@@ -278,13 +277,6 @@ def _summed(parts: list) -> tuple:
     return tuple(sum(part[i] for part in parts) for i in range(len(parts[0])))
 
 
-def _tree_sum(client, parts: list, fan_in: int = 8) -> tuple:
-    """The element-wise sums of the futures' tuples, by a tree of tasks, in the client."""
-    while len(parts) > 1:
-        parts = client.map(_summed, [parts[i : i + fan_in] for i in range(0, len(parts), fan_in)])
-    return parts[0].result()
-
-
 def _merged_halos(halo_lists: list, owners: list) -> dict:
     """The rows of range q that the ranges of each worker read: {(q, worker): sorted rows}; a
     range on the same worker is read in place."""
@@ -330,8 +322,6 @@ class RangeSetup:
     def pieces(self):
         """M on the workers (``rowblocks.CostMatrix``): each range's rows of B split by the
         ranges it reads, with the halos it is sent cut where they live."""
-        from .rowblocks import CostMatrix
-
         owners = self.ranges.workers
         halos = _merged_halos(self.halo_lists, owners)
         sent = [{q: halos.get((q, owners[p])) for q in self.numbers} for p in self.numbers]
@@ -362,7 +352,8 @@ class RangeSetup:
         client = self.ranges.client
         n_coarse = int(ids.max()) + 1
         (shared,) = client.scatter([ids], broadcast=True, hash=False)
-        gram, directed = _tree_sum(client, self._map(_coarse_share, ids=shared, n_coarse=n_coarse))
+        shares = self._map(_coarse_share, ids=shared, n_coarse=n_coarse)
+        gram, directed = reduce_sum(client, shares, combine=_summed)
         sizes = np.bincount(ids[ids >= 0], minlength=n_coarse).astype(np.float64)
         coarse = sp.csr_array(gram + shift * sp.diags_array(sizes)).tocsr()
         graph = (directed + directed.T).tocsr()

@@ -115,8 +115,8 @@ class RowBlocks:
         )
 
     def gather(self) -> np.ndarray:
-        """The whole array in the client (kept blocks, checkpoints and the final vectors),
-        gathered once: the kept block and the store's checkpoint of one iteration share it."""
+        """The whole array in the client (a kept block without a store, the final vectors),
+        gathered once however often it is asked for."""
         if self._gathered is None:
             self._gathered = np.vstack(self.client.gather(self.futures))
         return self._gathered
@@ -146,10 +146,11 @@ def _sum(parts: list[np.ndarray]) -> np.ndarray:
     return np.sum(parts, axis=0)
 
 
-def reduce_sum(client, parts: list, fan_in: int = 8) -> np.ndarray:
-    """The sum of the futures' arrays, by a tree of tasks, in the client."""
+def reduce_sum(client, parts: list, fan_in: int = 8, combine=_sum):
+    """The sum of the futures' arrays (``combine``: of their values as it adds them), by a
+    tree of tasks, in the client."""
     while len(parts) > 1:
-        parts = client.map(_sum, [parts[i : i + fan_in] for i in range(0, len(parts), fan_in)])
+        parts = client.map(combine, [parts[i : i + fan_in] for i in range(0, len(parts), fan_in)])
     return parts[0].result()
 
 

@@ -20,9 +20,9 @@ import numpy as np
 
 from .. import config
 from ..local.weights import batch_limits
+from ..tasks import progress
 from ..tasks.blocks import row_offsets, shared
 from ..tasks.memory import rows_within
-from ..tasks.progress import compute as progress_compute
 from .copies import (
     best_copies,
     merged_copies,
@@ -70,7 +70,7 @@ def partitioned_graph(
     reg : regularisation of the barycentric weights; None computes no weights
     random_state : seed of the k-means that places the partitions
     compute : ``compute(*delayed, label=..., keep=False)`` that runs the tasks, their futures
-        left on the workers with ``keep`` (default: dasklle's ``progress``)
+        left on the workers with ``keep`` (default: dasklle's ``progress.run``)
     keep_index : keep the partitions (when the shuffle went through files) to search new points
     resident : return the rows as dask arrays held on the workers (when the shuffle went
         through files), not as numpy arrays
@@ -81,7 +81,7 @@ def partitioned_graph(
     weights : (n_samples, n_neighbors) float64, or None without ``reg``
     index : PartitionIndex, or None unless kept
     """
-    compute = compute or _default_compute
+    compute = compute or progress.run
     n_candidates = min(candidates_count(n_neighbors), X.shape[0] - 1)
     copies = config.get("neighbors.partition-copies")
     mean, axes = principal_axes(X, min(config.get("neighbors.projected-dim"), X.shape[1]))
@@ -142,7 +142,7 @@ def _centres(X: da.Array, mean, axes, n_parts: int, random_state: int) -> np.nda
     pieces = projected.to_delayed().ravel().tolist()
     iterations = config.get("neighbors.partition-kmeans-iterations")
     clustered = dask.delayed(_kmeans_centres, pure=True)(pieces, n_parts, iterations, random_state)
-    (centres,) = progress_compute(clustered, label="partition centres")
+    (centres,) = progress.compute(clustered, label="partition centres")
     return centres
 
 
@@ -186,13 +186,6 @@ def _solve_partitions(X, placement, directory, n_candidates, n_neighbors, reg, c
         parts = [solve(*pieces, **options) for pieces in shuffled]
         results.extend(compute(*parts, label=f"neighbors {g + 1}/{n_groups}"))
     return results
-
-
-def _default_compute(*collections, label: str, keep: bool = False):
-    """dasklle's compute, with progress, when the caller brings none."""
-    from ..tasks import progress
-
-    return (progress.futures if keep else progress_compute)(*collections, label=label)
 
 
 def _partition_graph(*pieces, mean, axes, n_candidates: int, k: int, reg: float | None, limits):
@@ -303,7 +296,7 @@ class PartitionIndex:
 
     def query(self, Y: da.Array, n_neighbors: int, reg: float | None, compute=None):
         """(indices, barycentric weights) of the rows of Y among the training points."""
-        compute = compute or _default_compute
+        compute = compute or progress.run
         n_parts = self.centres.shape[0]
         offsets = row_offsets(self.row_chunks)
         shared_mean, shared_axes, shared_centres = shared(self.mean, self.axes, self.centres)

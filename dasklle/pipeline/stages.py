@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -83,14 +84,9 @@ def neighbor_graph(
     """
     algorithm = neighbors.choose_algorithm(algorithm, *X.shape, n_neighbors)
     if neighbors.runs_partitioned(algorithm, X.shape[0]):
-
-        def compute(*collections, label, keep=False):  # keep: leave the results on the workers
-            run = progress.futures if keep else progress.compute
-            return run(*collections, label=label, verbose=verbose)
-
         indices, W, partitions = neighbors.partitioned_graph(
-            X, n_neighbors, reg=reg, random_state=seed, compute=compute, keep_index=True,
-            resident=resident,
+            X, n_neighbors, reg=reg, random_state=seed, keep_index=True, resident=resident,
+            compute=partial(progress.run, verbose=verbose),
         )  # fmt: skip
         return NeighborGraph(indices, neighbors.partitioned_index(X, partitions), algorithm, W)
     indices, index = neighbors.nearest_neighbors(

@@ -144,6 +144,11 @@ def futures(*collections: Any, label: str = "compute", verbose: bool = False) ->
     return running
 
 
+def run(*collections: Any, label: str = "compute", keep: bool = False, verbose: bool = False):
+    """``compute``, or with ``keep`` ``futures`` (the results left on the workers)."""
+    return (futures if keep else compute)(*collections, label=label, verbose=verbose)
+
+
 def _local_compute(collections: tuple, label: str, verbose: bool) -> tuple[Any, ...]:
     if not verbose:
         return dask.compute(*collections)
