@@ -32,6 +32,11 @@ def knn_graph(neighbors: np.ndarray, n: int) -> sp.csr_array:
          indptr.astype(index)),
         shape=(n, n),
     )  # fmt: skip
+    return symmetrised(directed)
+
+
+def symmetrised(directed: sp.csr_array) -> sp.csr_array:
+    """The 0/1 graph with an edge wherever ``directed`` has one either way."""
     graph = (directed + directed.T).tocsr()
     graph.data[:] = 1.0
     return graph

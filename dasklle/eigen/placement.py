@@ -34,12 +34,20 @@ def choose_placement(solver: str, M) -> tuple[str, object]:
             "eigen.placement='workers' needs a distributed client and the standard method; "
             "the amg solve runs in this process.",
             FallbackWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
         return "client", None
-    if asked == "auto":
-        asked = "workers" if possible and _large(M.shape[0]) else "client"
+    asked = _resolved(M.shape[0], possible)
     return asked, (client if asked == "workers" else None)
+
+
+def _resolved(n: int, possible: bool) -> str:
+    """``eigen.placement`` for n rows, ``"auto"`` resolved; ``possible``: whether a solve on
+    the workers could run."""
+    asked = config.get("eigen.placement")
+    if asked == "auto":
+        return "workers" if possible and _large(n) else "client"
+    return asked if possible else "client"
 
 
 def _large(n: int) -> bool:
@@ -58,12 +66,8 @@ def places_on_workers(solver: str, shape: tuple, n_components: int, method: str)
 
     n, n_features = shape
     amg = choose_solver(solver, n, n_features=n_features) == "amg"
-    if method != "standard" or not amg or n < min_rows(n_components):
-        return False
-    asked = config.get("eigen.placement")
-    if asked == "client" or distributed_client() is None:
-        return False
-    return asked == "workers" or _large(n)
+    possible = method == "standard" and amg and n >= min_rows(n_components)
+    return _resolved(n, possible and distributed_client() is not None) == "workers"
 
 
 def min_rows(n_components: int) -> int:

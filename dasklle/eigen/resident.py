@@ -129,9 +129,7 @@ def knn_graph_of(chunks: list, bounds: np.ndarray) -> sp.csr_array:
         [_off_diagonal(c, start) for c, start in zip(chunks, bounds[:-1], strict=True)],
         format="csr",
     )
-    graph = (directed + directed.T).tocsr()
-    graph.data[:] = 1.0
-    return graph
+    return multigrid.symmetrised(directed)
 
 
 def _locality_order(chunks: list, bounds: np.ndarray, n_ranges: int, seed: int) -> np.ndarray:
@@ -242,9 +240,7 @@ def _reciprocal(diagonal: np.ndarray, shift: float) -> np.ndarray:
 def _range_aggregation(held, p: int, bounds: np.ndarray) -> sp.csr_array:
     """Aggregates of the kNN graph among range p's own rows (a float32 0/1 map)."""
     inside = _off_diagonal(_own_rows(held, p, bounds)[:, bounds[p] : bounds[p + 1]], 0)
-    graph = (inside + inside.T).tocsr()
-    graph.data[:] = 1.0
-    return multigrid.aggregation(graph).astype(np.float32)
+    return multigrid.aggregation(multigrid.symmetrised(inside)).astype(np.float32)
 
 
 def _aggregate_ids(aggregation: sp.csr_array) -> np.ndarray:

@@ -253,9 +253,9 @@ def null_space(
     rng = check_random_state(random_state)
     requested = solver
     solver = choose_solver(solver, n, n_features=n_features)
-    n_iter, placement = None, "client"
+    n_iter = None
     block = n_components + config.get("eigen.lobpcg-extra-vectors")
-    solver, M = _runnable(solver, M, n_components)
+    solver, M, placement, client = _runnable(solver, M, n_components)
     asked = tol, max_iter
     if solver == "factored":
         tol, max_iter = tolerances(solver, *asked)
@@ -278,7 +278,6 @@ def null_space(
                 exc, M, n_components, *asked, random_state, verbose, neighbors
             )
     elif solver == "amg":
-        placement, client = choose_placement(solver, M)
         values, vectors, n_iter = _amg(
             M, n_components, block, tol, max_iter, rng, verbose, neighbors, partial, client
         )
@@ -290,14 +289,16 @@ def null_space(
 
 
 def _runnable(solver: str, M, n_components: int):
-    """The solver that runs and M where it runs. scipy's LOBPCG falls back to a dense solve
-    (which refuses a deflation block) on small problems: the dense reference runs there
-    instead. B held on the workers is gathered unless ``amg`` iterates there."""
+    """The solver that runs, M where it runs, the placement and its client (``placement``).
+    scipy's LOBPCG falls back to a dense solve (which refuses a deflation block) on small
+    problems: the dense reference runs there instead. B held on the workers is gathered
+    unless ``amg`` iterates there."""
     if solver in ("lobpcg", "amg") and M.shape[0] < min_rows(n_components):
         solver = "dense"
-    if isinstance(M, ResidentOperator) and choose_placement(solver, M)[0] != "workers":
+    placement, client = choose_placement(solver, M)
+    if isinstance(M, ResidentOperator) and placement != "workers":
         M = M.gather()
-    return solver, M
+    return solver, M, placement, client
 
 
 def _after_arpack_failed(
