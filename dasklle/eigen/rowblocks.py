@@ -217,9 +217,12 @@ class CostMatrix:
         pieces = self.ranges.map(_piece_as, self.pieces, dtype=dtype)
         return CostMatrix(self.ranges, pieces, self.sources, self.halos, self.sent_rows)
 
-    def apply(self, X: RowBlocks, *, shift=0.0, finish=None, finish_args=()) -> RowBlocks:
+    def apply(
+        self, X: RowBlocks, *, part=None, shift=0.0, finish=None, finish_args=()
+    ) -> RowBlocks:
         """finish((M + shift I) @ X_p, *finish_args_p) per range (M @ X by default); each of
-        ``finish_args`` is a RowBlocks or a per-range list."""
+        ``finish_args`` is a RowBlocks or a per-range list. With ``part``, X's blocks are
+        tuples and their element ``part`` is multiplied (no task extracts it first)."""
         extras = [
             [a.futures[p] if isinstance(a, RowBlocks) else a[p] for a in finish_args]
             for p in range(len(self.pieces))
@@ -227,7 +230,12 @@ class CostMatrix:
         client, owners = self.ranges.client, self.ranges.workers
         cut = {
             (q, worker): client.submit(
-                _rows_of, X.futures[q], rows, workers=[owners[q]], allow_other_workers=True
+                _rows_of,
+                X.futures[q],
+                rows,
+                part,
+                workers=[owners[q]],
+                allow_other_workers=True,
             )
             for (q, worker), rows in self.halos.items()
         }
@@ -236,13 +244,18 @@ class CostMatrix:
             for p, sources in enumerate(self.sources)
         ]
         futures = self.ranges.map(
-            _cost_product, self.pieces, blocks, extras, shift=float(shift), finish=finish
-        )
+            _cost_product, self.pieces, blocks, extras,
+            shift=float(shift), finish=finish, part=part,
+        )  # fmt: skip
         return X.like(futures)
 
 
-def _rows_of(block: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    return block[rows]
+def _of(block, part):
+    return block if part is None else block[part]
+
+
+def _rows_of(block, rows: np.ndarray, part=None) -> np.ndarray:
+    return _of(block, part)[rows]
 
 
 def _piece_as(piece, dtype):
@@ -250,12 +263,14 @@ def _piece_as(piece, dtype):
     return [part.astype(dtype) for part in parts], local_BT.astype(dtype)
 
 
-def _cost_product(piece, blocks, extra, shift, finish):
+def _cost_product(piece, blocks, extra, shift, finish, part=None):
     parts, local_BT = piece
+    # a halo is cut already; a block read in place may be a tuple
+    blocks = [block if isinstance(block, np.ndarray) else _of(block, part) for block in blocks]
     # B's rows times the sources' blocks side by side, without stacking them
     formed = parts[0] @ blocks[0]
-    for part, block in zip(parts[1:], blocks[1:], strict=True):
-        formed += part @ block
+    for rows, block in zip(parts[1:], blocks[1:], strict=True):
+        formed += rows @ block
     out = local_BT @ formed
     if shift:
         out += shift * blocks[0]

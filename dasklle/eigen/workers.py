@@ -35,6 +35,8 @@ RANGE_BYTES_PER_ROW = 1024
 LOCALITY_SAMPLE = 100_000
 # iterations between two reseatings of the iteration's blocks (``_reseated``)
 RESEAT_EVERY = 25
+# where the Chebyshev smoother's state (step, residual, x) holds its step and its x
+STEP_PART, X_PART = 0, 2
 
 
 def row_bounds(n: int, client) -> np.ndarray:
@@ -107,7 +109,8 @@ def _spectral_coordinates(graph, wanted: int, seed: int) -> np.ndarray:
 
 
 def _first_step(b: np.ndarray, d_inv: np.ndarray, scale: float) -> tuple:
-    """Chebyshev's first step from zero: (step, residual, x)."""
+    """Chebyshev's first step from zero, in d_inv's type: (step, residual, x)."""
+    b = b.astype(d_inv.dtype, copy=False)
     step = d_inv[:, None] * b * scale
     return step, b, step
 
@@ -121,20 +124,17 @@ def _next_step(product: np.ndarray, state: tuple, d_inv: np.ndarray, a: float, c
     return step, residual, x + step
 
 
-def _part(state: tuple, which: int) -> np.ndarray:
-    return state[which]
-
-
 def _restricted(aggregation: sp.csr_array, r: np.ndarray) -> np.ndarray:
     return aggregation.T @ r
 
 
-def _prolonged(x: np.ndarray, aggregation: sp.csr_array, coarse: np.ndarray) -> np.ndarray:
-    return x + aggregation @ coarse
+def _prolonged(state: tuple, aggregation: sp.csr_array, coarse: np.ndarray) -> np.ndarray:
+    """The smoother's x plus the prolonged coarse correction."""
+    return state[X_PART] + aggregation @ coarse
 
 
 def _subtracted_from(product: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return b - product
+    return b.astype(product.dtype, copy=False) - product
 
 
 def _minus_row(block: np.ndarray, row: np.ndarray) -> np.ndarray:
@@ -184,32 +184,35 @@ class WorkerProblem:
         return self.M.apply(X)
 
     def smooth(self, b: RowBlocks) -> RowBlocks:
-        """``degree`` Chebyshev steps on (M + shift I) x = b from zero (Saad, Algorithm 12.1)."""
+        """``degree`` Chebyshev steps on (M + shift I) x = b from zero (Saad, Algorithm 12.1),
+        in float32: the smoother's state (step, residual, x) per range."""
         sigma = self.centre / self.half_width
         rho = 1.0 / sigma
         state = rowblocks.map_blocks(_first_step, b, self.d_inv, scale=1.0 / self.centre)
         for _ in range(self.degree - 1):
             rho_next = 1.0 / (2.0 * sigma - rho)
             # only the step travels to the neighbor ranges; the update runs beside the product
-            step = rowblocks.map_blocks(_part, state, which=0)
             state = self.M32.apply(
-                step,
+                state,
+                part=STEP_PART,
                 shift=self.shift,
                 finish=partial(_next_step, a=rho_next * rho, c=2.0 * rho_next / self.half_width),
                 finish_args=(state, self.d_inv),
             )
             rho = rho_next
-        return rowblocks.map_blocks(_part, state, which=2)
+        return state
 
-    def _residual(self, b: RowBlocks, x: RowBlocks) -> RowBlocks:
-        """b - (M + shift I) x, one task per range (float32)."""
-        return self.M32.apply(x, shift=self.shift, finish=_subtracted_from, finish_args=(b,))
+    def _residual(self, b: RowBlocks, x: RowBlocks, part: int | None = None) -> RowBlocks:
+        """b - (M + shift I) x, one task per range (float32); x a smoother's state with
+        ``part``."""
+        return self.M32.apply(
+            x, part=part, shift=self.shift, finish=_subtracted_from, finish_args=(b,)
+        )
 
     def precondition(self, R: RowBlocks) -> RowBlocks:
         """One symmetric two-level cycle on the block R, in float32."""
-        R = rowblocks.map_blocks(_as_type, R, dtype=np.float32)
         x = self.smooth(R)
-        residual = self._residual(R, x)
+        residual = self._residual(R, x, part=X_PART)
         restricted = self.client.gather(
             rowblocks.map_blocks(_restricted, self.aggregations, residual).futures
         )
@@ -219,7 +222,7 @@ class WorkerProblem:
         split = self.ranges.scatter(np.split(correction, np.cumsum(self.coarse_sizes)[:-1]))
         x = rowblocks.map_blocks(_prolonged, x, self.aggregations, split)
         residual = self._residual(R, x)
-        return rowblocks.map_blocks(_plus, x, self.smooth(residual), dtype=np.float64)
+        return rowblocks.map_blocks(_plus_smoothed, x, self.smooth(residual))
 
     def deflated(self, X: RowBlocks) -> RowBlocks:
         """X without its component along the constant vector."""
@@ -260,12 +263,9 @@ def _normal(rows: int, seed: tuple, columns: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((rows, columns))
 
 
-def _plus(a: np.ndarray, b: np.ndarray, dtype=None) -> np.ndarray:
-    return np.add(a, b, dtype=dtype)
-
-
-def _as_type(a: np.ndarray, dtype) -> np.ndarray:
-    return a.astype(dtype)
+def _plus_smoothed(x: np.ndarray, state: tuple) -> np.ndarray:
+    """x plus a smoother's x, in float64."""
+    return np.add(x, state[X_PART], dtype=np.float64)
 
 
 def lobpcg_on_workers(
