@@ -146,21 +146,40 @@ def _sum(parts: list[np.ndarray]) -> np.ndarray:
     return np.sum(parts, axis=0)
 
 
+def _reduced(client, parts: list, fan_in: int = 8, combine=_sum):
+    """A future of the sum of the futures' arrays (``combine``: of their values as it adds
+    them), by a tree of tasks."""
+    while len(parts) > 1:
+        parts = client.map(combine, [parts[i : i + fan_in] for i in range(0, len(parts), fan_in)])
+    return parts[0]
+
+
 def reduce_sum(client, parts: list, fan_in: int = 8, combine=_sum):
     """The sum of the futures' arrays (``combine``: of their values as it adds them), by a
     tree of tasks, in the client."""
-    while len(parts) > 1:
-        parts = client.map(combine, [parts[i : i + fan_in] for i in range(0, len(parts), fan_in)])
-    return parts[0].result()
+    return _reduced(client, parts, fan_in, combine).result()
+
+
+def _listed(parts: RowBlocks | list[RowBlocks]) -> list[RowBlocks]:
+    return [parts] if isinstance(parts, RowBlocks) else parts
+
+
+def _gram_future(left, right):
+    left, right = _listed(left), _listed(right)
+    ranges = left[0].ranges
+    return _reduced(ranges.client, ranges.map(_stacked_gram, _per_range(left), _per_range(right)))
 
 
 def gram(left: RowBlocks | list[RowBlocks], right: RowBlocks | list[RowBlocks]) -> np.ndarray:
     """[left side by side]^T [right side by side], summed over the row ranges, in the client."""
-    left = [left] if isinstance(left, RowBlocks) else left
-    right = [right] if isinstance(right, RowBlocks) else right
-    ranges = left[0].ranges
-    parts = ranges.map(_stacked_gram, _per_range(left), _per_range(right))
-    return reduce_sum(ranges.client, parts)
+    return _gram_future(left, right).result()
+
+
+def grams(*pairs: tuple) -> list[np.ndarray]:
+    """``gram(left, right)`` of each (left, right) pair, brought to the client together (one
+    wait rather than one a pair)."""
+    futures = [_gram_future(left, right) for left, right in pairs]
+    return futures[0].client.gather(futures)
 
 
 def _column_sums(block: np.ndarray) -> np.ndarray:
@@ -175,13 +194,15 @@ def column_norms(blocks: RowBlocks) -> np.ndarray:
     return np.sqrt(np.maximum(np.diag(gram(blocks, blocks)), 0.0))
 
 
-def _minus_times(X: np.ndarray, Y: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    return X - Y @ matrix
+def _minus_times(X: list[np.ndarray], Y: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    return (np.hstack(X) if len(X) > 1 else X[0]) - Y @ matrix
 
 
-def minus_times(X: RowBlocks, Y: RowBlocks, matrix: np.ndarray) -> RowBlocks:
-    """X - Y @ matrix."""
-    return X.like(X.ranges.map(_minus_times, X.futures, Y.futures, matrix=matrix))
+def minus_times(X: RowBlocks | list[RowBlocks], Y: RowBlocks, matrix: np.ndarray) -> RowBlocks:
+    """[X side by side] - Y @ matrix."""
+    X = _listed(X)
+    futures = Y.ranges.map(_minus_times, _per_range(X), Y.futures, matrix=matrix)
+    return Y.like(futures, sum(part.columns for part in X))
 
 
 def map_blocks(function, *parts: RowBlocks | list, **kwargs) -> RowBlocks:

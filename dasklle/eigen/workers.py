@@ -300,13 +300,12 @@ def lobpcg_on_workers(
             return theta, X, n_iter, bound
         n_iter += 1
         S = problem.deflated(problem.precondition(R))
-        S = rowblocks.combine([S, P], np.eye(S.columns + P.columns)) if P is not None else S
+        S = [S, P] if P is not None else [S]  # side by side
         for _ in range(2):  # once is not enough near convergence, when S is almost in span X
             S = rowblocks.minus_times(S, X, rowblocks.gram(X, S))
             S = rowblocks.combine([S], basis_from_gram(rowblocks.gram(S, S)))
         AS = problem.times(S)
-        gram_A = rowblocks.gram([X, S], [AX, AS])
-        gram = rowblocks.gram([X, S], [X, S])
+        gram_A, gram = rowblocks.grams(([X, S], [AX, AS]), ([X, S], [X, S]))
         try:
             theta, U = _ritz(gram_A, gram, block)
         except np.linalg.LinAlgError:  # basis numerically dependent: restart without P
