@@ -109,6 +109,9 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     Attributes
     ----------
     embedding_ : ndarray of shape (n_samples, n_components)
+        When the eigen stage iterates on a cluster's workers and a ``store`` is given, the
+        workers write it there and ``embedding_`` is a dask array reading the store: the client
+        never holds it (``np.asarray`` or ``fit_transform`` bring it into memory).
     reconstruction_error_ : float
         Sum of the kept eigenvalues of M, as scikit-learn defines it.
     eigenvalues_ : ndarray of shape (max(n_components, n_eigenvalues),)
@@ -241,7 +244,6 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             checkpoints=self._checkpoints(),
             fingerprint=fingerprint,
         )
-        self.embedding_ = result.embedding
         self._n_features_out = result.embedding.shape[1]
         self.eigenvalues_ = result.eigenvalues
         self.reconstruction_error_ = result.reconstruction_error
@@ -261,11 +263,17 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self._embedding_index = None
         # M is kept only where it cannot be rebuilt from (neighbor_indices_, weights_).
         self._M = result.M if self.method != "standard" else None
+        embedding = result.embedding
         if self.store is not None:
             params = {k: v for k, v in self.get_params().items() if k != "store"}
             start = time.perf_counter()
             pipeline.write_result(self.store, result, params, fingerprint, source)
             self.timings_["write"] = time.perf_counter() - start
+            if isinstance(embedding, da.Array):  # written by the workers: read where it lies
+                embedding = store.lazy_embedding(self.store)
+        elif isinstance(embedding, da.Array):  # on the workers, with nowhere else to go
+            (embedding,) = compute(embedding)
+        self.embedding_ = embedding
 
     def _check_store(self, array: da.Array) -> str | None:
         """The input's fingerprint, once the store is known to be a place fit may write to."""
@@ -304,7 +312,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     def fit_transform(self, X, y=None):
         """Compute the embedding of X and return it, an ndarray (n_samples, n_components)."""
         self._fit(X)
-        return self.embedding_
+        return np.asarray(self.embedding_)
 
     def transform(self, X):
         """Map new points into the fitted embedding.
@@ -327,12 +335,13 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         lazy = _is_lazy(X) and not isinstance(X, np.ndarray)
         array, _ = self._as_input(X, reset=False)
         indices, w = self._neighbor_index.query_with_weights(array, self.n_neighbors, self.reg)
+        fitted = np.asarray(self.embedding_)  # the training points' coordinates are read
         if w is None:
-            embedding = da.from_array(self.embedding_, chunks=(-1, -1))
+            embedding = da.from_array(fitted, chunks=(-1, -1))
             Y = out_of_sample.barycentric_map(array, indices, self._fit_X, embedding, self.reg)
         else:  # the partitioned search solved the weights where it found the neighbors
-            Y = da.from_array(np.einsum("ik,ikd->id", w, self.embedding_[indices]))
-        Y = Y.astype(self.embedding_.dtype)
+            Y = da.from_array(np.einsum("ik,ikd->id", w, fitted[indices]))
+        Y = Y.astype(fitted.dtype)
         return Y if lazy else compute(Y)[0]
 
     def inverse_transform(self, X):
@@ -366,10 +375,11 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 f"X has {array.shape[1]} columns, but inverse_transform expects points of the "
                 f"{self.n_components}-dimensional embedding."
             )
+        fitted = np.asarray(self.embedding_)
         if self._embedding_index is None:
-            self._embedding_index = KDTree(self.embedding_)
+            self._embedding_index = KDTree(fitted)
         indices = out_of_sample.tree_neighbors(array, self._embedding_index, self.n_neighbors)
-        embedding = da.from_array(self.embedding_, chunks=(-1, -1))
+        embedding = da.from_array(fitted, chunks=(-1, -1))
         X_back = out_of_sample.barycentric_map(array, indices, embedding, self._fit_X, self.reg)
         X_back = X_back.astype(self._fit_X.dtype)
         return X_back if lazy else compute(X_back)[0]

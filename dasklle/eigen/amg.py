@@ -60,7 +60,7 @@ def bottom_eigenvectors(
     -------
     LobpcgResult
         All the block's pairs (in the client) or n_components + 1 (on the workers), ascending,
-        vectors in M's row order.
+        vectors in M's row order (from the workers, a ``kept.WorkerVectors`` left there).
     """
     n = M.shape[0]
     if client is not None:
@@ -95,8 +95,9 @@ def bottom_eigenvectors(
                 max_iter=max_iter, on_iteration=report, first_iteration=first_iteration,
             )  # fmt: skip
     # the whole block (the pairs beyond the wanted ones estimate the spectrum); from the workers,
-    # n_components + 1
-    result.vectors = _unpermuted(result.vectors, order)
+    # n_components + 1, left there
+    if client is None:
+        result.vectors = _unpermuted(result.vectors, order)
     result.values = result.values[: result.vectors.shape[1]]
     return result
 

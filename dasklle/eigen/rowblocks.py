@@ -64,22 +64,28 @@ class Ranges:
 
     def scatter_to(self, p: int, value):
         """value scattered to range p's worker, or anywhere if it has left."""
+        return self.scatter_each([p], [value])[0]
+
+    def scatter_each(self, owners: list[int], values: list) -> list:
+        """values[i] scattered to range owners[i]'s worker, or anywhere if it has left."""
         present = self.client.scheduler_info()["workers"]
-        workers = [self.workers[p]] if self.workers[p] in present else None
-        # keys of its own: see ``tasks.blocks.shared``
-        return self.client.scatter([value], workers=workers, hash=False)[0]
+        out, by_worker = [None] * len(values), {}
+        for i, p in enumerate(owners):
+            by_worker.setdefault(self.workers[p], []).append(i)
+        for address, items in by_worker.items():
+            futures = self.client.scatter(
+                [values[i] for i in items],
+                workers=[address] if address in present else None,
+                hash=False,  # keys of its own: see ``tasks.blocks.shared``
+            )
+            for i, future in zip(items, futures, strict=True):
+                out[i] = future
+        return out
 
     def scatter(self, per_range: list) -> list:
         """per_range[p] scattered to range p's worker, or anywhere if it has left (a retired
         worker's tasks then follow its data, where it went)."""
-        present = self.client.scheduler_info()["workers"]
-        return self._placed(
-            lambda address, ranges: self.client.scatter(
-                [per_range[p] for p in ranges],
-                workers=[address] if address in present else None,
-                hash=False,
-            )
-        )
+        return self.scatter_each(list(range(len(per_range))), per_range)
 
 
 @dataclass

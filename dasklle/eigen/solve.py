@@ -24,6 +24,7 @@ from .. import config
 from ..tasks import progress
 from . import amg, factored
 from .cost import CostOperator
+from .kept import WorkerVectors
 from .placement import choose_placement, min_rows
 from .resident import ResidentOperator
 
@@ -32,7 +33,9 @@ from .resident import ResidentOperator
 class NullSpace:
     """The result of the eigen stage."""
 
-    vectors: np.ndarray  # (n, n_components), the embedding before any rescaling
+    # (n, n_components), the embedding before any rescaling; from the workers, a dask array
+    # of blocks held there
+    vectors: np.ndarray
     values: np.ndarray  # (n_components,), the kept eigenvalues, ascending
     solver: str  # the solver that actually ran
     residual: float  # max_j |M v_j - lambda_j v_j| over the kept vectors
@@ -223,6 +226,7 @@ def null_space(
     neighbors: np.ndarray | None = None,
     n_graph_components: int | None = None,
     partial=None,
+    lazy: bool = False,
 ) -> NullSpace:
     """The n_components eigenvectors of M just above its constant one.
 
@@ -242,6 +246,8 @@ def null_space(
     n_graph_components : connected components of the neighbor graph, if the caller has counted
         them (``factored`` needs one); counted here otherwise
     partial : optional PartialState where ``amg`` keeps its iteration's state and resumes it
+    lazy : with the iteration on the workers, return the vectors as a dask array of blocks held
+        there (live while the client is) instead of gathering them
 
     Returns
     -------
@@ -284,6 +290,8 @@ def null_space(
     else:
         values, vectors, n_iter = _lobpcg(M, n_components, block, tol, max_iter, rng, verbose)
     result = _checked(M, vectors, values, solver, tol, max_iter, n_iter, n_components)
+    if not lazy and not isinstance(result.vectors, np.ndarray):
+        result.vectors = result.vectors.compute()
     result.placement = placement
     return result
 
@@ -373,16 +381,24 @@ def _checked(
     """The NullSpace of the n_components lowest pairs, with fixed signs, their measured residual
     and the bound on their subspace's error from the next pair; refuses non-finite vectors and
     warns when an iterative solver stopped short (``_stopped_short``)."""
-    if not np.all(np.isfinite(vectors)):
+    on_workers = isinstance(vectors, WorkerVectors)
+    residuals = vectors.residual_norms(values) if on_workers else None
+    finite = np.all(np.isfinite(residuals)) if on_workers else np.all(np.isfinite(vectors))
+    if not finite:
         raise ValueError(
             f"eigen_solver={solver!r} returned non-finite eigenvectors; try eigen_solver='dense' "
             "or a larger reg."
         )
     from .lobpcg import subspace_bound
 
-    residuals = residual_norms(M, vectors, values)
+    if not on_workers:
+        residuals = residual_norms(M, vectors, values)
     bound = subspace_bound(values, residuals, n_components)
-    vectors = deterministic_signs(vectors[:, :n_components])
+    if on_workers:  # a dask array, assembled on the workers
+        rows = int(config.get("store.chunk-rows"))
+        vectors = vectors.in_row_order(vectors.signs()[:n_components], rows)
+    else:
+        vectors = deterministic_signs(vectors[:, :n_components])
     beyond = np.c_[values[n_components:], residuals[n_components:]]
     values, residual = values[:n_components], float(residuals[:n_components].max())
     short = _stopped_short(solver, tol, residual, bound)

@@ -24,6 +24,7 @@ from .. import config
 from ..exceptions import FallbackWarning
 from ..tasks import memory
 from . import multigrid, rowblocks
+from .kept import WorkerVectors
 from .lobpcg import LobpcgResult, basis_from_gram, subspace_bound
 from .resident import RangeSetup, ResidentOperator
 from .rowblocks import RowBlocks
@@ -372,7 +373,8 @@ def solve(
                 first_iteration=kept.n_iter, on_iteration=kept, **options,
             )  # fmt: skip
             kept_vectors = rowblocks.combine([X], np.eye(len(theta))[:, : n_components + 1])
-            return LobpcgResult(theta, kept_vectors.gather(), n_iter, bound)
+            vectors = WorkerVectors(kept_vectors, order, problem.times)
+            return LobpcgResult(theta, vectors, n_iter, bound)
         except _worker_lost() as exc:
             if attempt == retries:
                 raise

@@ -69,11 +69,12 @@ def _jsonable(value: Any) -> Any:
 
 def write_embedding(
     path: str | os.PathLike,
-    embedding: np.ndarray,
+    embedding,
     eigenvalues: np.ndarray,
     attributes: Mapping[str, Any],
 ) -> zarr.Group:
-    """Write the embedding into a store (created if needed), marking it complete last.
+    """Write the embedding (an ndarray, or a dask array written by its tasks) into a store
+    (created if needed), marking it complete last.
 
     The ``stages`` checkpoints and a recorded ``sweep`` stay; older results are replaced.
     """
@@ -86,7 +87,10 @@ def write_embedding(
         if name in group:
             del group[name]
     rows = min(config.get("store.chunk-rows"), max(1, embedding.shape[0]))
-    group.create_array(EMBEDDING, data=embedding, chunks=(rows, embedding.shape[1]))
+    if isinstance(embedding, np.ndarray):
+        group.create_array(EMBEDDING, data=embedding, chunks=(rows, embedding.shape[1]))
+    else:  # a dask array: written by the tasks that hold it
+        _store_rows(group, EMBEDDING, embedding, rows)
     group.create_array(EIGENVALUES, data=np.asarray(eigenvalues, dtype=np.float64))
     group.attrs.put({**kept, **_jsonable(dict(attributes)), "complete": False})
     group.attrs["complete"] = True
@@ -224,6 +228,14 @@ def read_embedding(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]
             "written by dasklle); run the embedding again."
         )
     return np.asarray(group[EMBEDDING][...]), attributes
+
+
+def lazy_embedding(path: str | os.PathLike):
+    """The embedding of a store as a dask array read chunk by chunk."""
+    import dask.array as da
+    import zarr
+
+    return da.from_zarr(zarr.open_group(store=os.fspath(path), mode="r")[EMBEDDING])
 
 
 def read_array(path: str | os.PathLike, name: str) -> np.ndarray | None:

@@ -243,6 +243,7 @@ def _solve(fit: Fit) -> eigen.NullSpace:
         neighbors=fit.graph.indices,
         n_graph_components=fit.n_graph_components,
         partial=fit.partial,
+        lazy=fit.resident,  # the vectors too stay on the workers, for the store
     )
 
 
@@ -253,8 +254,13 @@ def _or_inf(bound: float | None) -> float:
 
 def _solve_loaded(fit: Fit, saved: dict) -> eigen.NullSpace:
     info = saved["attributes"]
+    import dask.array as da
+
+    vectors = saved["vectors"]
+    # the fit's rows on the workers: the vectors too are read there
+    vectors = da.from_zarr(vectors) if fit.resident else np.asarray(vectors)
     return eigen.NullSpace(
-        np.asarray(saved["vectors"]),
+        vectors,
         np.asarray(saved["values"]),
         info["solver"],
         info["residual"],
