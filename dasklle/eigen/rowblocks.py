@@ -200,15 +200,17 @@ def column_norms(blocks: RowBlocks) -> np.ndarray:
     return np.sqrt(np.maximum(np.diag(gram(blocks, blocks)), 0.0))
 
 
-def _minus_times(X: list[np.ndarray], Y: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    return (np.hstack(X) if len(X) > 1 else X[0]) - Y @ matrix
+def _minus_times(X: list[np.ndarray], Y: list[np.ndarray], matrix: np.ndarray) -> np.ndarray:
+    return (np.hstack(X) if len(X) > 1 else X[0]) - _stacked_times(Y, matrix)
 
 
-def minus_times(X: RowBlocks | list[RowBlocks], Y: RowBlocks, matrix: np.ndarray) -> RowBlocks:
-    """[X side by side] - Y @ matrix."""
-    X = _listed(X)
-    futures = Y.ranges.map(_minus_times, _per_range(X), Y.futures, matrix=matrix)
-    return Y.like(futures, sum(part.columns for part in X))
+def minus_times(
+    X: RowBlocks | list[RowBlocks], Y: RowBlocks | list[RowBlocks], matrix: np.ndarray
+) -> RowBlocks:
+    """[X side by side] - [Y side by side] @ matrix."""
+    X, Y = _listed(X), _listed(Y)
+    futures = X[0].ranges.map(_minus_times, _per_range(X), _per_range(Y), matrix=matrix)
+    return X[0].like(futures, sum(part.columns for part in X))
 
 
 def map_blocks(function, *parts: RowBlocks | list, **kwargs) -> RowBlocks:

@@ -142,6 +142,10 @@ def _minus_row(block: np.ndarray, row: np.ndarray) -> np.ndarray:
     return block - row[None, :]
 
 
+def _ones(rows: int) -> np.ndarray:
+    return np.ones((rows, 1))
+
+
 class WorkerProblem:
     """M = (I - W)^T (I - W) split into row ranges on the workers, with the two-level
     preconditioner: global Chebyshev smoothing, aggregates within ranges, coarse levels in the
@@ -160,6 +164,8 @@ class WorkerProblem:
         self.client, self.n = client, n
         self.bounds = row_bounds(n, client)
         self.ranges = rowblocks.Ranges.on(client, self.bounds)
+        self.rows = [int(size) for size in np.diff(self.bounds)]  # each range's
+        self.ones = RowBlocks(self.ranges, self.ranges.map(_ones, self.rows), 1)  # the constant
         setup = RangeSetup(self.ranges, M, order)
         self.M = setup.pieces()
         # the preconditioner runs in float32, as in the client (the same iterations)
@@ -229,14 +235,20 @@ class WorkerProblem:
         """X without its component along the constant vector."""
         return rowblocks.map_blocks(_minus_row, X, row=rowblocks.column_sums(X) / self.n)
 
+    def projected_out(self, S: list[RowBlocks], X: RowBlocks) -> RowBlocks:
+        """[S side by side] without its components along X (orthonormal, orthogonal to the
+        constant vector) and along the constant vector: one reduction for both."""
+        coefficients = rowblocks.gram([X, self.ones], S)
+        coefficients[-1] /= self.n  # the constant vector's squared norm
+        return rowblocks.minus_times(S, [X, self.ones], coefficients)
+
     def start(self, X: np.ndarray | RandomStart) -> RowBlocks:
         """The start block on the workers: X scattered, or a RandomStart drawn there."""
         if not isinstance(X, RandomStart):
             return self.scattered(X)
-        rows = [int(size) for size in np.diff(self.bounds)]
-        seeds = [(X.seed, p) for p in range(len(rows))]
+        seeds = [(X.seed, p) for p in range(len(self.rows))]
         return RowBlocks(
-            self.ranges, self.ranges.map(_normal, rows, seeds, columns=X.columns), X.columns
+            self.ranges, self.ranges.map(_normal, self.rows, seeds, columns=X.columns), X.columns
         )
 
     def fresh(self, blocks: RowBlocks) -> RowBlocks:
@@ -300,11 +312,12 @@ def lobpcg_on_workers(
         if bound <= tol or n_iter >= max_iter:
             return theta, X, n_iter, bound
         n_iter += 1
-        S = problem.deflated(problem.precondition(R))
+        S = problem.precondition(R)
         S = [S, P] if P is not None else [S]  # side by side
         for _ in range(2):  # once is not enough near convergence, when S is almost in span X
-            S = rowblocks.minus_times(S, X, rowblocks.gram(X, S))
-            S = rowblocks.combine([S], basis_from_gram(rowblocks.gram(S, S)))
+            S = problem.projected_out(S, X)
+            S = [rowblocks.combine([S], basis_from_gram(rowblocks.gram(S, S)))]
+        S = S[0]
         AS = problem.times(S)
         gram_A, gram = rowblocks.grams(([X, S], [AX, AS]), ([X, S], [X, S]))
         try:
