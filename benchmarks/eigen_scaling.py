@@ -11,7 +11,7 @@ worker count (0: the client) the solve runs ``--iterations`` iterations with ``t
 LocalCluster of single-threaded worker processes and prints, per iteration after the first:
 
 - seconds;
-- tasks (from the scheduler's task stream) against the model's 43 a range and product round
+- tasks (from the scheduler's task stream) against the model's 31 a range and product round
   plus 9 a halo (one halo per source range and other worker, for each of the 9 products);
 - megabytes sent by the workers (to other workers and to the client) against the model's rows
   sent between workers per product times 480 bytes (8 float32 products of 10 columns and one
@@ -31,7 +31,7 @@ import warnings
 import numpy as np
 from eigen_stage import weights
 
-TASKS_PER_RANGE = 43  # map calls of one iteration, reductions included
+TASKS_PER_RANGE = 31  # map calls of one iteration, reductions included
 PRODUCTS = 9  # 2 x 3 Chebyshev steps + 2 residuals in the preconditioner, and A S
 BYTES_PER_SENT_ROW = 8 * 10 * 4 + 20 * 8
 
