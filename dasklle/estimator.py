@@ -109,9 +109,8 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     Attributes
     ----------
     embedding_ : ndarray of shape (n_samples, n_components)
-        When the eigen stage iterates on a cluster's workers and a ``store`` is given, the
-        workers write it there and ``embedding_`` is a dask array reading the store: the client
-        never holds it (``np.asarray`` or ``fit_transform`` bring it into memory).
+        With a ``store`` and the eigen stage on a cluster's workers, a dask array reading the
+        store, which the workers wrote (``np.asarray`` or ``fit_transform`` bring it in).
     reconstruction_error_ : float
         Sum of the kept eigenvalues of M, as scikit-learn defines it.
     eigenvalues_ : ndarray of shape (max(n_components, n_eigenvalues),)
@@ -263,17 +262,12 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self._embedding_index = None
         # M is kept only where it cannot be rebuilt from (neighbor_indices_, weights_).
         self._M = result.M if self.method != "standard" else None
-        embedding = result.embedding
         if self.store is not None:
             params = {k: v for k, v in self.get_params().items() if k != "store"}
             start = time.perf_counter()
             pipeline.write_result(self.store, result, params, fingerprint, source)
             self.timings_["write"] = time.perf_counter() - start
-            if isinstance(embedding, da.Array):  # written by the workers: read where it lies
-                embedding = store.lazy_embedding(self.store)
-        elif isinstance(embedding, da.Array):  # on the workers, with nowhere else to go
-            (embedding,) = compute(embedding)
-        self.embedding_ = embedding
+        self.embedding_ = pipeline.kept_embedding(result.embedding, self.store)
 
     def _check_store(self, array: da.Array) -> str | None:
         """The input's fingerprint, once the store is known to be a place fit may write to."""

@@ -78,18 +78,11 @@ def bottom_eigenvectors(
             checkpoint(n_iter, lambda: saved_state(current, order))
 
     if client is not None:
-        from distributed import span
-
-        from . import workers
-
-        # one span for the whole solve: the scheduler opens a new one, and keeps it for good,
-        # whenever tasks arrive after the cluster went idle (every round trip of an iteration)
-        with span("dasklle-eigen"):
-            result = workers.solve(
-                client, resident, order, X, n_components, tol=tol, max_iter=max_iter, rng=rng,
-                on_iteration=report, first_iteration=first_iteration,
-                source=None if resident is M else M, reload=_reload(checkpoint, order),
-            )  # fmt: skip
+        result = _on_workers_solved(
+            client, resident, order, X, n_components, tol=tol, max_iter=max_iter, rng=rng,
+            on_iteration=report, first_iteration=first_iteration,
+            source=None if resident is M else M, reload=_reload(checkpoint, order),
+        )  # fmt: skip
     else:
         with threadpool_limits(limits=1, user_api="blas"):  # BLAS on one thread
             ordered, graph = _permuted(M, graph, order)
@@ -105,6 +98,17 @@ def bottom_eigenvectors(
         result.vectors = _unpermuted(result.vectors, order)
     result.values = result.values[: result.vectors.shape[1]]
     return result
+
+
+def _on_workers_solved(*args, **kwargs):
+    """``workers.solve`` in one span: the scheduler opens a new one, and keeps it for good,
+    whenever tasks arrive after the cluster went idle (every round trip of an iteration)."""
+    from distributed import span
+
+    from . import workers
+
+    with span("dasklle-eigen"):
+        return workers.solve(*args, **kwargs)
 
 
 def _on_workers(M, client, rng):

@@ -246,8 +246,7 @@ def null_space(
     n_graph_components : connected components of the neighbor graph, if the caller has counted
         them (``factored`` needs one); counted here otherwise
     partial : optional PartialState where ``amg`` keeps its iteration's state and resumes it
-    lazy : with the iteration on the workers, return the vectors as a dask array of blocks held
-        there (live while the client is) instead of gathering them
+    lazy : vectors from the workers left there, as a dask array (live with the client)
 
     Returns
     -------

@@ -10,6 +10,7 @@ from .fit import (
     check_connected,
     fit_lle,
     input_fingerprint,
+    kept_embedding,
     store_attributes,
     write_result,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "cost_operator",
     "fit_lle",
     "input_fingerprint",
+    "kept_embedding",
     "local_fit",
     "neighbor_graph",
     "store_attributes",

@@ -231,3 +231,16 @@ def write_result(path, result: LLEResult, parameters: dict[str, Any], fingerprin
     attributes = store_attributes(result, parameters)
     attributes.update(input_fingerprint=fingerprint, input=source)
     store.write_embedding(path, result.embedding, result.eigenvalues, attributes)
+
+
+def kept_embedding(embedding, path):
+    """The embedding a fit keeps: one left on the workers is read from the store they wrote it
+    to (at ``path``), or gathered when there is none."""
+    if isinstance(embedding, np.ndarray):
+        return embedding
+    if path is not None:
+        from ..io.store import lazy_embedding
+
+        return lazy_embedding(path)
+    (embedding,) = progress.compute(embedding)
+    return embedding
