@@ -118,3 +118,9 @@ def test_a_fit_solved_on_the_workers_keeps_its_rows_there(client, data, tmp_path
     assert isinstance(again.neighbor_indices_, da.Array) and isinstance(again.embedding_, da.Array)
     np.testing.assert_array_equal(np.asarray(again.neighbor_indices_), here.neighbor_indices_)
     np.testing.assert_array_equal(resumed, found)
+    # without a store, the vectors are gathered: an ndarray, the same embedding
+    alone = LocallyLinearEmbedding(**OPTIONS)
+    with dask.config.set({**PARTITIONED, "dasklle.eigen.placement": "workers"}):
+        alone.fit(data)
+    assert isinstance(alone.embedding_, np.ndarray) and alone.eigen_placement_ == "workers"
+    np.testing.assert_allclose(alone.embedding_, found, atol=1e-6 * np.abs(found).max())
