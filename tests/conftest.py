@@ -10,6 +10,20 @@ import scipy.linalg
 from sklearn.datasets import load_digits, make_s_curve, make_swiss_roll
 
 
+def only_single_vectors_gathered(monkeypatch) -> None:
+    """Makes the worker solve fail if it gathers an (n, columns) block or its vectors into this
+    process: single vectors (the spectral radius' Lanczos vectors in the setup) may pass."""
+    from dasklle.eigen.rowblocks import RowBlocks
+
+    gather = RowBlocks.gather
+
+    def refused(blocks):
+        assert blocks.columns == 1, "an n-row block was gathered into the client"
+        return gather(blocks)
+
+    monkeypatch.setattr(RowBlocks, "gather", refused)
+
+
 def max_sine(A: np.ndarray, B: np.ndarray) -> float:
     """Sine of the largest principal angle between the column spaces of A and B, both centred.
 

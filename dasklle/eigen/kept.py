@@ -61,9 +61,8 @@ class WorkerVectors:
         n, columns = len(self.order), len(scale)
         position = np.empty(n, dtype=np.int64)  # the ordered row of each of M's rows
         position[self.order] = np.arange(n)
-        starts = list(range(0, n, chunk_rows))
         owners, locals_, places, sizes = [], [], [], []
-        for start in starts:
+        for start in range(0, n, chunk_rows):
             wanted = position[start : start + chunk_rows]
             owner = np.searchsorted(bounds, wanted, side="right") - 1
             found = [(p, np.flatnonzero(owner == p)) for p in np.unique(owner)]
@@ -96,12 +95,11 @@ class WorkerVectors:
 
 def _largest(block: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Per column: the largest magnitude, the first of M's rows holding it, and its sign."""
+    out = np.tile([-1.0, np.inf, 1.0], (block.shape[1], 1))  # an empty range: never chosen
+    if not len(block):
+        return out
     magnitude = np.abs(block)
-    out = np.zeros((block.shape[1], 3))
     for c in range(block.shape[1]):
-        if not len(block):
-            out[c] = (-1.0, np.inf, 1.0)
-            continue
         top = magnitude[:, c].max()
         hits = np.flatnonzero(magnitude[:, c] == top)
         first = hits[np.argmin(rows[hits])]

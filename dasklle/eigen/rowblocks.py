@@ -121,8 +121,8 @@ class RowBlocks:
         )
 
     def gather(self) -> np.ndarray:
-        """The whole array in the client (a kept block without a store, the final vectors),
-        gathered once however often it is asked for."""
+        """The whole array in the client (a kept block without a store, the spectral radius'
+        vectors), gathered once however often it is asked for."""
         if self._gathered is None:
             self._gathered = np.vstack(self.client.gather(self.futures))
         return self._gathered

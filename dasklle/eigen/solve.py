@@ -380,24 +380,18 @@ def _checked(
     """The NullSpace of the n_components lowest pairs, with fixed signs, their measured residual
     and the bound on their subspace's error from the next pair; refuses non-finite vectors and
     warns when an iterative solver stopped short (``_stopped_short``)."""
-    on_workers = isinstance(vectors, WorkerVectors)
-    residuals = vectors.residual_norms(values) if on_workers else None
-    finite = np.all(np.isfinite(residuals)) if on_workers else np.all(np.isfinite(vectors))
-    if not finite:
-        raise ValueError(
-            f"eigen_solver={solver!r} returned non-finite eigenvectors; try eigen_solver='dense' "
-            "or a larger reg."
-        )
     from .lobpcg import subspace_bound
 
-    if not on_workers:
-        residuals = residual_norms(M, vectors, values)
-    bound = subspace_bound(values, residuals, n_components)
-    if on_workers:  # a dask array, assembled on the workers
+    if isinstance(vectors, WorkerVectors):  # reduced where they lie; a dask array comes back
+        residuals = vectors.residual_norms(values)  # NaN for a vector that is not finite
+        _refuse_non_finite(residuals, solver)
         rows = int(config.get("store.chunk-rows"))
         vectors = vectors.in_row_order(vectors.signs()[:n_components], rows)
     else:
+        _refuse_non_finite(vectors, solver)
+        residuals = residual_norms(M, vectors, values)
         vectors = deterministic_signs(vectors[:, :n_components])
+    bound = subspace_bound(values, residuals, n_components)
     beyond = np.c_[values[n_components:], residuals[n_components:]]
     values, residual = values[:n_components], float(residuals[:n_components].max())
     short = _stopped_short(solver, tol, residual, bound)
@@ -412,6 +406,14 @@ def _checked(
             stacklevel=2,
         )
     return NullSpace(vectors, values, solver, residual, n_iter, bound, tol, beyond=beyond)
+
+
+def _refuse_non_finite(values: np.ndarray, solver: str) -> None:
+    if not np.all(np.isfinite(values)):
+        raise ValueError(
+            f"eigen_solver={solver!r} returned non-finite eigenvectors; try eigen_solver='dense' "
+            "or a larger reg."
+        )
 
 
 def _stopped_short(solver: str, tol: float, residual: float, bound: float) -> str:

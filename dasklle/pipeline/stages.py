@@ -253,9 +253,9 @@ def _or_inf(bound: float | None) -> float:
 
 
 def _solve_loaded(fit: Fit, saved: dict) -> eigen.NullSpace:
-    info = saved["attributes"]
     import dask.array as da
 
+    info = saved["attributes"]
     vectors = saved["vectors"]
     # the fit's rows on the workers: the vectors too are read there
     vectors = da.from_zarr(vectors) if fit.resident else np.asarray(vectors)

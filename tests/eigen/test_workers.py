@@ -15,7 +15,7 @@ from dasklle.eigen.placement import choose_placement
 from dasklle.eigen.resident import ResidentOperator
 from dasklle.exceptions import FallbackWarning
 
-from ..conftest import manifold, max_sine
+from ..conftest import manifold, max_sine, only_single_vectors_gathered
 from .conftest import cost_operator, lle_weight_matrix
 
 # converged to a bound of 1e-6 on the sine, both placements lie within 1e-6 of LAPACK
@@ -186,21 +186,12 @@ def test_a_worker_lost_mid_solve_starts_again_from_the_stores_block(problem, mon
     from dasklle.pipeline.runner import PartialState
 
     # with a store, the block is saved there by the workers and never kept in this process
-    monkeypatch.setattr(rowblocks.RowBlocks, "gather", _gathered_only_at_the_end)
+    only_single_vectors_gathered(monkeypatch)
     partial = PartialState(Checkpoints(tmp_path / "fit.zarr"), "eigen", "input")
     with pytest.warns(FallbackWarning, match="worker was lost.*from iteration 6"):
         result, dense = _solve_hit_at_iteration_6(problem, monkeypatch, _kill, partial)
     assert result.n_iter > 6 and partial.load()["attributes"]["progress"] >= 6
     assert max_sine(result.vectors, dense.vectors) <= PLACEMENT_MAX_SINE
-
-
-_gather = rowblocks.RowBlocks.gather
-
-
-def _gathered_only_at_the_end(blocks):
-    # the spectral radius' vectors and the final 2 + 1: never an iteration's block of 10
-    assert blocks.columns <= 3, "an iteration's block was gathered"
-    return _gather(blocks)
 
 
 def test_a_worker_retired_mid_solve_hands_its_ranges_over(problem, monkeypatch):

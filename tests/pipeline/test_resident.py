@@ -1,9 +1,6 @@
 """A fit whose eigen stage iterates on the workers keeps its neighbor lists, weights and B
 there: the same results as a fit in this process, saved to and resumed from a store."""
 
-from contextlib import contextmanager
-from unittest import mock
-
 import dask
 import dask.array as da
 import numpy as np
@@ -17,7 +14,7 @@ from dasklle.eigen.resident import ResidentOperator
 from dasklle.eigen.rowblocks import RowBlocks
 from dasklle.io.store import read_embedding
 
-from ..conftest import manifold, max_sine
+from ..conftest import manifold, max_sine, only_single_vectors_gathered
 
 # the partitioned search from 300 rows on
 PARTITIONED = {"dasklle.neighbors.projected-brute-max-rows": 300}
@@ -46,20 +43,6 @@ def test_B_on_the_workers_is_the_operator_in_the_client(client):
     # a solve's setup reads the held rows without changing them
     workers.WorkerProblem(client, built[1], np.arange(n)[::-1].copy(), rng)
     assert abs(built[1].gather().B - M.B).max() == 0
-
-
-@contextmanager
-def no_block_gathered():
-    """Fails whatever gathers an (n, columns) block of the solve or its vectors into this
-    process (single vectors, the spectral radius' Lanczos vectors in the setup, may pass)."""
-    gather = RowBlocks.gather
-
-    def refused(self):
-        assert self.columns == 1, "an n-row block was gathered into the client"
-        return gather(self)
-
-    with mock.patch.object(RowBlocks, "gather", refused):
-        yield
 
 
 def test_vectors_left_on_the_workers_reach_the_rows_order_with_their_signs(client):
@@ -92,13 +75,14 @@ OPTIONS = dict(
 )  # fmt: skip
 
 
-def test_a_fit_solved_on_the_workers_keeps_its_rows_there(client, data, tmp_path):
+def test_a_fit_solved_on_the_workers_keeps_its_rows_there(client, data, tmp_path, monkeypatch):
     here = LocallyLinearEmbedding(**OPTIONS)
     with dask.config.set({**PARTITIONED, "dasklle.eigen.placement": "client"}):
         expected = here.fit_transform(data)
     there = LocallyLinearEmbedding(store=tmp_path / "fit.zarr", **OPTIONS)
     with dask.config.set({**PARTITIONED, "dasklle.eigen.placement": "workers"}):
-        with no_block_gathered():
+        with monkeypatch.context() as guarded:
+            only_single_vectors_gathered(guarded)
             there.fit(data)
     found = np.asarray(there.embedding_)
     assert here.eigen_placement_ == "client" and there.eigen_placement_ == "workers"
