@@ -17,9 +17,8 @@ def choose_placement(solver: str, M) -> tuple[str, object]:
 
     ``"auto"`` places it on the workers of the current distributed client, when M is a
     CostOperator or a ResidentOperator (the standard method), from ``eigen.workers-min-rows``
-    rows on, or when the solve would hold more than a worker may or more than half of this
-    machine's available memory (``_large``); below, this process is faster
-    (docs/design/eigen.md).
+    rows on or when the solve would take more than half of this machine's available memory
+    (``client_bytes``); below, this process is faster (docs/design/eigen.md).
     """
     from ..tasks.progress import distributed_client
 
@@ -38,35 +37,25 @@ def choose_placement(solver: str, M) -> tuple[str, object]:
             stacklevel=4,
         )
         return "client", None
-    asked = _resolved(M.shape[0], client if possible else None)
+    asked = _resolved(M.shape[0], possible)
     return asked, (client if asked == "workers" else None)
 
 
-def _resolved(n: int, client) -> str:
-    """``eigen.placement`` for n rows, ``"auto"`` resolved; ``client``: the distributed client
-    a solve on the workers would run on, None where it could not run."""
+def _resolved(n: int, possible: bool) -> str:
+    """``eigen.placement`` for n rows, ``"auto"`` resolved; ``possible``: whether a solve on
+    the workers could run."""
     asked = config.get("eigen.placement")
-    if client is None:
-        return "client"
-    return ("workers" if _large(n, client) else "client") if asked == "auto" else asked
+    if asked == "auto":
+        return "workers" if possible and _large(n) else "client"
+    return asked if possible else "client"
 
 
-def _large(n: int, client) -> bool:
-    """Whether ``"auto"`` places an ``amg`` solve of n rows on the workers: from the rows where
-    they iterate as fast as this process, or when this process would hold more than one of
-    the cluster's workers may (its processes are sized by that limit) or more than half of
-    this machine's available memory."""
+def _large(n: int) -> bool:
+    """Whether ``"auto"`` places an ``amg`` solve of n rows on the workers."""
     import psutil
 
-    held = client_bytes(n)
-    too_big = held > min(psutil.virtual_memory().available / 2, _worker_limit(client))
+    too_big = client_bytes(n) > psutil.virtual_memory().available / 2
     return n >= config.get("eigen.workers-min-rows") or too_big
-
-
-def _worker_limit(client) -> float:
-    """The smallest memory limit of the client's workers (infinite where none is set)."""
-    limits = [w.get("memory_limit") for w in client.scheduler_info()["workers"].values()]
-    return min((limit for limit in limits if limit), default=float("inf"))
 
 
 def places_on_workers(solver: str, shape: tuple, n_components: int, method: str) -> bool:
@@ -78,7 +67,7 @@ def places_on_workers(solver: str, shape: tuple, n_components: int, method: str)
     n, n_features = shape
     amg = choose_solver(solver, n, n_features=n_features) == "amg"
     possible = method == "standard" and amg and n >= min_rows(n_components)
-    return _resolved(n, distributed_client() if possible else None) == "workers"
+    return _resolved(n, possible and distributed_client() is not None) == "workers"
 
 
 def min_rows(n_components: int) -> int:

@@ -79,14 +79,6 @@ def test_auto_places_large_problems_on_the_workers(client, problem, monkeypatch)
     with monkeypatch.context() as patch:
         patch.setattr(placements, "client_bytes", lambda n: 2**62)
         assert choose_placement("amg", M)[0] == "workers"
-    # and so does one that would hold more than a worker of the cluster may (2 GiB here)
-    limit = min(w["memory_limit"] for w in client.scheduler_info()["workers"].values())
-    for held, where in ((limit - 1, "client"), (limit + 1, "workers")):
-        with monkeypatch.context() as patch:
-            patch.setattr(placements, "client_bytes", lambda n, held=held: held)
-            assert choose_placement("amg", M)[0] == where
-            shape, method = (M.shape[0], 784), "standard"
-            assert placements.places_on_workers("amg", shape, 2, method) == (where == "workers")
 
 
 def test_workers_without_a_cluster_run_in_the_client_and_say_so(problem):
