@@ -1,4 +1,5 @@
-"""The ``"amg"`` eigen solver: block LOBPCG preconditioned by one multigrid V-cycle.
+"""The ``"amg"`` eigen solver: block LOBPCG preconditioned, in this process, by solves with B and
+B^T (``inverse``, ``eigen.preconditioner``), or by one multigrid cycle for M (on the workers).
 
 The rows are put in reverse Cuthill-McKee order (the products then read memory in order), the
 hierarchy is built on M shifted by ``eigen.shift-fraction`` of its mean diagonal (M itself is
@@ -196,8 +197,26 @@ def _permuted(M, graph, order: np.ndarray):
     return M, graph
 
 
-def _preconditioner(M, graph, rng) -> multigrid.BlockVCycle:
-    """The multigrid cycle of M + shift * I."""
+def inverts(M, graph) -> bool:
+    """Whether the iteration in this process is preconditioned by solves with B and B^T
+    (``inverse.InverseOfM``): M given through B and the kNN graph for the aggregates."""
+    inverse = config.get("eigen.preconditioner") == "inverse"
+    return inverse and isinstance(M, CostOperator) and graph is not None
+
+
+def block_size(n_components: int, M, neighbors, client) -> int:
+    """LOBPCG's block: the wanted vectors and a few more, fewer with the inverse."""
+    inverse = client is None and inverts(M, neighbors)
+    extra = "inverse-extra-vectors" if inverse else "lobpcg-extra-vectors"
+    return n_components + config.get(f"eigen.{extra}")
+
+
+def _preconditioner(M, graph, rng):
+    """Solves with B and B^T (``inverts``), or else the multigrid cycle of M + shift * I."""
+    if inverts(M, graph):
+        from .inverse import InverseOfM
+
+        return InverseOfM(M.B, graph, rng)
     shift = float(config.get("eigen.shift-fraction")) * float(M.diagonal().mean())
     if isinstance(M, CostOperator):
         return multigrid.build_preconditioner(M.with_shift(shift), graph, rng)

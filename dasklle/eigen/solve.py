@@ -4,9 +4,9 @@
 sparse LU of M (scikit-learn's algorithm). ``factored`` is the same shift-invert through a sparse
 LU of I - W (``factored``; standard method on a connected graph, else ``arpack``). ``lobpcg`` is
 scipy's LOBPCG with the constant vector deflated and no preconditioner; ``amg`` is dasklle's block
-LOBPCG with a block multigrid preconditioner (``amg``). Every run reports the largest residual
-|M v - lambda v| of the returned vectors and which solver actually ran. Why ``"auto"`` chooses
-as it does: docs/design/eigen.md.
+LOBPCG preconditioned by multigrid (``amg``: solves with I - W, or a cycle for M). Every run
+reports the largest residual |M v - lambda v| of the returned vectors and which solver actually
+ran. Why ``"auto"`` chooses as it does: docs/design/eigen.md.
 """
 
 from __future__ import annotations
@@ -261,6 +261,8 @@ def null_space(
     n_iter = None
     block = n_components + config.get("eigen.lobpcg-extra-vectors")
     solver, M, placement, client = _runnable(solver, M, n_components)
+    if solver == "amg":
+        block = amg.block_size(n_components, M, neighbors, client)
     asked = tol, max_iter
     if solver == "factored":
         tol, max_iter = tolerances(solver, *asked)

@@ -12,7 +12,7 @@ from .conftest import ITERATIVE_MAX_SINE, lle_cost_matrix, lle_weight_matrix
 
 
 def test_amg_on_a_larger_problem_uses_its_hierarchy_and_matches_dense():
-    """Above the coarsest size (configured down), the V-cycle has two levels and LOBPCG still
+    """Above the coarsest size (configured down), the V-cycle for M has two levels and LOBPCG still
     reaches the dense answer; with and without the kNN graph for the aggregates, and with M
     given as the matrix-free CostOperator."""
     W, indices = lle_weight_matrix(manifold("digits", 1500), 10)
@@ -30,7 +30,9 @@ def test_amg_on_a_larger_problem_uses_its_hierarchy_and_matches_dense():
 
         with (
             pytest.MonkeyPatch.context() as patch,
-            dask.config.set({"dasklle.eigen.coarsest-rows": 300}),
+            dask.config.set(
+                {"dasklle.eigen.coarsest-rows": 300, "dasklle.eigen.preconditioner": "cycle"}
+            ),
         ):
             patch.setattr(multigrid, "build_preconditioner", spy)
             found = null_space(
@@ -64,7 +66,8 @@ def test_the_k_cycle_stays_finite_on_nearly_solved_columns():
     W, indices = lle_weight_matrix(manifold("swiss_roll", 1500), 10)
     M, graph = cost_matrix(W), multigrid.knn_graph(indices, 1500)
     M, graph = _permuted(M, graph, _order(M, graph))
-    with dask.config.set({"dasklle.eigen.coarsest-rows": 20}):
+    settings = {"dasklle.eigen.coarsest-rows": 20, "dasklle.eigen.preconditioner": "cycle"}
+    with dask.config.set(settings):
         cycle = _preconditioner(M, graph, np.random.default_rng(0))
     assert cycle.krylov and len(cycle.sizes) >= 3  # a level that takes the K-cycle's steps
     block = np.random.default_rng(1).standard_normal((1500, 4))

@@ -1,0 +1,182 @@
+"""An approximate M^+ as the preconditioner of ``"amg"`` in this process (``eigen.preconditioner``
+= ``"inverse"``).
+
+M = B^T B with B = I - W, so M^+ r = B^+ (B^T)^+ r for r orthogonal to the constant vector:
+two linear solves, each by GMRES on all the block's columns at once, preconditioned by an
+aggregation V-cycle for B itself (or B^T) over the kNN graph's aggregates. A cycle for M cannot
+resolve M's bottom modes (M acts like a fourth-order operator, its wanted eigenvalues fall as
+about n^-1.9), so LOBPCG with it needs more iterations the more points there are; solved to a
+relative residual of ``eigen.inverse-tol``, these solves leave LOBPCG about the same few
+iterations at every n (docs/design/eigen.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+import scipy.sparse.linalg as sla
+
+from .. import config
+from . import multigrid
+
+SHIFT = 1e-9  # makes the coarsest level (singular, as B) factorisable
+
+
+class CycleForB:
+    """A V-cycle for B (``transpose``: for B^T) over aggregates of the kNN graph: damped Jacobi
+    smoothing, Galerkin coarse levels P^T A P, the first with at most ``eigen.inverse-coarse-rows``
+    rows solved by a sparse LU (an exact coarse solve: a third level costs 2.5x the time)."""
+
+    def __init__(self, B, graph, rng, sweeps: int = 2):
+        self.sweeps = sweeps
+        self.B = sp.csr_array(B).tocsr()
+        self.BT = sp.csr_array(self.B.T).tocsr()
+        self.operators, self.prolongators = [self.B], []
+        coarsest_rows = config.get("eigen.inverse-coarse-rows")
+        while len(self.operators) == 1 or self.operators[-1].shape[0] > coarsest_rows:
+            P = multigrid.aggregation(graph)
+            if P.shape[1] >= 0.8 * P.shape[0]:  # the graph no longer coarsens
+                break
+            self.prolongators.append(P)
+            self.operators.append(sp.csr_array(P.T @ self.operators[-1] @ P).tocsr())
+            graph = multigrid.coarse_graph(graph, P)
+        self.damping = [_damping(A, rng) for A in self.operators[:-1]]
+        coarsest = self.operators.pop()
+        shift = SHIFT * np.abs(coarsest.diagonal()).mean()
+        self.coarsest = sla.splu(sp.csc_matrix(coarsest + shift * sp.eye_array(coarsest.shape[0])))
+        self.transposed = [self.BT] + [sp.csr_array(A.T).tocsr() for A in self.operators[1:]]
+
+    def __call__(self, b: np.ndarray, transpose: bool = False) -> np.ndarray:
+        return self._cycle(0, b, transpose)
+
+    def _cycle(self, level: int, b: np.ndarray, transpose: bool) -> np.ndarray:
+        if level == len(self.prolongators):
+            return self.coarsest.solve(np.asarray(b, order="F"), "T" if transpose else "N")
+        A = self.transposed[level] if transpose else self.operators[level]
+        weights = self.damping[level]
+        x = weights * b
+        for _ in range(self.sweeps - 1):
+            x += weights * (b - A @ x)
+        P = self.prolongators[level]
+        x += P @ self._cycle(level + 1, P.T @ (b - A @ x), transpose)
+        for _ in range(self.sweeps):
+            x += weights * (b - A @ x)
+        return x
+
+
+def _damping(A, rng) -> np.ndarray:
+    """Jacobi's weights omega / diag(A), omega = 1 / |lambda_max(D^-1 A)| (from ARPACK, seeded)."""
+    inverse_diagonal = 1.0 / A.diagonal()
+    scaled = sp.diags_array(inverse_diagonal) @ A
+    start = rng.standard_normal(A.shape[0])
+    largest = sla.eigs(scaled, k=1, which="LM", v0=start, tol=1e-2, return_eigenvectors=False)
+    return (inverse_diagonal / (1.05 * abs(largest[0])))[:, None]
+
+
+def gmres(A, precondition, b: np.ndarray, rtol: float, restart: int, max_restarts: int):
+    """x with |b - A x| <= rtol |b| in each column (or the restarts spent): right-preconditioned
+    GMRES on all columns at once, each with its own Krylov basis (in b's dtype) and Givens
+    rotations.
+
+    ``A(X)`` and ``precondition(X)`` act on (n, c) blocks; the preconditioner must be linear.
+    """
+    n, c = b.shape
+    x = np.zeros_like(b)
+    norms = np.linalg.norm(b, axis=0)
+    for _ in range(max_restarts):
+        r = b - A(x) if x.any() else b.copy()
+        beta = np.linalg.norm(r, axis=0)
+        if np.all(beta <= rtol * norms):
+            break
+        V, H, g = _arnoldi(A, precondition, r, beta, rtol * norms, restart)
+        steps = H.shape[2]
+        y = np.zeros((steps, c), b.dtype)
+        for k in range(c):
+            diagonal = np.diagonal(H[k])[:steps]
+            used = steps if diagonal.all() else int(np.argmin(diagonal != 0))  # to a breakdown
+            y[:used, k] = scipy.linalg.solve_triangular(H[k][:used, :used], g[k][:used])
+        x += precondition(np.einsum("cjn,jc->nc", V[:, :steps], y))
+    return x
+
+
+def _arnoldi(A, precondition, r, beta, targets, restart: int):
+    """The Krylov basis of the preconditioned operator from r, column by column, with the Givens
+    rotations applied to the Hessenberg matrices (triangular) and to beta e_1 (g)."""
+    n, c = r.shape
+    V = np.zeros((c, restart + 1, n), r.dtype)  # each column's basis contiguous, for BLAS
+    V[:, 0] = (r / np.where(beta > 0, beta, 1.0)).T
+    H = np.zeros((c, restart + 1, restart))
+    g = np.zeros((c, restart + 1))
+    g[:, 0] = beta
+    rotations = np.zeros((c, restart, 2))
+    for j in range(restart):
+        w = np.ascontiguousarray(A(precondition(np.ascontiguousarray(V[:, j].T))).T)
+        for k in range(c):
+            basis = V[k, : j + 1]
+            for _ in range(2):  # classical Gram-Schmidt, twice
+                h = basis @ w[k]
+                w[k] -= h @ basis
+                H[k, : j + 1, j] += h
+        size = np.linalg.norm(w, axis=1)
+        H[:, j + 1, j] = size
+        V[:, j + 1] = w / np.where(size > 0, size, 1)[:, None]
+        for k in range(c):
+            _rotate(H[k], g[k], rotations[k], j)
+        if np.all(np.abs(g[:, j + 1]) <= targets):
+            return V, H[:, : j + 2, : j + 1], g
+    return V, H, g
+
+
+def _rotate(H: np.ndarray, g: np.ndarray, rotations: np.ndarray, j: int) -> None:
+    """Applies the earlier Givens rotations to H's column j, then the one that zeroes H[j+1, j]."""
+    for i in range(j):
+        cos, sin = rotations[i]
+        H[i, j], H[i + 1, j] = cos * H[i, j] + sin * H[i + 1, j], -sin * H[i, j] + cos * H[i + 1, j]
+    radius = np.hypot(H[j, j], H[j + 1, j])
+    cos, sin = (H[j, j] / radius, H[j + 1, j] / radius) if radius > 0 else (1.0, 0.0)
+    rotations[j] = cos, sin
+    H[j, j], H[j + 1, j] = radius, 0.0
+    g[j], g[j + 1] = cos * g[j], -sin * g[j]
+
+
+class InverseOfM:
+    """Z ~ M^+ R for blocks R, through B^+ (B^T)^+ (see the module's docstring), in float64 (in
+    float32 the solves with B diverge); the columns are solved in groups whose Krylov bases fit
+    ``eigen.inverse-basis-bytes``."""
+
+    RESTART = 40
+
+    def __init__(self, B, graph, rng):
+        self.cycle = CycleForB(B, graph, rng)
+        self.B, self.BT = self.cycle.B, self.cycle.BT
+        self.rtol = config.get("eigen.inverse-tol")
+        per_column = (self.RESTART + 1) * B.shape[0] * 8
+        self.group = max(1, config.get_bytes("eigen.inverse-basis-bytes") // per_column)
+        self.left_null = self._left_null(rng)
+
+    def _solve(self, b: np.ndarray, transpose: bool, rtol: float, restarts: int = 4):
+        A = self.BT if transpose else self.B
+        out = np.empty_like(b)
+        for start in range(0, b.shape[1], self.group):
+            columns = slice(start, start + self.group)
+            out[:, columns] = gmres(
+                lambda X: A @ X, lambda X: self.cycle(X, transpose), b[:, columns], rtol,
+                restart=self.RESTART, max_restarts=restarts,
+            )  # fmt: skip
+        return out
+
+    def _left_null(self, rng) -> np.ndarray:
+        """u with B^T u = 0 (B's range is orthogonal to it): a random start corrected by a
+        consistent solve, B^T d = -B^T start (a system without a solution, as in inverse
+        iteration, leaves GMRES' answer 1e-4..1e-2 off)."""
+        start = rng.standard_normal((self.B.shape[0], 1))
+        u = start + self._solve(-(self.BT @ start), True, 1e-10, restarts=10)
+        return u / np.linalg.norm(u)
+
+    def __call__(self, R: np.ndarray) -> np.ndarray:
+        r = R - R.mean(axis=0)  # B^T y = r needs r orthogonal to 1
+        y = self._solve(r, True, self.rtol)
+        y -= self.left_null @ (self.left_null.T @ y)  # and B z = y needs y orthogonal to u
+        z = self._solve(y, False, self.rtol)
+        return z - z.mean(axis=0)
