@@ -34,6 +34,7 @@ def bottom_eigenvectors(
     first_iteration: int = 0,
     checkpoint=None,
     client=None,
+    inverse: bool = False,
 ) -> LobpcgResult:
     """The n_components eigenpairs of M above the constant vector, and the next pair.
 
@@ -56,6 +57,8 @@ def bottom_eigenvectors(
         starts again from what it loads, not from a block kept in this process
     client : a distributed Client to iterate on its workers (M a CostOperator, scattered there
         in row chunks, or a ``resident.ResidentOperator``), or None
+    inverse : in this process, precondition by solves with B and B^T (``inverts``), not by a
+        cycle for M
 
     Returns
     -------
@@ -87,7 +90,7 @@ def bottom_eigenvectors(
     else:
         with threadpool_limits(limits=1, user_api="blas"):  # BLAS on one thread
             ordered, graph = _permuted(M, graph, order)
-            preconditioner = _preconditioner(ordered, graph, rng)
+            preconditioner = _preconditioner(ordered, graph, rng, inverse)
             del graph  # the iterations need only the hierarchy built on it
             result = _in_process(
                 ordered, preconditioner, X, n_wanted=n_components, tol=tol,
@@ -197,23 +200,24 @@ def _permuted(M, graph, order: np.ndarray):
     return M, graph
 
 
-def inverts(M, graph) -> bool:
+def inverts(M, neighbors, n_graph_components: int | None = None) -> bool:
     """Whether the iteration in this process is preconditioned by solves with B and B^T
-    (``inverse.InverseOfM``): M given through B and the kNN graph for the aggregates."""
-    inverse = config.get("eigen.preconditioner") == "inverse"
-    return inverse and isinstance(M, CostOperator) and graph is not None
+    (``inverse.InverseOfM``): M given through B, the kNN graph for the aggregates, and that graph
+    connected (one left null vector of B; components are counted when not given)."""
+    if config.get("eigen.preconditioner") != "inverse" or neighbors is None:
+        return False
+    if not isinstance(M, CostOperator):
+        return False
+    if n_graph_components is None:
+        from .factored import graph_components
+
+        n_graph_components = graph_components(M.B)
+    return n_graph_components == 1
 
 
-def block_size(n_components: int, M, neighbors, client) -> int:
-    """LOBPCG's block: the wanted vectors and a few more, fewer with the inverse."""
-    inverse = client is None and inverts(M, neighbors)
-    extra = "inverse-extra-vectors" if inverse else "lobpcg-extra-vectors"
-    return n_components + config.get(f"eigen.{extra}")
-
-
-def _preconditioner(M, graph, rng):
-    """Solves with B and B^T (``inverts``), or else the multigrid cycle of M + shift * I."""
-    if inverts(M, graph):
+def _preconditioner(M, graph, rng, inverse: bool = False):
+    """Solves with B and B^T (``inverse``), or else the multigrid cycle of M + shift * I."""
+    if inverse:
         from .inverse import InverseOfM
 
         return InverseOfM(M.B, graph, rng)

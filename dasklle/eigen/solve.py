@@ -170,7 +170,7 @@ def _lobpcg(M, n_components, block, tol, max_iter, rng, verbose: bool = False):
     return values[order], vectors[:, order], iterations.iterations
 
 
-def _amg(M, n_components, block, tol, max_iter, rng, verbose, neighbors, partial, client):
+def _amg(M, n_components, block, tol, max_iter, rng, verbose, neighbors, partial, client, inverse):
     """dasklle's block LOBPCG with the multigrid preconditioner (``amg``), resumed from the
     state ``partial`` holds and saving its state there every ``eigen.checkpoint-interval``."""
     iterations = progress.IterationLog("amg", verbose, "subspace error bound")
@@ -191,6 +191,7 @@ def _amg(M, n_components, block, tol, max_iter, rng, verbose, neighbors, partial
         first_iteration=first,
         checkpoint=_Checkpointer(partial) if partial is not None else None,
         client=client,
+        inverse=inverse,
     )
     return result.values, result.vectors, result.n_iter
 
@@ -261,8 +262,9 @@ def null_space(
     n_iter = None
     block = n_components + config.get("eigen.lobpcg-extra-vectors")
     solver, M, placement, client = _runnable(solver, M, n_components)
-    if solver == "amg":
-        block = amg.block_size(n_components, M, neighbors, client)
+    inverse = solver == "amg" and client is None and amg.inverts(M, neighbors, n_graph_components)
+    if inverse:  # an accurate preconditioner: no need of the wide block of the cycle for M
+        block = n_components + config.get("eigen.inverse-extra-vectors")
     asked = tol, max_iter
     if solver == "factored":
         tol, max_iter = tolerances(solver, *asked)
@@ -286,7 +288,7 @@ def null_space(
             )
     elif solver == "amg":
         values, vectors, n_iter = _amg(
-            M, n_components, block, tol, max_iter, rng, verbose, neighbors, partial, client
+            M, n_components, block, tol, max_iter, rng, verbose, neighbors, partial, client, inverse
         )
     else:
         values, vectors, n_iter = _lobpcg(M, n_components, block, tol, max_iter, rng, verbose)

@@ -87,11 +87,18 @@ def test_amg_with_the_inverse_matches_dense_in_a_few_iterations(name):
     assert max_sine(found.vectors, dense.vectors) <= ITERATIVE_MAX_SINE
 
 
-def test_the_block_is_smaller_with_the_inverse_and_not_on_the_workers():
-    W, indices = lle_weight_matrix(manifold("swiss_roll", 600), 10)
+def test_the_inverse_runs_only_where_b_has_one_left_null_vector():
+    """A connected kNN graph given through B: the inverse; a disconnected one (B^T has a null
+    vector per component), M as a matrix or no graph for the aggregates: the cycle for M."""
+    X = manifold("swiss_roll", 600)
+    W, indices = lle_weight_matrix(X, 10)
     M = CostOperator.from_weights(W)
-    assert amg.block_size(2, M, indices, None) == 2 + 2
-    assert amg.block_size(2, M, indices, client=object()) == 2 + 8  # the workers' cycle for M
-    assert amg.block_size(2, M, None, None) == 2 + 8  # no graph for the aggregates
+    assert amg.inverts(M, indices) and amg.inverts(M, indices, n_graph_components=1)
+    assert not amg.inverts(M.tocsr(), indices) and not amg.inverts(M, None)
     with dask.config.set({"dasklle.eigen.preconditioner": "cycle"}):
-        assert amg.block_size(2, M, indices, None) == 2 + 8
+        assert not amg.inverts(M, indices)
+    W2, indices2 = lle_weight_matrix(np.vstack([X, X + 1000.0]), 10)
+    assert not amg.inverts(CostOperator.from_weights(W2), indices2)  # two components, counted
+    # and what null_space runs: a block of the wanted vectors and 2 more with the inverse
+    found = null_space(M, 2, solver="amg", tol=1e-6, random_state=0, neighbors=indices)
+    assert len(found.beyond) <= 2 and found.n_iter <= 20
