@@ -43,8 +43,7 @@ def bottom_eigenvectors(
     M : sparse symmetric positive semi-definite matrix with M @ 1 = 0, or a CostOperator
         (then the products never form M; the hierarchy is built from M once)
     n_components : eigenpairs wanted
-    neighbors : (n, k) kNN indices that define the multigrid aggregates (without them, pyamg's
-        strength measure on M: more iterations)
+    neighbors : (n, k) kNN indices, the aggregates' graph (else pyamg's strength measure on M)
     block : LOBPCG block size (n_components plus a few extra vectors)
     tol : the largest bound on the sine between the wanted subspace and the exact one
     max_iter : iteration cap
@@ -57,8 +56,7 @@ def bottom_eigenvectors(
         starts again from what it loads, not from a block kept in this process
     client : a distributed Client to iterate on its workers (M a CostOperator, scattered there
         in row chunks, or a ``resident.ResidentOperator``), or None
-    inverse : in this process, precondition by solves with B and B^T (``inverts``), not by a
-        cycle for M
+    inverse : in this process, precondition by solves with B and B^T (``inverts``)
 
     Returns
     -------

@@ -147,9 +147,9 @@ def _arpack(M, n_components, tol, max_iter, rng) -> tuple[np.ndarray, np.ndarray
     return values[order][1:], vectors[:, order][:, 1:]
 
 
-def _lobpcg(M, n_components, block, tol, max_iter, rng, verbose: bool = False):
+def _lobpcg(M, n_components, tol, max_iter, rng, verbose: bool = False):
     """scipy's LOBPCG on a random block, the constant vector held out, no preconditioner."""
-    n = M.shape[0]
+    n, block = M.shape[0], n_components + config.get("eigen.lobpcg-extra-vectors")
     constant = np.full((n, 1), 1.0 / np.sqrt(n))
     X0 = rng.standard_normal((n, block))
     iterations = progress.IterationLog("lobpcg", verbose)
@@ -170,9 +170,14 @@ def _lobpcg(M, n_components, block, tol, max_iter, rng, verbose: bool = False):
     return values[order], vectors[:, order], iterations.iterations
 
 
-def _amg(M, n_components, block, tol, max_iter, rng, verbose, neighbors, partial, client, inverse):
+def _amg(
+    M, n_components, tol, max_iter, rng, verbose, neighbors, partial, client, n_graph_components
+):
     """dasklle's block LOBPCG with the multigrid preconditioner (``amg``), resumed from the
     state ``partial`` holds and saving its state there every ``eigen.checkpoint-interval``."""
+    inverse = client is None and amg.inverts(M, neighbors, n_graph_components)
+    # an accurate preconditioner needs no wide block (the cycle for M does)
+    block = n_components + config.get(f"eigen.{'inverse' if inverse else 'lobpcg'}-extra-vectors")
     iterations = progress.IterationLog("amg", verbose, "subspace error bound")
     saved = partial.load() if partial is not None else None
     first = int(saved["attributes"]["progress"]) if saved is not None else 0
@@ -260,11 +265,7 @@ def null_space(
     requested = solver
     solver = choose_solver(solver, n, n_features=n_features)
     n_iter = None
-    block = n_components + config.get("eigen.lobpcg-extra-vectors")
     solver, M, placement, client = _runnable(solver, M, n_components)
-    inverse = solver == "amg" and client is None and amg.inverts(M, neighbors, n_graph_components)
-    if inverse:  # an accurate preconditioner: no need of the wide block of the cycle for M
-        block = n_components + config.get("eigen.inverse-extra-vectors")
     asked = tol, max_iter
     if solver == "factored":
         tol, max_iter = tolerances(solver, *asked)
@@ -288,10 +289,11 @@ def null_space(
             )
     elif solver == "amg":
         values, vectors, n_iter = _amg(
-            M, n_components, block, tol, max_iter, rng, verbose, neighbors, partial, client, inverse
-        )
+            M, n_components, tol, max_iter, rng, verbose, neighbors, partial, client,
+            n_graph_components,
+        )  # fmt: skip
     else:
-        values, vectors, n_iter = _lobpcg(M, n_components, block, tol, max_iter, rng, verbose)
+        values, vectors, n_iter = _lobpcg(M, n_components, tol, max_iter, rng, verbose)
     result = _checked(M, vectors, values, solver, tol, max_iter, n_iter, n_components)
     if not lazy and not isinstance(result.vectors, np.ndarray):
         result.vectors = result.vectors.compute()
