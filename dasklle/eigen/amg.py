@@ -9,6 +9,8 @@ dense work is on thin n x block arrays). Measurements: docs/design/eigen.md.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import reverse_cuthill_mckee
@@ -88,7 +90,7 @@ def bottom_eigenvectors(
     else:
         with threadpool_limits(limits=1, user_api="blas"):  # BLAS on one thread
             ordered, graph = _permuted(M, graph, order)
-            preconditioner = _preconditioner(ordered, graph, rng, inverse)
+            preconditioner, X = _preconditioned(ordered, graph, rng, inverse, X)
             del graph  # the iterations need only the hierarchy built on it
             result = _in_process(
                 ordered, preconditioner, X, n_wanted=n_components, tol=tol,
@@ -213,12 +215,29 @@ def inverts(M, neighbors, n_graph_components: int | None = None) -> bool:
     return n_graph_components == 1
 
 
-def _preconditioner(M, graph, rng, inverse: bool = False):
-    """Solves with B and B^T (``inverse``), or else the multigrid cycle of M + shift * I."""
+def _preconditioned(M, graph, rng, inverse: bool, X: np.ndarray):
+    """The preconditioner and the start block: solves with B and B^T (``inverse``) where their
+    cycle converges, else the cycle for M, with the block widened to its extra vectors."""
     if inverse:
+        from ..exceptions import FallbackWarning
         from .inverse import InverseOfM
 
-        return InverseOfM(M.B, graph, rng)
+        solves = InverseOfM(M.B, graph, rng)
+        if solves.converges:
+            return solves, X
+        warnings.warn(
+            "amg: GMRES with the cycle for I - W did not converge on this graph; the solve is "
+            "preconditioned by the cycle for M instead (more iterations).",
+            FallbackWarning,
+            stacklevel=5,
+        )
+        wider = config.get("eigen.lobpcg-extra-vectors") - config.get("eigen.inverse-extra-vectors")
+        X = np.hstack([X, rng.standard_normal((X.shape[0], max(0, wider)))])
+    return _preconditioner(M, graph, rng), X
+
+
+def _preconditioner(M, graph, rng):
+    """The multigrid cycle of M + shift * I."""
     shift = float(config.get("eigen.shift-fraction")) * float(M.diagonal().mean())
     if isinstance(M, CostOperator):
         return multigrid.build_preconditioner(M.with_shift(shift), graph, rng)

@@ -21,6 +21,7 @@ from .. import config
 from . import multigrid
 
 SHIFT = 1e-9  # makes the coarsest level (singular, as B) factorisable
+CONVERGED_NULL = 1e-6  # |B^T u| of a unit u found by a solve that converged
 
 
 class CycleForB:
@@ -154,6 +155,9 @@ class InverseOfM:
         per_column = (self.RESTART + 1) * B.shape[0] * 8
         self.group = max(1, config.get_bytes("eigen.inverse-basis-bytes") // per_column)
         self.left_null = self._left_null(rng)
+        # u's own residual tells whether the cycle lets GMRES converge on this graph (it is
+        # 1e-7..1e-10 where it does, 1e-2 at 1,000,000 digits-784 points where it stagnates)
+        self.converges = bool(np.linalg.norm(self.BT @ self.left_null) <= CONVERGED_NULL)
 
     def _solve(self, b: np.ndarray, transpose: bool, rtol: float, restarts: int = 4):
         A = self.BT if transpose else self.B

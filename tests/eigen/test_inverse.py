@@ -102,3 +102,18 @@ def test_the_inverse_runs_only_where_b_has_one_left_null_vector():
     # and what null_space runs: a block of the wanted vectors and 2 more with the inverse
     found = null_space(M, 2, solver="amg", tol=1e-6, random_state=0, neighbors=indices)
     assert len(found.beyond) <= 2 and found.n_iter <= 20
+
+
+def test_a_cycle_for_b_that_does_not_converge_falls_back_to_the_cycle_for_m(monkeypatch):
+    """Where GMRES with the cycle for B stagnates (u's residual tells), amg warns and iterates
+    with the cycle for M on the wider block it needs, and still reaches the dense answer."""
+    from dasklle.exceptions import FallbackWarning
+
+    W, indices = lle_weight_matrix(manifold("swiss_roll", 1500), 10)
+    M = CostOperator.from_weights(W)
+    monkeypatch.setattr(inverse, "CONVERGED_NULL", 0.0)  # no u is that good
+    with pytest.warns(FallbackWarning, match="cycle for M"):
+        found = null_space(M, 2, solver="amg", tol=1e-6, random_state=0, neighbors=indices)
+    assert len(found.beyond) == 8  # the block of the cycle for M
+    dense = null_space(M.tocsr(), 2, solver="dense")
+    assert max_sine(found.vectors, dense.vectors) <= ITERATIVE_MAX_SINE
