@@ -4,10 +4,9 @@
 M = B^T B with B = I - W, so M^+ r = B^+ (B^T)^+ r for r orthogonal to the constant vector:
 two linear solves, each by GMRES on all the block's columns at once, preconditioned by an
 aggregation V-cycle for B itself (or B^T) over the kNN graph's aggregates. A cycle for M cannot
-resolve M's bottom modes (M acts like a fourth-order operator, its wanted eigenvalues fall as
-about n^-1.9), so LOBPCG with it needs more iterations the more points there are; solved to a
-relative residual of ``eigen.inverse-tol``, these solves leave LOBPCG about the same few
-iterations at every n (docs/design/eigen.md).
+resolve M's bottom modes (M acts like a fourth-order operator), so LOBPCG with it needs more
+iterations the more points there are; solved to a relative residual of ``eigen.inverse-tol``,
+these solves keep that count nearly flat (measurements: docs/design/eigen.md).
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ CONVERGED_NULL = 1e-6  # |B^T u| of a unit u found by a solve that converged
 class CycleForB:
     """A V-cycle for B (``transpose``: for B^T) over aggregates of the kNN graph: damped Jacobi
     smoothing, Galerkin coarse levels P^T A P, the first with at most ``eigen.inverse-coarse-rows``
-    rows solved by a sparse LU (an exact coarse solve: a third level costs 2.5x the time)."""
+    rows solved by a sparse LU (an exact coarse solve keeps the cycle strong)."""
 
     def __init__(self, B, graph, rng, sweeps: int = 2):
         self.sweeps = sweeps
@@ -142,8 +141,8 @@ def _rotate(H: np.ndarray, g: np.ndarray, rotations: np.ndarray, j: int) -> None
 
 
 class InverseOfM:
-    """Z ~ M^+ R for blocks R, through B^+ (B^T)^+ (see the module's docstring), in float64 (in
-    float32 the solves with B diverge); the columns are solved in groups whose Krylov bases fit
+    """Z ~ M^+ R for blocks R, through B^+ (B^T)^+ (see the module's docstring), in float64 (the
+    singular solves need its accuracy); the columns are solved in groups whose Krylov bases fit
     ``eigen.inverse-basis-bytes``."""
 
     RESTART = 40
@@ -155,8 +154,7 @@ class InverseOfM:
         per_column = (self.RESTART + 1) * B.shape[0] * 8
         self.group = max(1, config.get_bytes("eigen.inverse-basis-bytes") // per_column)
         self.left_null = self._left_null(rng)
-        # u's own residual tells whether the cycle lets GMRES converge on this graph (it is
-        # 1e-7..1e-10 where it does, 1e-2 at 1,000,000 digits-784 points where it stagnates)
+        # u's own residual tells whether the cycle lets GMRES converge on this graph
         self.converges = bool(np.linalg.norm(self.BT @ self.left_null) <= CONVERGED_NULL)
 
     def _solve(self, b: np.ndarray, transpose: bool, rtol: float, restarts: int = 4):
@@ -172,8 +170,8 @@ class InverseOfM:
 
     def _left_null(self, rng) -> np.ndarray:
         """u with B^T u = 0 (B's range is orthogonal to it): a random start corrected by a
-        consistent solve, B^T d = -B^T start (a system without a solution, as in inverse
-        iteration, leaves GMRES' answer 1e-4..1e-2 off)."""
+        consistent solve, B^T d = -B^T start (GMRES on a system without a solution, as in
+        inverse iteration, does not find u reliably)."""
         start = rng.standard_normal((self.B.shape[0], 1))
         u = start + self._solve(-(self.BT @ start), True, 1e-10, restarts=10)
         return u / np.linalg.norm(u)
