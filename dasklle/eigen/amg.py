@@ -220,14 +220,15 @@ def _preconditioned(M, graph, rng, inverse: bool, X: np.ndarray):
     cycle converges, else the cycle for M, with the block widened to its extra vectors."""
     if inverse:
         from ..exceptions import FallbackWarning
-        from .inverse import InverseOfM
+        from .inverse import CONVERGED_NULL, InverseOfM
 
         solves = InverseOfM(M.B, graph, rng)
         if solves.converges:
             return solves, X
         warnings.warn(
-            "amg: GMRES with the cycle for I - W did not converge on this graph; the solve is "
-            "preconditioned by the cycle for M instead (more iterations).",
+            "amg: GMRES with the cycle for I - W did not converge on this graph (the null "
+            f"vector of (I - W)^T has residual {solves.null_residual:.1e} > {CONVERGED_NULL:.0e});"
+            " the solve is preconditioned by the cycle for M instead (more iterations).",
             FallbackWarning,
             stacklevel=5,
         )

@@ -155,7 +155,8 @@ class InverseOfM:
         self.group = max(1, config.get_bytes("eigen.inverse-basis-bytes") // per_column)
         self.left_null = self._left_null(rng)
         # u's own residual tells whether the cycle lets GMRES converge on this graph
-        self.converges = bool(np.linalg.norm(self.BT @ self.left_null) <= CONVERGED_NULL)
+        self.null_residual = float(np.linalg.norm(self.BT @ self.left_null))
+        self.converges = self.null_residual <= CONVERGED_NULL
 
     def _solve(self, b: np.ndarray, transpose: bool, rtol: float, restarts: int = 4):
         A = self.BT if transpose else self.B
