@@ -222,7 +222,7 @@ def _preconditioned(M, graph, rng, inverse: bool, X: np.ndarray):
         from ..exceptions import FallbackWarning
         from .inverse import CONVERGED_NULL, InverseOfM
 
-        solves = InverseOfM(M.B, graph, rng)
+        solves = InverseOfM(M.B, graph, rng, BT=M.BT)  # M's B^T, built once for both
         if solves.converges:
             return solves, X
         warnings.warn(

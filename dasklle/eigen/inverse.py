@@ -26,12 +26,13 @@ CONVERGED_NULL = 1e-6  # |B^T u| of a unit u found by a solve that converged
 class CycleForB:
     """A V-cycle for B (``transpose``: for B^T) over aggregates of the kNN graph: damped Jacobi
     smoothing, Galerkin coarse levels P^T A P, the first with at most ``eigen.inverse-coarse-rows``
-    rows solved by a sparse LU (an exact coarse solve keeps the cycle strong)."""
+    rows solved by a sparse LU (an exact coarse solve keeps the cycle strong). ``BT``: B^T where
+    the caller holds it already (a CostOperator's), else built here."""
 
-    def __init__(self, B, graph, rng, sweeps: int = 2):
+    def __init__(self, B, graph, rng, sweeps: int = 2, BT=None):
         self.sweeps = sweeps
         self.B = sp.csr_array(B).tocsr()
-        self.BT = sp.csr_array(self.B.T).tocsr()
+        self.BT = sp.csr_array(self.B.T if BT is None else BT).tocsr()
         self.operators, self.prolongators = [self.B], []
         coarsest_rows = config.get("eigen.inverse-coarse-rows")
         while len(self.operators) == 1 or self.operators[-1].shape[0] > coarsest_rows:
@@ -147,8 +148,8 @@ class InverseOfM:
 
     RESTART = 40
 
-    def __init__(self, B, graph, rng):
-        self.cycle = CycleForB(B, graph, rng)
+    def __init__(self, B, graph, rng, BT=None):
+        self.cycle = CycleForB(B, graph, rng, BT=BT)
         self.B, self.BT = self.cycle.B, self.cycle.BT
         self.rtol = config.get("eigen.inverse-tol")
         per_column = (self.RESTART + 1) * B.shape[0] * 8
@@ -156,7 +157,10 @@ class InverseOfM:
         self.left_null = self._left_null(rng)
         # u's own residual tells whether the cycle lets GMRES converge on this graph
         self.null_residual = float(np.linalg.norm(self.BT @ self.left_null))
-        self.converges = self.null_residual <= CONVERGED_NULL
+
+    @property
+    def converges(self) -> bool:
+        return self.null_residual <= CONVERGED_NULL
 
     def _solve(self, b: np.ndarray, transpose: bool, rtol: float, restarts: int = 4):
         A = self.BT if transpose else self.B
