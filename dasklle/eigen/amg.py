@@ -220,15 +220,18 @@ def _preconditioned(M, graph, rng, inverse: bool, X: np.ndarray):
     cycle converges, else the cycle for M, with the block widened to its extra vectors."""
     if inverse:
         from ..exceptions import FallbackWarning
-        from .inverse import CONVERGED_NULL, InverseOfM
+        from .inverse import CONVERGED_NULL, InverseOfM, mutual_weight
 
         solves = InverseOfM(M.B, graph, rng, BT=M.BT)  # M's B^T, built once for both
         if solves.converges:
             return solves, X
         warnings.warn(
             "amg: GMRES with the cycle for I - W did not converge on this graph (the null "
-            f"vector of (I - W)^T has residual {solves.null_residual:.1e} > {CONVERGED_NULL:.0e});"
-            " the solve is preconditioned by the cycle for M instead (more iterations).",
+            f"vector of (I - W)^T has residual {solves.null_residual:.1e} > {CONVERGED_NULL:.0e};"
+            f" the largest w_ij * w_ji is {mutual_weight(M.B, M.BT):.3f}: pairs of points that "
+            "reconstruct each other almost alone make I - W nearly singular, and a larger reg "
+            "spreads their weights); the solve is preconditioned by the cycle for M instead "
+            "(more iterations).",
             FallbackWarning,
             stacklevel=5,
         )

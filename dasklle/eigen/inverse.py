@@ -141,6 +141,15 @@ def _rotate(H: np.ndarray, g: np.ndarray, rotations: np.ndarray, j: int) -> None
     g[j], g[j + 1] = cos * g[j], -sin * g[j]
 
 
+def mutual_weight(B, BT) -> float:
+    """The largest w_ij w_ji over pairs of points (B = I - W, BT its transpose): near 1, two
+    points reconstruct each other almost alone and their rows of B are nearly singular, which
+    is what stalls the cycle (docs/design/eigen.md)."""
+    both = sp.csr_array(sp.csr_array(B).multiply(BT)).tocsr()  # w_ij w_ji off the diagonal
+    both.setdiag(0.0)
+    return float(both.max()) if both.nnz else 0.0
+
+
 class InverseOfM:
     """Z ~ M^+ R for blocks R, through B^+ (B^T)^+ (see the module's docstring), in float64 (the
     singular solves need its accuracy); the columns are solved in groups whose Krylov bases fit

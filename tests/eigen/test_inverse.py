@@ -112,8 +112,21 @@ def test_a_cycle_for_b_that_does_not_converge_falls_back_to_the_cycle_for_m(monk
     W, indices = lle_weight_matrix(manifold("swiss_roll", 1500), 10)
     M = CostOperator.from_weights(W)
     monkeypatch.setattr(inverse, "CONVERGED_NULL", 0.0)  # no u is that good
-    with pytest.warns(FallbackWarning, match=r"residual \S+ > 0e\+00\); .* cycle for M"):
+    expected = r"residual \S+ > 0e\+00; the largest w_ij \* w_ji is 0\.\d+: .*cycle for M"
+    with pytest.warns(FallbackWarning, match=expected):
         found = null_space(M, 2, solver="amg", tol=1e-6, random_state=0, neighbors=indices)
     assert len(found.beyond) == 8  # the block of the cycle for M
     dense = null_space(M.tocsr(), 2, solver="dense")
     assert max_sine(found.vectors, dense.vectors) <= ITERATIVE_MAX_SINE
+
+
+def test_mutual_weight_finds_points_that_reconstruct_each_other():
+    """The fallback's diagnosis: the largest w_ij w_ji, checked against the weights themselves;
+    near-copies of points (each the other's best reconstruction) push it towards 1."""
+    X = manifold("swiss_roll", 1500)
+    for data in (X, np.vstack([X, X + 1e-4 * np.random.default_rng(1).standard_normal(X.shape)])):
+        W, indices = lle_weight_matrix(data, 10)
+        B = sp.csr_array(sp.identity(W.shape[0]) - W)
+        largest, Wd = inverse.mutual_weight(B, B.T.tocsr()), W.toarray()
+        assert largest == pytest.approx((Wd * Wd.T).max(), rel=1e-12)
+    assert largest > 0.9
