@@ -123,6 +123,13 @@ def add_scheduler_flags(parser: argparse.ArgumentParser) -> None:
         help="dashboard address for the local cluster, e.g. 127.0.0.1:8787 (default: no "
         "dashboard). It binds to localhost unless you name another interface.",
     )
+    group.add_argument(
+        "--eigen-placement",
+        choices=("auto", "client", "workers"),
+        help="where the amg eigen solve iterates on a cluster: client (this process, the "
+        "fastest below millions of rows) or workers (this process then holds no n-row array); "
+        "auto chooses by size (default: dasklle.eigen.placement, auto).",
+    )
 
 
 def add_output_flags(parser: argparse.ArgumentParser) -> None:
@@ -188,6 +195,15 @@ def solver_options(args: argparse.Namespace) -> dict:
 @contextlib.contextmanager
 def scheduler(args: argparse.Namespace) -> Iterator[str]:
     """Set up the dask scheduler the flags ask for; yields a description of it."""
+    import dask
+
+    placement = getattr(args, "eigen_placement", None)
+    with dask.config.set({"dasklle.eigen.placement": placement} if placement else {}):
+        yield from _scheduler(args)
+
+
+def _scheduler(args: argparse.Namespace) -> Iterator[str]:
+    """``scheduler``'s body, under the eigen placement asked for."""
     import dask
 
     if args.scheduler_address or args.scheduler_file:

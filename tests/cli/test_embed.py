@@ -5,6 +5,8 @@ import numpy as np
 from dasklle.cli import main
 from dasklle.io.store import read_embedding
 
+from ..conftest import max_sine
+
 
 def test_embed_npy_and_zarr_then_info(tmp_path, capsys):
     from dasklle import datasets
@@ -35,21 +37,21 @@ def test_embed_npy_and_zarr_then_info(tmp_path, capsys):
 
 
 def test_embed_on_local_cluster(tmp_path):
+    """The default placement, and --eigen-placement workers, which keeps the amg solve (and so
+    every n-row array) off this process; both give the same embedding."""
     X = np.random.default_rng(0).random((400, 3))
     np.save(tmp_path / "x.npy", X)
-    code = main(
-        [
-            "embed",
-            str(tmp_path / "x.npy"),
-            "--out",
-            str(tmp_path / "o.zarr"),
-            "--n-workers",
-            "2",
-            "--memory-limit",
-            "1GiB",
-        ]
-    )
-    assert code == 0
+    argv = ["embed", str(tmp_path / "x.npy"), "--eigen-solver", "amg", "--n-workers", "2"]
+    embeddings, bounds = [], []
+    for placement in ("auto", "workers"):
+        out = tmp_path / f"{placement}.zarr"
+        argv_out = [*argv, "--out", str(out), "--memory-limit", "1GiB", "--quiet"]
+        assert main([*argv_out, "--eigen-placement", placement]) == 0
+        Y, attributes = read_embedding(out)
+        assert attributes["eigen_placement"] == ("client" if placement == "auto" else "workers")
+        embeddings.append(np.asarray(Y))
+        bounds.append(attributes["eigen_error_bound"])
+    assert max_sine(*embeddings) <= sum(bounds) <= 2e-3  # each within its bound of the exact one
 
 
 def test_embed_within_small_workers_memory(tmp_path):
