@@ -1,15 +1,17 @@
 """`dasklle embed` on the same data from every input format, on small workers.
 
-    python benchmarks/inputs_at_scale.py [--rows 100000] [--features 5120] [--workers 2]
-        [--memory-limit 1GiB] [--formats npy,zarr,hdf5,h5ad,parquet] [--dir DIR]
+    python benchmarks/inputs_at_scale.py [--data roll|digits] [--rows 100000] [--features 5120]
+        [--workers 2] [--memory-limit 1GiB] [--eigen-placement auto|client|workers]
+        [--formats npy,zarr,hdf5,h5ad,parquet] [--dir DIR]
 
-Generates a swiss roll carried into ``--features`` dimensions by a random linear map (float32;
-the defaults make a 2 GB file), writes it once in each format, and runs the command line on
-each with ``--n-workers`` workers limited to ``--memory-limit``. For every run it prints the exit
-code, the wall time, the peak resident memory of the command's own process (the client, which
-also hosts the scheduler) and of its worker processes together, the workers restarted (from the
-log), the neighbor search and its sampled recall, and the largest principal-angle sine between
-the run's embedding and the zarr run's.
+Generates a swiss roll (or digits-784 rows) carried into ``--features`` dimensions by a random
+linear map (float32; the defaults make a 2 GB file), writes it once in each format, and runs the
+command line on each with ``--n-workers`` workers limited to ``--memory-limit``. For every run it
+prints the exit code, the wall time, the peak resident memory of the command's own process (the
+client, which also hosts the scheduler) and of its worker processes together, the workers
+restarted (from the log), the neighbor search and its sampled recall, the eigen solve's
+placement, iterations and bound, and the largest principal-angle sine between the run's
+embedding and the first format's.
 """
 
 from __future__ import annotations
@@ -38,22 +40,40 @@ def lifted_roll(start: int, stop: int, features: int) -> np.ndarray:
     return (roll @ lift + noise).astype(np.float32)
 
 
+def lifted_digits(rows: int):
+    """A function of (start, stop, features) giving those rows of ``rows`` digits-784 rows (seed
+    0) carried into ``features`` dimensions."""
+    from dasklle import datasets
+
+    X, _ = datasets.digits_784(rows, random_state=0, chunks=BLOCK_ROWS)
+
+    def block(start: int, stop: int, features: int) -> np.ndarray:
+        lift = np.random.default_rng(0).standard_normal((784, features)) / np.sqrt(features)
+        return np.asarray(X[start:stop]) @ lift.astype(np.float32)
+
+    return block
+
+
+GENERATORS = {"roll": lambda rows: lifted_roll, "digits": lifted_digits}
+
+
 def blocks(rows: int):
     for start in range(0, rows, BLOCK_ROWS):
         yield start, min(start + BLOCK_ROWS, rows)
 
 
-def write_inputs(work: str, rows: int, features: int, formats: list[str]) -> dict[str, str]:
+def write_inputs(work: str, args, formats: list[str]) -> dict[str, str]:
     """The data in each format, written block by block; name -> the path given to dasklle."""
     import h5py
     import zarr
 
+    rows, features, generate = args.rows, args.features, GENERATORS[args.data](args.rows)
     paths = {}
     npy = os.path.join(work, "x.npy")
     if not os.path.exists(npy):
         out = np.lib.format.open_memmap(npy + ".partial", "w+", np.float32, (rows, features))
         for a, b in blocks(rows):
-            out[a:b] = lifted_roll(a, b, features)
+            out[a:b] = generate(a, b, features)
         out.flush()
         del out
         os.replace(npy + ".partial", npy)
@@ -119,7 +139,7 @@ def embed(source: str, out: str, args, log_path: str) -> dict:
     cmd = [
         sys.executable, "-m", "dasklle", "embed", source, "--out", out, "--overwrite",
         "--n-neighbors", "10", "--random-state", "0", "--n-workers", str(args.workers),
-        "--memory-limit", args.memory_limit, "--quiet",
+        "--memory-limit", args.memory_limit, "--eigen-placement", args.eigen_placement, "--quiet",
     ]  # fmt: skip
     start = time.perf_counter()
     client = workers = 0
@@ -144,6 +164,10 @@ def embed(source: str, out: str, args, log_path: str) -> dict:
         result["embedding"] = np.asarray(group["embedding"][...], dtype=np.float64)
         result["algorithm"] = group.attrs.get("neighbors_algorithm")
         result["recall"] = (group.attrs.get("quality") or {}).get("knn_recall")
+        result["eigen"] = (
+            f"{group.attrs['eigen_placement']}, {group.attrs['eigen_iterations']} its, "
+            f"bound {group.attrs['eigen_error_bound']:.1e}"
+        )
     return result
 
 
@@ -156,22 +180,25 @@ def max_sine(A: np.ndarray, B: np.ndarray) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", choices=sorted(GENERATORS), default="roll")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--features", type=int, default=5120)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--memory-limit", default="1GiB")
+    parser.add_argument("--eigen-placement", choices=("auto", "client", "workers"), default="auto")
     parser.add_argument("--formats", default="zarr,npy,hdf5,h5ad,parquet")
     parser.add_argument("--dir", help="folder for the data, stores and logs (default: temporary)")
     args = parser.parse_args()
     formats = args.formats.split(",")
     work = args.dir or tempfile.mkdtemp(prefix="dasklle-inputs-")
     os.makedirs(work, exist_ok=True)
-    paths = write_inputs(work, args.rows, args.features, formats)
+    paths = write_inputs(work, args, formats)
     size = os.path.getsize(os.path.join(work, "x.npy")) / 1e9
     print(f"{args.rows:,} x {args.features} float32 ({size:.2f} GB as .npy) on "
           f"{args.workers} workers x {args.memory_limit}; data and logs in {work}")  # fmt: skip
     print(f"{'format':8s} {'exit':>4s} {'wall s':>7s} {'client GB':>9s} {'workers GB':>10s} "
-          f"{'restarts':>8s}  {'search':10s} {'recall':>6s}  sine vs first")  # fmt: skip
+          f"{'restarts':>8s}  {'search':10s} {'recall':>6s}  {'eigen':32s} "
+          "sine vs first")  # fmt: skip
     first = None
     for name, source in paths.items():
         run = embed(source, os.path.join(work, f"{name}-out.zarr"), args,
@@ -183,7 +210,8 @@ def main() -> int:
         recall = run.get("recall")
         print(f"{name:8s} {run['exit']:>4d} {run['seconds']:7.1f} {run['client_gb']:9.2f} "
               f"{run['workers_gb']:10.2f} {run['restarts']:>8d}  {run.get('algorithm') or '-':10s} "
-              f"{recall if recall is None else format(recall, '.4f')!s:>6s}  {sine}",
+              f"{recall if recall is None else format(recall, '.4f')!s:>6s}  "
+              f"{run.get('eigen', '-'):32s} {sine}",
               flush=True)  # fmt: skip
     return 0
 
