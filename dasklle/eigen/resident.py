@@ -80,8 +80,9 @@ class ResidentOperator:
         """``workers.locality_order`` of the kNN graph (B's off-diagonal pattern), computed by
         one task on a worker."""
         future = self.client.submit(
-            _locality_order, self.chunks, self.bounds, n_ranges=n_ranges, seed=seed, pure=False
-        )
+            _locality_order, self.chunks, self.bounds, n_ranges=n_ranges, seed=seed,
+            budget=memory.task_bytes(), pure=False,
+        )  # fmt: skip
         return future.result()
 
 
@@ -132,10 +133,10 @@ def knn_graph_of(chunks: list, bounds: np.ndarray) -> sp.csr_array:
     return multigrid.symmetrised(directed)
 
 
-def _locality_order(chunks: list, bounds: np.ndarray, n_ranges: int, seed: int) -> np.ndarray:
+def _locality_order(chunks: list, bounds: np.ndarray, n_ranges: int, seed: int, budget: int):
     from .workers import locality_order
 
-    return locality_order(knn_graph_of(chunks, bounds), n_ranges, seed)
+    return locality_order(knn_graph_of(chunks, bounds), n_ranges, seed, budget)
 
 
 # ---- a solve's ranges, built on the workers -------------------------------------------------

@@ -36,6 +36,8 @@ RANGE_BYTES_PER_ROW = 1024
 LOCALITY_SAMPLE = 100_000
 # iterations between two reseatings of the iteration's blocks (``_reseated``)
 RESEAT_EVERY = 25
+# a dense eigh of an m x m matrix: the matrix, its copy, LAPACK's workspace and the vectors
+DENSE_EIGH_BYTES_PER_ENTRY = 32
 # where the Chebyshev smoother's state (step, residual, x) holds its step and its x
 STEP_PART, X_PART = 0, 2
 
@@ -52,18 +54,19 @@ def row_bounds(n: int, client) -> np.ndarray:
     return np.linspace(0, n, ranges + 1).round().astype(np.int64)
 
 
-def locality_order(graph, n_ranges: int, seed: int) -> np.ndarray:
+def locality_order(graph, n_ranges: int, seed: int, budget: int | None = None) -> np.ndarray:
     """A row order whose contiguous ranges cut few edges of the kNN graph.
 
     The graph is coarsened by aggregation to about ``eigen.coarsest-rows`` nodes; the bottom
     eigenvectors of that graph's normalized Laplacian, carried back to every row, are grouped
     into n_ranges clusters by k-means, and rows go by cluster, along the first eigenvector
     within one. Along a reverse Cuthill-McKee order instead, most references of high-dimensional
-    data leave their range (docs/design/eigen.md).
+    data leave their range (docs/design/eigen.md). ``budget``: the bytes the coarse level's
+    eigendecomposition may take; past it, it is found by shift-invert on the sparse matrix.
     """
     from sklearn.cluster import KMeans
 
-    coordinates = _spectral_coordinates(graph, max(8, n_ranges), seed)
+    coordinates = _spectral_coordinates(graph, max(8, n_ranges), seed, budget)
     coordinates /= np.maximum(coordinates.std(axis=0), 1e-300)
     # the centres from a sample: k-means on every row costs a few copies of the coordinates
     sample = (
@@ -76,9 +79,10 @@ def locality_order(graph, n_ranges: int, seed: int) -> np.ndarray:
     return np.lexsort((coordinates[:, 0], groups))
 
 
-def _spectral_coordinates(graph, wanted: int, seed: int) -> np.ndarray:
+def _spectral_coordinates(graph, wanted: int, seed: int, budget: int | None = None) -> np.ndarray:
     """The bottom nontrivial eigenvectors of a coarsened graph's normalized Laplacian, as
-    coordinates of every row (each row takes its aggregate's)."""
+    coordinates of every row (each row takes its aggregate's). ``budget``: the bytes a dense
+    eigendecomposition of the coarse level may take (a task's, by default)."""
     import scipy.sparse.linalg as spla
     from pyamg.aggregation import standard_aggregation
 
@@ -96,7 +100,9 @@ def _spectral_coordinates(graph, wanted: int, seed: int) -> np.ndarray:
     scale = 1.0 / np.sqrt(np.maximum(np.asarray(coarse.sum(axis=1)).ravel(), 1e-12))
     laplacian = sp.eye(coarse.shape[0]) - sp.diags(scale) @ coarse @ sp.diags(scale)
     wanted = min(wanted, coarse.shape[0] - 2)
-    if coarse.shape[0] <= 2 * int(config.get("eigen.coarsest-rows")):
+    budget = memory.task_bytes() if budget is None else budget
+    small = coarse.shape[0] <= 2 * int(config.get("eigen.coarsest-rows"))
+    if small and DENSE_EIGH_BYTES_PER_ENTRY * coarse.shape[0] ** 2 <= budget:
         _, vectors = np.linalg.eigh(laplacian.toarray())
         vectors = vectors[:, : wanted + 1]
     else:  # shift-invert just below the spectrum's bottom (the Laplacian is singular)

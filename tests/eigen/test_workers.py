@@ -202,3 +202,16 @@ def test_a_worker_retired_mid_solve_hands_its_ranges_over(problem, monkeypatch):
 
     result, dense = _solve_hit_at_iteration_6(problem, monkeypatch, retire)
     assert max_sine(result.vectors, dense.vectors) <= PLACEMENT_MAX_SINE
+
+
+def test_the_locality_order_keeps_a_dense_eigendecomposition_within_its_budget():
+    """The coarse graph's eigenvectors come from a dense eigh only when its matrices fit the
+    task's budget; past it, from shift-invert on the sparse Laplacian: the same coordinates."""
+    _, indices = lle_weight_matrix(manifold("swiss_roll", 1500), 10)
+    graph = knn_graph(indices, 1500)
+    dense = workers._spectral_coordinates(graph, 8, seed=0, budget=2**40)
+    sparse = workers._spectral_coordinates(graph, 8, seed=0, budget=0)
+    assert dense.shape == sparse.shape == (1500, 8)
+    assert max_sine(dense, sparse) <= 1e-6
+    order = workers.locality_order(graph, 4, seed=0, budget=0)
+    assert np.array_equal(np.sort(order), np.arange(1500))
