@@ -76,6 +76,7 @@ def test_inverse_of_m_maps_m_times_the_bottom_eigenvectors_back_to_them():
     assert max_sine(mapped, dense.vectors) <= 0.05
 
 
+@pytest.mark.filterwarnings("error::dasklle.exceptions.FallbackWarning")  # the inverse runs
 @pytest.mark.parametrize("name", ["digits", "swiss_roll"])
 def test_amg_with_the_inverse_matches_dense_in_a_few_iterations(name):
     W, indices = lle_weight_matrix(manifold(name, 2000), 10)
