@@ -46,10 +46,13 @@ def lifted_digits(rows: int):
     from dasklle import datasets
 
     X, _ = datasets.digits_784(rows, random_state=0, chunks=BLOCK_ROWS)
+    lifts = {}  # one map a feature count, drawn once
 
     def block(start: int, stop: int, features: int) -> np.ndarray:
-        lift = np.random.default_rng(0).standard_normal((784, features)) / np.sqrt(features)
-        return np.asarray(X[start:stop]) @ lift.astype(np.float32)
+        if features not in lifts:
+            lift = np.random.default_rng(0).standard_normal((784, features)) / np.sqrt(features)
+            lifts[features] = lift.astype(np.float32)
+        return np.asarray(X[start:stop]) @ lifts[features]
 
     return block
 

@@ -54,7 +54,7 @@ def row_bounds(n: int, client) -> np.ndarray:
     return np.linspace(0, n, ranges + 1).round().astype(np.int64)
 
 
-def locality_order(graph, n_ranges: int, seed: int, budget: int | None = None) -> np.ndarray:
+def locality_order(graph, n_ranges: int, seed: int, budget: int) -> np.ndarray:
     """A row order whose contiguous ranges cut few edges of the kNN graph.
 
     The graph is coarsened by aggregation to about ``eigen.coarsest-rows`` nodes; the bottom
@@ -79,10 +79,10 @@ def locality_order(graph, n_ranges: int, seed: int, budget: int | None = None) -
     return np.lexsort((coordinates[:, 0], groups))
 
 
-def _spectral_coordinates(graph, wanted: int, seed: int, budget: int | None = None) -> np.ndarray:
+def _spectral_coordinates(graph, wanted: int, seed: int, budget: int) -> np.ndarray:
     """The bottom nontrivial eigenvectors of a coarsened graph's normalized Laplacian, as
     coordinates of every row (each row takes its aggregate's). ``budget``: the bytes a dense
-    eigendecomposition of the coarse level may take (a task's, by default)."""
+    eigendecomposition of the coarse level may take."""
     import scipy.sparse.linalg as spla
     from pyamg.aggregation import standard_aggregation
 
@@ -100,7 +100,6 @@ def _spectral_coordinates(graph, wanted: int, seed: int, budget: int | None = No
     scale = 1.0 / np.sqrt(np.maximum(np.asarray(coarse.sum(axis=1)).ravel(), 1e-12))
     laplacian = sp.eye(coarse.shape[0]) - sp.diags(scale) @ coarse @ sp.diags(scale)
     wanted = min(wanted, coarse.shape[0] - 2)
-    budget = memory.task_bytes() if budget is None else budget
     small = coarse.shape[0] <= 2 * int(config.get("eigen.coarsest-rows"))
     if small and DENSE_EIGH_BYTES_PER_ENTRY * coarse.shape[0] ** 2 <= budget:
         _, vectors = np.linalg.eigh(laplacian.toarray())
