@@ -17,6 +17,7 @@ from scipy.sparse.csgraph import reverse_cuthill_mckee
 from threadpoolctl import threadpool_limits
 
 from .. import config
+from ..exceptions import FallbackWarning
 from . import multigrid
 from .cost import CostOperator, compact_csr
 from .lobpcg import LobpcgResult, lobpcg
@@ -85,7 +86,7 @@ def bottom_eigenvectors(
         result = _on_workers_solved(
             client, resident, order, X, n_components, tol=tol, max_iter=max_iter, rng=rng,
             on_iteration=report, first_iteration=first_iteration,
-            source=None if resident is M else M, reload=_reload(checkpoint, order),
+            reload=_reload(checkpoint, order),
         )  # fmt: skip
     else:
         with threadpool_limits(limits=1, user_api="blas"):  # BLAS on one thread
@@ -117,13 +118,28 @@ def _on_workers_solved(*args, **kwargs):
 
 def _on_workers(M, client, rng):
     """B's rows on the workers (M's scattered, unless they are there) and the locality order
-    that one task computes there: every piece of the solve is then built on the workers."""
+    that one task computes there: every piece of the solve is then built on the workers. A
+    worker lost meanwhile costs the order's task (and B's chunks, if scattered), not the fit."""
     from . import workers
     from .resident import ResidentOperator
 
     resident = M if isinstance(M, ResidentOperator) else ResidentOperator.scattered(client, M)
     n_ranges = len(workers.row_bounds(M.shape[0], client)) - 1
-    return resident, resident.locality_order(n_ranges, int(rng.integers(2**31 - 1)))
+    seed = int(rng.integers(2**31 - 1))
+    retries = int(config.get("eigen.worker-retries"))
+    for attempt in range(retries + 1):
+        try:
+            return resident, resident.locality_order(n_ranges, seed)
+        except workers.worker_lost() as exc:
+            if attempt == retries:
+                raise
+            resident = resident.rebuilt()
+            warnings.warn(
+                f"a worker was lost while the amg solve's rows were ordered "
+                f"({type(exc).__name__}); the order is computed again",
+                FallbackWarning,
+                stacklevel=3,
+            )
 
 
 def _start(n: int, block: int, start, order: np.ndarray, rng, on_workers: bool):
@@ -219,7 +235,6 @@ def _preconditioned(M, graph, rng, inverse: bool, X: np.ndarray):
     """The preconditioner and the start block: solves with B and B^T (``inverse``) where their
     cycle converges, else the cycle for M, with the block widened to its extra vectors."""
     if inverse:
-        from ..exceptions import FallbackWarning
         from .inverse import CONVERGED_NULL, InverseOfM, mutual_weight
 
         solves = InverseOfM(M.B, graph, rng, BT=M.BT)  # M's B^T, built once for both

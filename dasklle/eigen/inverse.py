@@ -27,15 +27,17 @@ class CycleForB:
     """A V-cycle for B (``transpose``: for B^T) over aggregates of the kNN graph: damped Jacobi
     smoothing, Galerkin coarse levels P^T A P, the first with at most ``eigen.inverse-coarse-rows``
     rows solved by a sparse LU (an exact coarse solve keeps the cycle strong). ``BT``: B^T where
-    the caller holds it already (a CostOperator's), else built here."""
+    the caller holds it already (a CostOperator's), else built here. Without ``coarsen``, B
+    itself is factored if it has no more rows than that (B the first coarse level of a cycle
+    whose finest level runs on the workers)."""
 
-    def __init__(self, B, graph, rng, sweeps: int = 2, BT=None):
+    def __init__(self, B, graph, rng, sweeps: int = 2, BT=None, coarsen: bool = True):
         self.sweeps = sweeps
         self.B = sp.csr_array(B).tocsr()
         self.BT = sp.csr_array(self.B.T if BT is None else BT).tocsr()
         self.operators, self.prolongators = [self.B], []
         coarsest_rows = config.get("eigen.inverse-coarse-rows")
-        while len(self.operators) == 1 or self.operators[-1].shape[0] > coarsest_rows:
+        while (coarsen and len(self.operators) == 1) or self.operators[-1].shape[0] > coarsest_rows:
             P = multigrid.aggregation(graph)
             if P.shape[1] >= 0.8 * P.shape[0]:  # the graph no longer coarsens
                 break

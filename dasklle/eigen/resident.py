@@ -10,7 +10,8 @@ the coarse level; never B.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,11 +28,13 @@ CHUNK_BYTES_PER_NONZERO = 48
 @dataclass
 class ResidentOperator:
     """M = B^T B, B (n, n) sparse with its rows on the workers: ``chunks[c]`` is a future of
-    the CSR rows bounds[c]..bounds[c + 1]."""
+    the CSR rows bounds[c]..bounds[c + 1]. ``rebuild``: how to scatter them again, when they
+    were scattered from this process (no worker can recompute them)."""
 
     client: object
     chunks: list
     bounds: np.ndarray
+    rebuild: Callable[[], ResidentOperator] | None = field(default=None, repr=False)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -44,7 +47,8 @@ class ResidentOperator:
         B = sp.csr_array(M.B)
         bounds = _chunk_bounds(client, B.shape[0], max(1.0, B.nnz / max(B.shape[0], 1)))
         pieces = [B[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-        return cls(client, client.scatter(pieces, hash=False), bounds)
+        chunks = client.scatter(pieces, hash=False)
+        return cls(client, chunks, bounds, rebuild=lambda: cls.scattered(client, M))
 
     @classmethod
     def from_neighbors(cls, client, indices, weights) -> ResidentOperator:
@@ -52,6 +56,7 @@ class ResidentOperator:
         chunks, or dask arrays, whose chunks are built where they are)."""
         import dask.array as da
 
+        rebuild = None  # dask arrays' chunks are recomputed where a worker lost them
         if isinstance(indices, da.Array):
             weights = weights.rechunk(indices.chunks)
             bounds = np.cumsum((0,) + indices.chunks[0]).astype(np.int64)
@@ -64,8 +69,15 @@ class ResidentOperator:
                 client.scatter(np.split(array, bounds[1:-1]), hash=False)
                 for array in (indices, weights)
             ]
+            rebuild = lambda: cls.from_neighbors(client, indices, weights)  # noqa: E731
         n = int(bounds[-1])
-        return cls(client, client.map(_rows_of_B, *parts, bounds[:-1], n=n), bounds)
+        chunks = client.map(_rows_of_B, *parts, bounds[:-1], n=n)
+        return cls(client, chunks, bounds, rebuild=rebuild)
+
+    def rebuilt(self) -> ResidentOperator:
+        """The operator with its chunks scattered again if they were scattered (after a lost
+        worker), else itself: the scheduler recomputes lost chunks that it computed."""
+        return self if self.rebuild is None else self.rebuild()
 
     def gather(self) -> CostOperator:
         """The operator in the client."""
@@ -224,14 +236,35 @@ def _piece(held, p: int, halos: dict, bounds: np.ndarray):
     B^T), and the ranges it reads (p first); ``halos[q]``: the rows of range q it is sent, or
     None for a range read in place."""
     transposed, needed, rows = _formed_rows(held, p, bounds)
-    referenced = np.unique(_owners(rows.indices, bounds))
-    reads = [p] + [int(q) for q in referenced if q != p]
+    reads = _reads(rows, p, bounds)
     parts = [_columns_of(rows, bounds, q, halos.get(q)) for q in reads]
     local_BT = sp.csr_array(
         (transposed.data, np.searchsorted(needed, transposed.indices), transposed.indptr),
         shape=(transposed.shape[0], len(needed)),
     )
     return (parts, local_BT), reads
+
+
+def _reads(formed: sp.csr_array, p: int, bounds: np.ndarray) -> list[int]:
+    """The ranges that range p's formed rows of B read (p first)."""
+    referenced = np.unique(_owners(formed.indices, bounds))
+    return [p] + [int(q) for q in referenced if q != p]
+
+
+def _linear_piece(held, p: int, halos: dict, bounds: np.ndarray) -> tuple[list, list]:
+    """Range p's rows of B and its rows of B^T, each split by the columns of the ranges that
+    its piece of M reads (the same halos serve all three products)."""
+    positions, rows = held
+    reads = _reads(_formed_rows(held, p, bounds)[2], p, bounds)
+    transposed = sp.csr_array(rows[:, bounds[p] : bounds[p + 1]].T.tocsr())
+    transposed = sp.csr_array(  # columns: the held rows' positions
+        (transposed.data, positions[transposed.indices], transposed.indptr),
+        shape=(transposed.shape[0], int(bounds[-1])),
+    )
+    own = _own_rows(held, p, bounds)
+    return tuple(
+        [_columns_of(part, bounds, q, halos.get(q)) for q in reads] for part in (own, transposed)
+    )
 
 
 def _reciprocal(diagonal: np.ndarray, shift: float) -> np.ndarray:
@@ -253,21 +286,46 @@ def _aggregate_ids(aggregation: sp.csr_array) -> np.ndarray:
     return ids
 
 
-def _coarse_share(held, p: int, bounds: np.ndarray, ids: np.ndarray, n_coarse: int):
-    """Range p's share of the coarse level: (B_p P)^T (B_p P) for its own rows B_p, and the
-    kNN edges from its rows between aggregates (directed)."""
+def _aggregated_rows(held, p: int, bounds: np.ndarray, ids: np.ndarray, n_coarse: int):
+    """Range p's own rows of B (positions ``rows``) with their columns' aggregates (``kept``:
+    those in one), and the kNN edges from its rows between aggregates (directed)."""
     own = sp.coo_array(_own_rows(held, p, bounds))
     rows, columns = own.coords[0] + bounds[p], ids[own.coords[1]]
     kept = columns >= 0
-    BP = sp.csr_array(
-        (own.data[kept], (own.coords[0][kept], columns[kept])), shape=(own.shape[0], n_coarse)
-    )
     edges = kept & (own.coords[1] != rows) & (ids[rows] >= 0)
     directed = sp.csr_array(
         (np.ones(int(edges.sum()), np.float32), (ids[rows[edges]], columns[edges])),
         shape=(n_coarse, n_coarse),
     )
+    return own, rows, columns, kept, directed
+
+
+def _coarse_share(held, p: int, bounds: np.ndarray, ids: np.ndarray, n_coarse: int):
+    """Range p's share of the coarse level: (B_p P)^T (B_p P) for its own rows B_p, and the
+    kNN edges from its rows between aggregates."""
+    own, _, columns, kept, directed = _aggregated_rows(held, p, bounds, ids, n_coarse)
+    BP = sp.csr_array(
+        (own.data[kept], (own.coords[0][kept], columns[kept])), shape=(own.shape[0], n_coarse)
+    )
     return sp.csr_array(BP.T @ BP), directed
+
+
+def _coarse_share_of_B(held, p: int, bounds: np.ndarray, ids: np.ndarray, n_coarse: int):
+    """Range p's share of P^T B P (its own rows of B summed over aggregates, both ways), and
+    the kNN edges from its rows between aggregates."""
+    own, rows, columns, kept, directed = _aggregated_rows(held, p, bounds, ids, n_coarse)
+    kept &= ids[rows] >= 0
+    shape = (n_coarse, n_coarse)
+    return sp.csr_array((own.data[kept], (ids[rows[kept]], columns[kept])), shape=shape), directed
+
+
+def _undirected(directed: sp.csr_array) -> sp.csr_array:
+    """The 0/1 graph of the directed edges both ways, without loops."""
+    graph = (directed + directed.T).tocsr()
+    graph.setdiag(0)
+    graph.eliminate_zeros()
+    graph.data[:] = 1.0
+    return graph
 
 
 def _summed(parts: list) -> tuple:
@@ -321,13 +379,27 @@ class RangeSetup:
         ranges it reads, with the halos it is sent cut where they live."""
         owners = self.ranges.workers
         halos = _merged_halos(self.halo_lists, owners)
-        sent = [{q: halos.get((q, owners[p])) for q in self.numbers} for p in self.numbers]
-        built = self._map(_piece, sent)
+        self.sent = [{q: halos.get((q, owners[p])) for q in self.numbers} for p in self.numbers]
+        built = self._map(_piece, self.sent)
         sources = self.ranges.client.gather(self.ranges.map(_item, built, p=1))
         pieces = self.ranges.map(_item, built, p=0)
         scattered = {key: self.ranges.scatter_to(key[0], rows) for key, rows in halos.items()}
         sent_rows = sum(len(rows) for rows in halos.values())
         return CostMatrix(self.ranges, pieces, sources, scattered, sent_rows)
+
+    def linear_pieces(self) -> list:
+        """Each range's rows of B and of B^T (futures) for ``CostMatrix.apply_linear``; after
+        ``pieces``, whose halos they read."""
+        return self._map(_linear_piece, self.sent)
+
+    def coarse_of_B(self, ids: np.ndarray) -> tuple[sp.csr_array, sp.csr_array]:
+        """P^T B P over the aggregates of ``aggregations`` (``ids``) and the graph between
+        aggregates, summed over the ranges."""
+        client = self.ranges.client
+        (shared,) = client.scatter([ids], broadcast=True, hash=False)
+        shares = self._map(_coarse_share_of_B, ids=shared, n_coarse=int(ids.max()) + 1)
+        coarse, directed = reduce_sum(client, shares, combine=_summed)
+        return sp.csr_array(coarse).tocsr(), _undirected(directed)
 
     def reciprocal_diagonal(self, shift: float) -> list:
         """1 / (diag(M) + shift) of each range, float32, on its worker."""
@@ -353,8 +425,4 @@ class RangeSetup:
         gram, directed = reduce_sum(client, shares, combine=_summed)
         sizes = np.bincount(ids[ids >= 0], minlength=n_coarse).astype(np.float64)
         coarse = sp.csr_array(gram + shift * sp.diags_array(sizes)).tocsr()
-        graph = (directed + directed.T).tocsr()
-        graph.setdiag(0)
-        graph.eliminate_zeros()
-        graph.data[:] = 1.0
-        return coarse, graph
+        return coarse, _undirected(directed)

@@ -256,6 +256,21 @@ class CostMatrix:
             [a.futures[p] if isinstance(a, RowBlocks) else a[p] for a in finish_args]
             for p in range(len(self.pieces))
         ]
+        futures = self.ranges.map(
+            _cost_product, self.pieces, self._read(X, part), extras,
+            shift=float(shift), finish=finish, part=part,
+        )  # fmt: skip
+        return X.like(futures)
+
+    def apply_linear(self, pieces: list, X: RowBlocks, transpose: bool = False) -> RowBlocks:
+        """B @ X, or B^T @ X with ``transpose``: ``pieces`` from ``RangeSetup.linear_pieces``
+        read the same blocks and halos as M's."""
+        futures = self.ranges.map(_linear_product, pieces, self._read(X), transpose=transpose)
+        return X.like(futures)
+
+    def _read(self, X: RowBlocks, part=None) -> list[list]:
+        """The blocks each range reads, in its sources' order: its worker's in place, the
+        others' halos cut by one task where each block lives."""
         client, owners = self.ranges.client, self.ranges.workers
         cut = {
             (q, worker): client.submit(
@@ -268,15 +283,10 @@ class CostMatrix:
             )
             for (q, worker), rows in self.halos.items()
         }
-        blocks = [
+        return [
             [cut.get((q, owners[p]), X.futures[q]) for q in sources]
             for p, sources in enumerate(self.sources)
         ]
-        futures = self.ranges.map(
-            _cost_product, self.pieces, blocks, extras,
-            shift=float(shift), finish=finish, part=part,
-        )  # fmt: skip
-        return X.like(futures)
 
 
 def _of(block, part):
@@ -304,3 +314,13 @@ def _cost_product(piece, blocks, extra, shift, finish, part=None):
     if shift:
         out += shift * blocks[0]
     return out if finish is None else finish(out, *extra)
+
+
+def _linear_product(piece, blocks, transpose: bool) -> np.ndarray:
+    """A range's rows of B X (its columns of B^T X with ``transpose``): each part of the piece
+    times the block of the range it reads."""
+    parts = piece[1] if transpose else piece[0]
+    out = parts[0] @ blocks[0]
+    for columns, block in zip(parts[1:], blocks[1:], strict=True):
+        out += columns @ block
+    return out

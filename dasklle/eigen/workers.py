@@ -363,15 +363,13 @@ def solve(
     n_components: int,
     *,
     rng,
-    source=None,
     reload=None,
     **options,
 ) -> LobpcgResult:
     """``lobpcg_on_workers`` from the start block X (an array, or a RandomStart drawn on the
     workers); ``order`` is a locality order of M's rows (the ranges are slices of it), and X's
-    rows and the n_components + 1 lowest vectors returned are in that order. ``source``: the
-    CostOperator M's chunks were scattered from, if they were. ``options``: tol, max_iter,
-    on_iteration and first_iteration.
+    rows and the n_components + 1 lowest vectors returned are in that order. ``options``: tol,
+    max_iter, on_iteration and first_iteration.
 
     A worker lost during the solve does not end it: the solve starts again, on the workers the
     cluster has then, from the block that ``reload()`` gives (the store's, with its iteration),
@@ -383,8 +381,8 @@ def solve(
     retries = int(config.get("eigen.worker-retries"))
     for attempt in range(retries + 1):
         try:
-            if attempt and source is not None:  # scattered chunks are lost with their worker
-                M = ResidentOperator.scattered(client, source)
+            if attempt:  # scattered chunks are lost with their worker
+                M = M.rebuilt()
             problem = WorkerProblem(client, M, order, rng)
             theta, X, n_iter, bound = lobpcg_on_workers(
                 problem, problem.start(kept.block), n_wanted=n_components,
@@ -393,7 +391,7 @@ def solve(
             kept_vectors = rowblocks.combine([X], np.eye(len(theta))[:, : n_components + 1])
             vectors = WorkerVectors(kept_vectors, order, problem.times)
             return LobpcgResult(theta, vectors, n_iter, bound)
-        except _worker_lost() as exc:
+        except worker_lost() as exc:
             if attempt == retries:
                 raise
             if reload is not None:  # the store's last block
@@ -406,7 +404,7 @@ def solve(
             )
 
 
-def _worker_lost() -> tuple[type, ...]:
+def worker_lost() -> tuple[type, ...]:
     """The errors a lost worker raises in the client: its data cancelled or its tasks killed."""
     from distributed.client import FutureCancelledError
     from distributed.comm import CommClosedError

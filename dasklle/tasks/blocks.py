@@ -84,7 +84,9 @@ def shared(*arrays: np.ndarray) -> list:
     A numpy argument is pickled into each task that uses it, and a worker holds the specs of
     every task queued on it, outside dask's memory accounting. As a key, an array travels to
     each worker once and counts as managed memory. On a distributed cluster the arrays are
-    scattered: as graph keys they would travel inside every graph the client sends.
+    scattered: as graph keys they would travel inside every graph the client sends. They go to
+    every worker (they are small): no worker can recompute scattered data, so a single copy
+    would be lost with its worker, and every task that needs it with it.
 
     Each scatter gets keys of its own (``hash=False``). With keys hashed from the content, the
     same array scattered again just after an earlier scatter of it was released reuses that
@@ -94,7 +96,7 @@ def shared(*arrays: np.ndarray) -> list:
     client = distributed_client()
     if client is None:
         return [dask.delayed(a, pure=True) for a in arrays]
-    return client.scatter(list(arrays), hash=False)
+    return client.scatter(list(arrays), hash=False, broadcast=True)
 
 
 def map_row_blocks(

@@ -10,7 +10,8 @@ import pytest
 from distributed import Client
 from distributed.diagnostics.plugin import SchedulerPlugin
 
-from dasklle import LocallyLinearEmbedding
+from dasklle import LocallyLinearEmbedding, datasets
+from dasklle.exceptions import FallbackWarning
 
 from ..conftest import local_cluster, manifold
 
@@ -19,16 +20,19 @@ DETERMINISM_ATOL = 1e-10
 
 
 class KillWorkerAfterFirst(SchedulerPlugin):
-    """Kills (SIGKILL) the worker that holds the first finished task whose key has ``prefix``."""
+    """Kills (SIGKILL) the worker that holds the first finished task whose key has ``prefix``
+    (``running``: the worker the first such task is sent to)."""
 
-    def __init__(self, scheduler, prefix: str):
+    def __init__(self, scheduler, prefix: str, running: bool = False):
         self.scheduler = scheduler
         self.prefix = prefix
+        self.state = "processing" if running else "memory"
         self.killed: str | None = None
 
     def transition(self, key, start, finish, *args, **kwargs):
-        if self.killed is None and finish == "memory" and self.prefix in str(key):
-            worker = next(iter(self.scheduler.tasks[key].who_has))
+        if self.killed is None and finish == self.state and self.prefix in str(key):
+            task = self.scheduler.tasks[key]
+            worker = task.processing_on if finish == "processing" else next(iter(task.who_has))
             self.killed = worker.address
             os.kill(worker.pid, signal.SIGKILL)
 
@@ -46,6 +50,53 @@ def test_worker_killed_during_weights_changes_nothing():
         disturbed = LocallyLinearEmbedding(**params).fit(X)
     assert plugin.killed is not None, "no worker was killed: the test did not test anything"
     np.testing.assert_allclose(disturbed.weights_, undisturbed.weights_, atol=1e-14)
+    np.testing.assert_allclose(disturbed.embedding_, undisturbed.embedding_, atol=DETERMINISM_ATOL)
+
+
+@pytest.mark.filterwarnings("ignore::dasklle.exceptions.EigenConvergenceWarning")
+def test_worker_killed_while_the_worker_solve_orders_its_rows_changes_nothing():
+    # B's chunks scattered from the client (in-memory neighbor lists) are lost with the worker
+    # and scattered again; the order's task runs again with the same seed. The setup is what is
+    # tested, so the solve stops after a few iterations, the same in both fits.
+    X = da.from_array(manifold("digits", 1797), chunks=(300, -1))
+    params = dict(n_neighbors=10, eigen_solver="amg", max_iter=5, random_state=0)
+    with (
+        local_cluster(memory_limit="1GiB") as cluster,
+        Client(cluster),
+        dask.config.set({"dasklle.eigen.placement": "workers"}),
+    ):
+        undisturbed = LocallyLinearEmbedding(**params).fit(X)
+        plugin = KillWorkerAfterFirst(cluster.scheduler, "_locality_order", running=True)
+        cluster.scheduler.add_plugin(plugin)
+        with pytest.warns(FallbackWarning, match="rows were ordered"):
+            disturbed = LocallyLinearEmbedding(**params).fit(X)
+    assert plugin.killed is not None, "no worker was killed: the test did not test anything"
+    assert disturbed.eigen_placement_ == "workers"
+    np.testing.assert_allclose(disturbed.embedding_, undisturbed.embedding_, atol=DETERMINISM_ATOL)
+
+
+@pytest.mark.filterwarnings("ignore::dasklle.exceptions.EigenConvergenceWarning")
+def test_worker_killed_while_partitions_are_merged_changes_nothing():
+    # the merge's tasks read arrays scattered from the client (a partition holding each row):
+    # a copy on each worker survives the loss of one
+    X = datasets.digits_784(2000, random_state=2)[0]
+    params = dict(n_neighbors=10, neighbors_algorithm="projected", max_iter=5, random_state=0)
+    partitions = {
+        "dasklle.neighbors.projected-brute-max-rows": 1000,
+        "dasklle.neighbors.partition-rows": 1500,
+        "dasklle.eigen.placement": "workers",
+    }
+    with (
+        local_cluster(memory_limit="1GiB") as cluster,
+        Client(cluster),
+        dask.config.set(partitions),
+    ):
+        undisturbed = LocallyLinearEmbedding(**params).fit(X)
+        plugin = KillWorkerAfterFirst(cluster.scheduler, "_merge_range", running=True)
+        cluster.scheduler.add_plugin(plugin)
+        disturbed = LocallyLinearEmbedding(**params).fit(X)
+    assert plugin.killed is not None, "no worker was killed: the test did not test anything"
+    np.testing.assert_array_equal(disturbed.neighbor_indices_, undisturbed.neighbor_indices_)
     np.testing.assert_allclose(disturbed.embedding_, undisturbed.embedding_, atol=DETERMINISM_ATOL)
 
 
