@@ -1,5 +1,5 @@
-"""The ``"amg"`` eigen solver: block LOBPCG preconditioned, in this process, by solves with B and
-B^T (``inverse``, ``eigen.preconditioner``), or by one multigrid cycle for M (on the workers).
+"""The ``"amg"`` eigen solver: block LOBPCG preconditioned by solves with B and B^T (``inverse``,
+``eigen.preconditioner``; on the workers ``inverse_workers``), or by one multigrid cycle for M.
 
 The rows are put in reverse Cuthill-McKee order (the products then read memory in order), the
 hierarchy is built on M shifted by ``eigen.shift-fraction`` of its mean diagonal (M itself is
@@ -59,7 +59,7 @@ def bottom_eigenvectors(
         starts again from what it loads, not from a block kept in this process
     client : a distributed Client to iterate on its workers (M a CostOperator, scattered there
         in row chunks, or a ``resident.ResidentOperator``), or None
-    inverse : in this process, precondition by solves with B and B^T (``inverts``)
+    inverse : precondition by solves with B and B^T (``inverts``), else by a cycle for M
 
     Returns
     -------
@@ -86,7 +86,7 @@ def bottom_eigenvectors(
         result = _on_workers_solved(
             client, resident, order, X, n_components, tol=tol, max_iter=max_iter, rng=rng,
             on_iteration=report, first_iteration=first_iteration,
-            reload=_reload(checkpoint, order),
+            reload=_reload(checkpoint, order), inverse=inverse,
         )  # fmt: skip
     else:
         with threadpool_limits(limits=1, user_api="blas"):  # BLAS on one thread
@@ -216,13 +216,20 @@ def _permuted(M, graph, order: np.ndarray):
     return M, graph
 
 
-def inverts(M, neighbors, n_graph_components: int | None = None) -> bool:
-    """Whether the iteration in this process is preconditioned by solves with B and B^T
-    (``inverse.InverseOfM``): M given through B, the kNN graph for the aggregates, and that graph
-    connected (one left null vector of B; components are counted when not given)."""
-    if config.get("eigen.preconditioner") != "inverse" or neighbors is None:
+def inverts(M, neighbors, n_graph_components: int | None = None, on_workers=False) -> bool:
+    """Whether the iteration is preconditioned by solves with B and B^T (``inverse.InverseOfM``
+    here, ``inverse_workers.WorkerInverse`` ``on_workers``): M given through B, the kNN graph
+    for the aggregates (on the workers, B's pattern), and that graph connected (one left null
+    vector of B; components are counted when not given)."""
+    from .resident import ResidentOperator
+
+    if config.get("eigen.preconditioner") != "inverse":
         return False
-    if not isinstance(M, CostOperator):
+    if on_workers and M.shape[0] < config.get("eigen.inverse-workers-min-rows"):
+        return False  # each inner step's round trips cost more than the cycle's iterations
+    if on_workers and isinstance(M, ResidentOperator):
+        return n_graph_components == 1
+    if not isinstance(M, CostOperator) or (neighbors is None and not on_workers):
         return False
     if n_graph_components is None:
         from .factored import graph_components
@@ -235,21 +242,12 @@ def _preconditioned(M, graph, rng, inverse: bool, X: np.ndarray):
     """The preconditioner and the start block: solves with B and B^T (``inverse``) where their
     cycle converges, else the cycle for M, with the block widened to its extra vectors."""
     if inverse:
-        from .inverse import CONVERGED_NULL, InverseOfM, mutual_weight
+        from .inverse import InverseOfM, mutual_weight, warn_fallback
 
         solves = InverseOfM(M.B, graph, rng, BT=M.BT)  # M's B^T, built once for both
         if solves.converges:
             return solves, X
-        warnings.warn(
-            "amg: GMRES with the cycle for I - W did not converge on this graph (the null "
-            f"vector of (I - W)^T has residual {solves.null_residual:.1e} > {CONVERGED_NULL:.0e};"
-            f" the largest w_ij * w_ji is {mutual_weight(M.B, M.BT):.3f}: pairs of points that "
-            "reconstruct each other almost alone make I - W nearly singular, and a larger reg "
-            "spreads their weights); the solve is preconditioned by the cycle for M instead "
-            "(more iterations).",
-            FallbackWarning,
-            stacklevel=5,
-        )
+        warn_fallback(solves.null_residual, mutual_weight(M.B, M.BT), stacklevel=6)
         wider = config.get("eigen.lobpcg-extra-vectors") - config.get("eigen.inverse-extra-vectors")
         X = np.hstack([X, rng.standard_normal((X.shape[0], max(0, wider)))])
     return _preconditioner(M, graph, rng), X

@@ -11,6 +11,8 @@ these solves keep that count nearly flat (measurements: docs/design/eigen.md).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
@@ -84,7 +86,6 @@ def gmres(A, precondition, b: np.ndarray, rtol: float, restart: int, max_restart
 
     ``A(X)`` and ``precondition(X)`` act on (n, c) blocks; the preconditioner must be linear.
     """
-    n, c = b.shape
     x = np.zeros_like(b)
     norms = np.linalg.norm(b, axis=0)
     for _ in range(max_restarts):
@@ -93,14 +94,21 @@ def gmres(A, precondition, b: np.ndarray, rtol: float, restart: int, max_restart
         if np.all(beta <= rtol * norms):
             break
         V, H, g = _arnoldi(A, precondition, r, beta, rtol * norms, restart)
-        steps = H.shape[2]
-        y = np.zeros((steps, c), b.dtype)
-        for k in range(c):
-            diagonal = np.diagonal(H[k])[:steps]
-            used = steps if diagonal.all() else int(np.argmin(diagonal != 0))  # to a breakdown
-            y[:used, k] = scipy.linalg.solve_triangular(H[k][:used, :used], g[k][:used])
-        x += precondition(np.einsum("cjn,jc->nc", V[:, :steps], y))
+        y = basis_coefficients(H, g).astype(b.dtype, copy=False)
+        x += precondition(np.einsum("cjn,jc->nc", V[:, : len(y)], y))
     return x
+
+
+def basis_coefficients(H: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Each column's least-squares coefficients of its Krylov basis, (steps, columns), from
+    the rotated (triangular) Hessenberg matrices H and right sides g, up to a breakdown."""
+    c, steps = H.shape[0], H.shape[2]
+    y = np.zeros((steps, c))
+    for k in range(c):
+        diagonal = np.diagonal(H[k])[:steps]
+        used = steps if diagonal.all() else int(np.argmin(diagonal != 0))
+        y[:used, k] = scipy.linalg.solve_triangular(H[k][:used, :used], g[k][:used])
+    return y
 
 
 def _arnoldi(A, precondition, r, beta, targets, restart: int):
@@ -125,13 +133,13 @@ def _arnoldi(A, precondition, r, beta, targets, restart: int):
         H[:, j + 1, j] = size
         V[:, j + 1] = w / np.where(size > 0, size, 1)[:, None]
         for k in range(c):
-            _rotate(H[k], g[k], rotations[k], j)
+            rotate(H[k], g[k], rotations[k], j)
         if np.all(np.abs(g[:, j + 1]) <= targets):
             return V, H[:, : j + 2, : j + 1], g
     return V, H, g
 
 
-def _rotate(H: np.ndarray, g: np.ndarray, rotations: np.ndarray, j: int) -> None:
+def rotate(H: np.ndarray, g: np.ndarray, rotations: np.ndarray, j: int) -> None:
     """Applies the earlier Givens rotations to H's column j, then the one that zeroes H[j+1, j]."""
     for i in range(j):
         cos, sin = rotations[i]
@@ -150,6 +158,23 @@ def mutual_weight(B, BT) -> float:
     both = sp.csr_array(sp.csr_array(B).multiply(BT)).tocsr()  # w_ij w_ji off the diagonal
     both.setdiag(0.0)
     return float(both.max()) if both.nnz else 0.0
+
+
+def warn_fallback(null_residual: float, mutual: float | None = None, stacklevel: int = 2):
+    """The warning of a solve that falls back to the cycle for M: u's residual and, where
+    known, the largest w_ij * w_ji (its usual cause)."""
+    from ..exceptions import FallbackWarning
+
+    largest = f"; the largest w_ij * w_ji is {mutual:.3f}" if mutual is not None else ""
+    warnings.warn(
+        "amg: GMRES with the cycle for I - W did not converge on this graph (the null "
+        f"vector of (I - W)^T has residual {null_residual:.1e} > {CONVERGED_NULL:.0e}{largest}:"
+        " pairs of points that reconstruct each other almost alone make I - W nearly singular,"
+        " and a larger reg spreads their weights); the solve is preconditioned by the cycle for"
+        " M instead (more iterations).",
+        FallbackWarning,
+        stacklevel=stacklevel + 1,
+    )
 
 
 class InverseOfM:

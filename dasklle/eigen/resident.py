@@ -89,7 +89,7 @@ class ResidentOperator:
         return reduce_sum(self.client, self.client.map(_chunk_gram_times, self.chunks, X=shared))
 
     def locality_order(self, n_ranges: int, seed: int) -> np.ndarray:
-        """``workers.locality_order`` of the kNN graph (B's off-diagonal pattern), computed by
+        """``locality.locality_order`` of the kNN graph (B's off-diagonal pattern), computed by
         one task on a worker."""
         future = self.client.submit(
             _locality_order, self.chunks, self.bounds, n_ranges=n_ranges, seed=seed,
@@ -146,7 +146,7 @@ def knn_graph_of(chunks: list, bounds: np.ndarray) -> sp.csr_array:
 
 
 def _locality_order(chunks: list, bounds: np.ndarray, n_ranges: int, seed: int, budget: int):
-    from .workers import locality_order
+    from .locality import locality_order
 
     return locality_order(knn_graph_of(chunks, bounds), n_ranges, seed, budget)
 

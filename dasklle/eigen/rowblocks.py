@@ -132,7 +132,7 @@ def _stacked_times(blocks: list[np.ndarray], matrix: np.ndarray) -> np.ndarray:
     return np.hstack(blocks) @ matrix if len(blocks) > 1 else blocks[0] @ matrix
 
 
-def _per_range(parts: list[RowBlocks]) -> list[list]:
+def per_range(parts: list[RowBlocks]) -> list[list]:
     """The parts' futures grouped by range (one map call then submits every range's task)."""
     return [list(futures) for futures in zip(*(part.futures for part in parts), strict=True)]
 
@@ -140,7 +140,7 @@ def _per_range(parts: list[RowBlocks]) -> list[list]:
 def combine(parts: list[RowBlocks], matrix: np.ndarray) -> RowBlocks:
     """[parts side by side] @ matrix, row range by row range."""
     first = parts[0]
-    futures = first.ranges.map(_stacked_times, _per_range(parts), matrix=matrix)
+    futures = first.ranges.map(_stacked_times, per_range(parts), matrix=matrix)
     return first.like(futures, matrix.shape[1])
 
 
@@ -173,7 +173,7 @@ def _listed(parts: RowBlocks | list[RowBlocks]) -> list[RowBlocks]:
 def _gram_future(left, right):
     left, right = _listed(left), _listed(right)
     ranges = left[0].ranges
-    return _reduced(ranges.client, ranges.map(_stacked_gram, _per_range(left), _per_range(right)))
+    return _reduced(ranges.client, ranges.map(_stacked_gram, per_range(left), per_range(right)))
 
 
 def gram(left: RowBlocks | list[RowBlocks], right: RowBlocks | list[RowBlocks]) -> np.ndarray:
@@ -209,7 +209,7 @@ def minus_times(
 ) -> RowBlocks:
     """[X side by side] - [Y side by side] @ matrix."""
     X, Y = _listed(X), _listed(Y)
-    futures = X[0].ranges.map(_minus_times, _per_range(X), _per_range(Y), matrix=matrix)
+    futures = X[0].ranges.map(_minus_times, per_range(X), per_range(Y), matrix=matrix)
     return X[0].like(futures, sum(part.columns for part in X))
 
 
@@ -252,21 +252,29 @@ class CostMatrix:
         """finish((M + shift I) @ X_p, *finish_args_p) per range (M @ X by default); each of
         ``finish_args`` is a RowBlocks or a per-range list. With ``part``, X's blocks are
         tuples and their element ``part`` is multiplied (no task extracts it first)."""
-        extras = [
-            [a.futures[p] if isinstance(a, RowBlocks) else a[p] for a in finish_args]
-            for p in range(len(self.pieces))
-        ]
         futures = self.ranges.map(
-            _cost_product, self.pieces, self._read(X, part), extras,
+            _cost_product, self.pieces, self._read(X, part), self._extras(finish_args),
             shift=float(shift), finish=finish, part=part,
         )  # fmt: skip
         return X.like(futures)
 
-    def apply_linear(self, pieces: list, X: RowBlocks, transpose: bool = False) -> RowBlocks:
-        """B @ X, or B^T @ X with ``transpose``: ``pieces`` from ``RangeSetup.linear_pieces``
-        read the same blocks and halos as M's."""
-        futures = self.ranges.map(_linear_product, pieces, self._read(X), transpose=transpose)
+    def apply_linear(
+        self, pieces: list, X: RowBlocks, transpose: bool = False, finish=None, finish_args=()
+    ) -> RowBlocks:
+        """finish(B @ X_p, *finish_args_p) per range (B^T @ X with ``transpose``; the product
+        by default): ``pieces`` from ``RangeSetup.linear_pieces`` read M's halos."""
+        futures = self.ranges.map(
+            _linear_product, pieces, self._read(X), self._extras(finish_args),
+            transpose=transpose, finish=finish,
+        )  # fmt: skip
         return X.like(futures)
+
+    def _extras(self, finish_args) -> list[list]:
+        """Each range's ``finish`` arguments: a RowBlocks' block or a per-range list's item."""
+        return [
+            [a.futures[p] if isinstance(a, RowBlocks) else a[p] for a in finish_args]
+            for p in range(len(self.pieces))
+        ]
 
     def _read(self, X: RowBlocks, part=None) -> list[list]:
         """The blocks each range reads, in its sources' order: its worker's in place, the
@@ -316,11 +324,11 @@ def _cost_product(piece, blocks, extra, shift, finish, part=None):
     return out if finish is None else finish(out, *extra)
 
 
-def _linear_product(piece, blocks, transpose: bool) -> np.ndarray:
+def _linear_product(piece, blocks, extra, transpose: bool, finish) -> np.ndarray:
     """A range's rows of B X (its columns of B^T X with ``transpose``): each part of the piece
     times the block of the range it reads."""
     parts = piece[1] if transpose else piece[0]
     out = parts[0] @ blocks[0]
     for columns, block in zip(parts[1:], blocks[1:], strict=True):
         out += columns @ block
-    return out
+    return out if finish is None else finish(out, *extra)

@@ -175,7 +175,7 @@ def _amg(
 ):
     """dasklle's block LOBPCG with the multigrid preconditioner (``amg``), resumed from the
     state ``partial`` holds and saving its state there every ``eigen.checkpoint-interval``."""
-    inverse = client is None and amg.inverts(M, neighbors, n_graph_components)
+    inverse = amg.inverts(M, neighbors, n_graph_components, on_workers=client is not None)
     # an accurate preconditioner needs no wide block (the cycle for M does)
     block = n_components + config.get(f"eigen.{'inverse' if inverse else 'lobpcg'}-extra-vectors")
     iterations = progress.IterationLog("amg", verbose, "subspace error bound")

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from .. import config
 from ..exceptions import FallbackWarning
 from ..tasks import memory
-from . import multigrid, rowblocks
+from . import inverse_workers, multigrid, rowblocks
 from .kept import WorkerVectors
 from .lobpcg import LobpcgResult, basis_from_gram, subspace_bound
 from .resident import RangeSetup, ResidentOperator
@@ -32,12 +32,8 @@ from .rowblocks import RowBlocks
 # A range's largest tasks, per row: B X formed for its rows and their halo and the product
 # (float64, 20 columns), or the Gram matrices' stacked blocks.
 RANGE_BYTES_PER_ROW = 1024
-# rows whose coordinates place the k-means centres of the locality order
-LOCALITY_SAMPLE = 100_000
 # iterations between two reseatings of the iteration's blocks (``_reseated``)
 RESEAT_EVERY = 25
-# a dense eigh of an m x m matrix: the matrix, its copy, LAPACK's workspace and the vectors
-DENSE_EIGH_BYTES_PER_ENTRY = 32
 # where the Chebyshev smoother's state (step, residual, x) holds its step and its x
 STEP_PART, X_PART = 0, 2
 
@@ -52,66 +48,6 @@ def row_bounds(n: int, client) -> np.ndarray:
     ranges = max(threads, math.ceil(n / int(most)))
     ranges = min(ranges, max(1, n // 50))
     return np.linspace(0, n, ranges + 1).round().astype(np.int64)
-
-
-def locality_order(graph, n_ranges: int, seed: int, budget: int) -> np.ndarray:
-    """A row order whose contiguous ranges cut few edges of the kNN graph.
-
-    The graph is coarsened by aggregation to about ``eigen.coarsest-rows`` nodes; the bottom
-    eigenvectors of that graph's normalized Laplacian, carried back to every row, are grouped
-    into n_ranges clusters by k-means, and rows go by cluster, along the first eigenvector
-    within one. Along a reverse Cuthill-McKee order instead, most references of high-dimensional
-    data leave their range (docs/design/eigen.md). ``budget``: the bytes the coarse level's
-    eigendecomposition may take; past it, it is found by shift-invert on the sparse matrix.
-    """
-    from sklearn.cluster import KMeans
-
-    coordinates = _spectral_coordinates(graph, max(8, n_ranges), seed, budget)
-    coordinates /= np.maximum(coordinates.std(axis=0), 1e-300)
-    # the centres from a sample: k-means on every row costs a few copies of the coordinates
-    sample = (
-        np.random.default_rng(seed).choice(len(coordinates), LOCALITY_SAMPLE, replace=False)
-        if len(coordinates) > LOCALITY_SAMPLE
-        else slice(None)
-    )
-    kmeans = KMeans(n_ranges, n_init=3, random_state=seed).fit(coordinates[sample])
-    groups = kmeans.predict(coordinates)
-    return np.lexsort((coordinates[:, 0], groups))
-
-
-def _spectral_coordinates(graph, wanted: int, seed: int, budget: int) -> np.ndarray:
-    """The bottom nontrivial eigenvectors of a coarsened graph's normalized Laplacian, as
-    coordinates of every row (each row takes its aggregate's). ``budget``: the bytes a dense
-    eigendecomposition of the coarse level may take."""
-    import scipy.sparse.linalg as spla
-    from pyamg.aggregation import standard_aggregation
-
-    # float32 while coarsening: the edge counts summed are exact, and no float64 copy is made
-    coarse, maps = sp.csr_matrix(graph, dtype=np.float32), []
-    while coarse.shape[0] > int(config.get("eigen.coarsest-rows")):
-        aggregation = standard_aggregation(coarse)[0].tocsr().astype(np.float32)
-        if aggregation.shape[1] < 10 * wanted:  # too coarse to tell the ranges apart
-            break
-        maps.append(aggregation)
-        coarse = (aggregation.T @ coarse @ aggregation).tocsr()
-        coarse.setdiag(0)
-        coarse.eliminate_zeros()
-    coarse = coarse.astype(np.float64)
-    scale = 1.0 / np.sqrt(np.maximum(np.asarray(coarse.sum(axis=1)).ravel(), 1e-12))
-    laplacian = sp.eye(coarse.shape[0]) - sp.diags(scale) @ coarse @ sp.diags(scale)
-    wanted = min(wanted, coarse.shape[0] - 2)
-    small = coarse.shape[0] <= 2 * int(config.get("eigen.coarsest-rows"))
-    if small and DENSE_EIGH_BYTES_PER_ENTRY * coarse.shape[0] ** 2 <= budget:
-        _, vectors = np.linalg.eigh(laplacian.toarray())
-        vectors = vectors[:, : wanted + 1]
-    else:  # shift-invert just below the spectrum's bottom (the Laplacian is singular)
-        # a seeded start: ARPACK's own would differ from one call to the next in a process
-        v0 = np.random.default_rng(seed).standard_normal(coarse.shape[0])
-        _, vectors = spla.eigsh(laplacian.tocsc(), wanted + 1, sigma=-1e-3, which="LM", v0=v0)
-    coordinates = scale[:, None] * vectors[:, 1:]
-    for aggregation in reversed(maps):
-        coordinates = aggregation @ coordinates
-    return coordinates
 
 
 def _first_step(b: np.ndarray, d_inv: np.ndarray, scale: float) -> tuple:
@@ -164,7 +100,7 @@ class WorkerProblem:
     rng : numpy Generator (aggregation and spectral radius estimates)
     """
 
-    def __init__(self, client, M: ResidentOperator, order: np.ndarray, rng):
+    def __init__(self, client, M: ResidentOperator, order: np.ndarray, rng, inverse=False):
         n = M.shape[0]
         self.client, self.n = client, n
         self.bounds = row_bounds(n, client)
@@ -173,6 +109,13 @@ class WorkerProblem:
         self.ones = RowBlocks(self.ranges, self.ranges.map(_ones, self.rows), 1)  # the constant
         setup = RangeSetup(self.ranges, M, order)
         self.M = setup.pieces()
+        self.aggregations, ids, self.coarse_sizes = setup.aggregations()
+        self.inverse = inverse_workers.built(self, setup, ids, rng) if inverse else None
+        if self.inverse is None:
+            self._cycle_for_M(setup, ids, rng)
+
+    def _cycle_for_M(self, setup: RangeSetup, ids: np.ndarray, rng) -> None:
+        """The two-level cycle for M: Chebyshev smoothing and the coarse levels."""
         # the preconditioner runs in float32, as in the client (the same iterations)
         self.M32 = self.M.astype(np.float32)
         self.shift = float(config.get("eigen.shift-fraction")) * float(setup.diagonal.mean())
@@ -183,7 +126,6 @@ class WorkerProblem:
         radius = multigrid.spectral_radius(setup.diagonal + self.shift, self._times_vector, rng)
         high, low = 1.1 * radius, radius / float(config.get("eigen.chebyshev-span"))
         self.centre, self.half_width = (high + low) / 2, (high - low) / 2
-        self.aggregations, ids, self.coarse_sizes = setup.aggregations()
         self.coarse = multigrid.build_preconditioner(*setup.coarse_level(ids, self.shift), rng)
 
     def _times_vector(self, x: np.ndarray) -> np.ndarray:
@@ -222,7 +164,10 @@ class WorkerProblem:
         )
 
     def precondition(self, R: RowBlocks) -> RowBlocks:
-        """One symmetric two-level cycle on the block R, in float32."""
+        """M^+ R approximately (``inverse``), else one symmetric two-level cycle on R, in
+        float32."""
+        if self.inverse is not None:
+            return self.inverse(R)
         x = self.smooth(R)
         residual = self._residual(R, x, part=X_PART)
         restricted = self.client.gather(
@@ -256,6 +201,13 @@ class WorkerProblem:
             self.ranges, self.ranges.map(_normal, self.rows, seeds, columns=X.columns), X.columns
         )
 
+    def widened(self, X: RowBlocks, columns: int, seed: int) -> RowBlocks:
+        """X with random columns drawn on the workers beside it, up to ``columns``."""
+        if X.columns >= columns:
+            return X
+        extra = self.start(RandomStart(columns - X.columns, seed))
+        return RowBlocks(self.ranges, self.ranges.map(_beside, X.futures, extra.futures), columns)
+
     def fresh(self, blocks: RowBlocks) -> RowBlocks:
         """blocks brought through this process and scattered again, a range at a time."""
         ranges = self.ranges
@@ -279,6 +231,10 @@ class RandomStart:
 
 def _normal(rows: int, seed: tuple, columns: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((rows, columns))
+
+
+def _beside(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    return np.hstack([left, right])
 
 
 def _plus_smoothed(x: np.ndarray, state: tuple) -> np.ndarray:
@@ -364,11 +320,14 @@ def solve(
     *,
     rng,
     reload=None,
+    inverse: bool = False,
     **options,
 ) -> LobpcgResult:
     """``lobpcg_on_workers`` from the start block X (an array, or a RandomStart drawn on the
     workers); ``order`` is a locality order of M's rows (the ranges are slices of it), and X's
-    rows and the n_components + 1 lowest vectors returned are in that order. ``options``: tol,
+    rows and the n_components + 1 lowest vectors returned are in that order. ``inverse``:
+    precondition by solves with B and B^T (``inverse_workers``), unless their cycle does not
+    converge on this graph; the block then widens for the cycle for M. ``options``: tol,
     max_iter, on_iteration and first_iteration.
 
     A worker lost during the solve does not end it: the solve starts again, on the workers the
@@ -383,9 +342,13 @@ def solve(
         try:
             if attempt:  # scattered chunks are lost with their worker
                 M = M.rebuilt()
-            problem = WorkerProblem(client, M, order, rng)
+            problem = WorkerProblem(client, M, order, rng, inverse=inverse)
+            start = problem.start(kept.block)
+            if inverse and problem.inverse is None:
+                wide = n_components + config.get("eigen.lobpcg-extra-vectors")
+                start = problem.widened(start, wide, int(rng.integers(2**31 - 1)))
             theta, X, n_iter, bound = lobpcg_on_workers(
-                problem, problem.start(kept.block), n_wanted=n_components,
+                problem, start, n_wanted=n_components,
                 first_iteration=kept.n_iter, on_iteration=kept, **options,
             )  # fmt: skip
             kept_vectors = rowblocks.combine([X], np.eye(len(theta))[:, : n_components + 1])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-from dasklle.eigen import amg, null_space, rowblocks, workers
+from dasklle.eigen import amg, locality, null_space, rowblocks, workers
 from dasklle.eigen import placement as placements
 from dasklle.eigen.amg import _order, _permuted
 from dasklle.eigen.multigrid import knn_graph
@@ -209,9 +209,9 @@ def test_the_locality_order_keeps_a_dense_eigendecomposition_within_its_budget()
     task's budget; past it, from shift-invert on the sparse Laplacian: the same coordinates."""
     _, indices = lle_weight_matrix(manifold("swiss_roll", 1500), 10)
     graph = knn_graph(indices, 1500)
-    dense = workers._spectral_coordinates(graph, 8, seed=0, budget=2**40)
-    sparse = workers._spectral_coordinates(graph, 8, seed=0, budget=0)
+    dense = locality._spectral_coordinates(graph, 8, seed=0, budget=2**40)
+    sparse = locality._spectral_coordinates(graph, 8, seed=0, budget=0)
     assert dense.shape == sparse.shape == (1500, 8)
     assert max_sine(dense, sparse) <= 1e-6
-    order = workers.locality_order(graph, 4, seed=0, budget=0)
+    order = locality.locality_order(graph, 4, seed=0, budget=0)
     assert np.array_equal(np.sort(order), np.arange(1500))

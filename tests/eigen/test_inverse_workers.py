@@ -1,0 +1,44 @@
+"""The inverse preconditioner with its vectors on the workers: products with B and B^T, the
+left null vector, and the solve that GMRES with the cycle for B preconditions against dense
+mode. One problem is built for all (its setup's solve for u takes most of the time)."""
+
+import numpy as np
+
+from dasklle.eigen import null_space, workers
+from dasklle.eigen.amg import _order
+from dasklle.eigen.multigrid import knn_graph
+from dasklle.eigen.resident import ResidentOperator
+
+from ..conftest import manifold, max_sine
+from .conftest import cost_operator, lle_weight_matrix
+
+
+def test_the_inverse_on_the_workers_solves_and_agrees_with_dense(client):
+    X = manifold("digits", 400)
+    M, indices = cost_operator(X), lle_weight_matrix(X)[1]
+    order = _order(M, knn_graph(indices, M.shape[0]))
+    B = M.B.toarray()[order][:, order]
+    resident = ResidentOperator.scattered(client, M)
+    rng = np.random.default_rng(0)
+    problem = workers.WorkerProblem(client, resident, order, rng, inverse=True)
+    inverse = problem.inverse
+    assert inverse is not None and len(set(problem.ranges.workers)) == 2
+    R = np.random.default_rng(1).standard_normal((M.shape[0], 3))
+    blocks = problem.scattered(R)
+    np.testing.assert_allclose(inverse.cycle.times(blocks).gather(), B @ R, atol=1e-12)
+    np.testing.assert_allclose(inverse.cycle.times(blocks, True).gather(), B.T @ R, atol=1e-12)
+    # u spans B^T's null space (B is singular on both sides)
+    u = inverse.left_null.gather().ravel()
+    assert inverse.null_residual <= 1e-8
+    np.testing.assert_allclose(np.linalg.norm(B.T @ u), inverse.null_residual, rtol=1e-6)
+    # the solve it preconditions: a few iterations where the cycle for M takes 67
+    start = problem.scattered(np.random.default_rng(2).standard_normal((M.shape[0], 4)))
+    theta, vectors, n_iter, bound = workers.lobpcg_on_workers(
+        problem, start, n_wanted=2, tol=1e-6, max_iter=20
+    )
+    dense = null_space(M, 2, solver="dense")
+    found = np.empty((M.shape[0], 2))
+    found[order] = vectors.gather()[:, :2]
+    assert n_iter <= 8 and bound <= 1e-6
+    assert max_sine(found, dense.vectors) <= 1e-6
+    np.testing.assert_allclose(theta[:2], dense.values, rtol=1e-6, atol=1e-14)
