@@ -69,7 +69,7 @@ def bottom_eigenvectors(
     """
     n = M.shape[0]
     if client is not None:
-        resident, order = _on_workers(M, client, rng)
+        resident, order, bounds = _on_workers(M, client, rng)
     else:
         graph = multigrid.knn_graph(neighbors, n) if neighbors is not None else None
         order = _order(M, graph)
@@ -86,7 +86,7 @@ def bottom_eigenvectors(
         result = _on_workers_solved(
             client, resident, order, X, n_components, tol=tol, max_iter=max_iter, rng=rng,
             on_iteration=report, first_iteration=first_iteration,
-            reload=_reload(checkpoint, order), inverse=inverse,
+            bounds=bounds, reload=_reload(checkpoint, order), inverse=inverse,
         )  # fmt: skip
     else:
         with threadpool_limits(limits=1, user_api="blas"):  # BLAS on one thread
@@ -118,18 +118,19 @@ def _on_workers_solved(*args, **kwargs):
 
 def _on_workers(M, client, rng):
     """B's rows on the workers (M's scattered, unless they are there) and the locality order
-    that one task computes there: every piece of the solve is then built on the workers. A
-    worker lost meanwhile costs the order's task (and B's chunks, if scattered), not the fit."""
+    that one task computes there, for the row ranges (their bounds) that the solve keeps: every
+    piece of the solve is then built on the workers. A worker lost meanwhile costs the order's
+    task (and B's chunks, if scattered), not the fit."""
     from . import workers
     from .resident import ResidentOperator
 
     resident = M if isinstance(M, ResidentOperator) else ResidentOperator.scattered(client, M)
-    n_ranges = len(workers.row_bounds(M.shape[0], client)) - 1
+    bounds = workers.row_bounds(M.shape[0], client)  # for the workers present now, kept
     seed = int(rng.integers(2**31 - 1))
     retries = int(config.get("eigen.worker-retries"))
     for attempt in range(retries + 1):
         try:
-            return resident, resident.locality_order(n_ranges, seed)
+            return resident, resident.locality_order(len(bounds) - 1, seed), bounds
         except workers.worker_lost() as exc:
             if attempt == retries:
                 raise

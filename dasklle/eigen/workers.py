@@ -98,12 +98,14 @@ class WorkerProblem:
     M : ResidentOperator
     order : a locality order of the rows: the ranges are contiguous slices of it
     rng : numpy Generator (aggregation and spectral radius estimates)
+    bounds : the ranges' starts and end in ``order`` (``row_bounds`` for the client's workers)
     """
 
-    def __init__(self, client, M: ResidentOperator, order: np.ndarray, rng, inverse=False):
+    def __init__(self, client, M: ResidentOperator, order: np.ndarray, rng, inverse=False,
+                 bounds=None):  # fmt: skip
         n = M.shape[0]
         self.client, self.n = client, n
-        self.bounds = row_bounds(n, client)
+        self.bounds = row_bounds(n, client) if bounds is None else bounds
         self.ranges = rowblocks.Ranges.on(client, self.bounds)
         self.rows = [int(size) for size in np.diff(self.bounds)]  # each range's
         self.ones = RowBlocks(self.ranges, self.ranges.map(_ones, self.rows), 1)  # the constant
@@ -319,13 +321,15 @@ def solve(
     n_components: int,
     *,
     rng,
+    bounds: np.ndarray,
     reload=None,
     inverse: bool = False,
     **options,
 ) -> LobpcgResult:
     """``lobpcg_on_workers`` from the start block X (an array, or a RandomStart drawn on the
     workers); ``order`` is a locality order of M's rows (the ranges are slices of it), and X's
-    rows and the n_components + 1 lowest vectors returned are in that order. ``inverse``:
+    rows and the n_components + 1 lowest vectors returned are in that order, its ranges
+    ``bounds`` (those the order was made for, whatever workers are present). ``inverse``:
     precondition by solves with B and B^T (``inverse_workers``), unless their cycle does not
     converge on this graph; the block then widens for the cycle for M. ``options``: tol,
     max_iter, on_iteration and first_iteration.
@@ -333,16 +337,19 @@ def solve(
     A worker lost during the solve does not end it: the solve starts again, on the workers the
     cluster has then, from the block that ``reload()`` gives (the store's, with its iteration),
     or without one from the block kept in this process every ``eigen.checkpoint-interval``
-    seconds, up to ``eigen.worker-retries`` times, with a warning.
+    seconds, up to ``eigen.worker-retries`` times, with a warning. Each start builds the same
+    preconditioner (the same ranges and random numbers).
     """
     first, then = options.pop("first_iteration", 0), options.pop("on_iteration", None)
     kept = _KeptBlock(X, first, then, here=reload is None)
     retries = int(config.get("eigen.worker-retries"))
+    seed = int(rng.integers(2**31 - 1))
     for attempt in range(retries + 1):
+        rng = np.random.default_rng(seed)
         try:
             if attempt:  # scattered chunks are lost with their worker
                 M = M.rebuilt()
-            problem = WorkerProblem(client, M, order, rng, inverse=inverse)
+            problem = WorkerProblem(client, M, order, rng, inverse=inverse, bounds=bounds)
             start = problem.start(kept.block)
             if inverse and problem.inverse is None:
                 wide = n_components + config.get("eigen.lobpcg-extra-vectors")

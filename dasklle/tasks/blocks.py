@@ -74,7 +74,7 @@ def _on_workers(per_block: Sequence[Sequence[Any]]) -> list[list[Any]]:
     client = distributed_client()
     if client is None:  # the local schedulers share this process's memory
         return [list(args) for args in per_block]
-    futures = iter(client.scatter(arrays, hash=False))  # hash=False: see ``shared``
+    futures = iter(client.scatter(arrays, hash=False))  # keys of their own: see ``shared``
     return [[next(futures) if isinstance(a, np.ndarray) else a for a in args] for args in per_block]
 
 
@@ -83,20 +83,31 @@ def shared(*arrays: np.ndarray) -> list:
 
     A numpy argument is pickled into each task that uses it, and a worker holds the specs of
     every task queued on it, outside dask's memory accounting. As a key, an array travels to
-    each worker once and counts as managed memory. On a distributed cluster the arrays are
-    scattered: as graph keys they would travel inside every graph the client sends. They go to
-    every worker (they are small): no worker can recompute scattered data, so a single copy
-    would be lost with its worker, and every task that needs it with it.
-
-    Each scatter gets keys of its own (``hash=False``). With keys hashed from the content, the
-    same array scattered again just after an earlier scatter of it was released reuses that
-    key; the workers then drop the new copy on the old release, the scheduler still counts it
-    in memory, and its dependents wait forever or are cancelled with "lost dependencies".
+    each worker once and counts as managed memory. On a distributed cluster each array is the
+    result of a task of its own that holds it: the graphs the client sends then name the key
+    rather than carry the array, and the scheduler can run the task again when the worker
+    holding the result is lost. (Scattered data cannot be recomputed, and copies scattered to
+    every worker do not stay: the active memory manager drops the replicas no task waits for.)
     """
     client = distributed_client()
     if client is None:
         return [dask.delayed(a, pure=True) for a in arrays]
-    return client.scatter(list(arrays), hash=False, broadcast=True)
+    size = sum(a.nbytes for a in arrays)
+    threshold = dask.config.get("distributed.admin.large-graph-warning-threshold")
+    # the arrays are sent once, on purpose: dask's warning of large graphs is about repetition
+    with dask.config.set(
+        {
+            "distributed.admin.large-graph-warning-threshold": max(
+                dask.utils.parse_bytes(threshold), 2 * size
+            )
+        }
+    ):
+        return [client.submit(_held, a, pure=False) for a in arrays]
+
+
+def _held(array: np.ndarray) -> np.ndarray:
+    """The array a task holds (``shared``)."""
+    return array
 
 
 def map_row_blocks(

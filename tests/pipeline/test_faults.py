@@ -17,6 +17,10 @@ from ..conftest import local_cluster, manifold
 
 # Same seed, same arithmetic: the embeddings agree to round-off (held to 1e-10).
 DETERMINISM_ATOL = 1e-10
+# The solve on the workers, stopped after 5 iterations: its round-off differs between runs by
+# about 1e-13 (sums over data that arrive at different places in memory), and the unconverged
+# iterate amplifies it (3e-9 measured). Another seed or split into ranges moves it by 2e-2.
+UNCONVERGED_ATOL = 1e-7
 
 
 class KillWorkerAfterFirst(SchedulerPlugin):
@@ -72,7 +76,7 @@ def test_worker_killed_while_the_worker_solve_orders_its_rows_changes_nothing():
             disturbed = LocallyLinearEmbedding(**params).fit(X)
     assert plugin.killed is not None, "no worker was killed: the test did not test anything"
     assert disturbed.eigen_placement_ == "workers"
-    np.testing.assert_allclose(disturbed.embedding_, undisturbed.embedding_, atol=DETERMINISM_ATOL)
+    np.testing.assert_allclose(disturbed.embedding_, undisturbed.embedding_, atol=UNCONVERGED_ATOL)
 
 
 @pytest.mark.filterwarnings("ignore::dasklle.exceptions.EigenConvergenceWarning")
@@ -97,7 +101,7 @@ def test_worker_killed_while_partitions_are_merged_changes_nothing():
         disturbed = LocallyLinearEmbedding(**params).fit(X)
     assert plugin.killed is not None, "no worker was killed: the test did not test anything"
     np.testing.assert_array_equal(disturbed.neighbor_indices_, undisturbed.neighbor_indices_)
-    np.testing.assert_allclose(disturbed.embedding_, undisturbed.embedding_, atol=DETERMINISM_ATOL)
+    np.testing.assert_allclose(disturbed.embedding_, undisturbed.embedding_, atol=UNCONVERGED_ATOL)
 
 
 @pytest.mark.parametrize("solver", ["arpack", "amg"])

@@ -1,6 +1,9 @@
 """Task graphs: the suite's guards against bad graphs fire, and dasklle's graphs pass them."""
 
 import logging
+import os
+import signal
+import time
 
 import dask
 import numpy as np
@@ -11,6 +14,8 @@ from dasklle import LocallyLinearEmbedding, datasets
 from dasklle.metrics import neighborhood_quality
 from dasklle.tasks import progress
 from dasklle.tasks.blocks import private_block, shared
+
+from ..conftest import local_cluster
 
 
 def _identity(x):
@@ -136,3 +141,23 @@ def test_an_array_shared_again_after_its_release_stays_on_the_workers(client):
         (future,) = shared(a)
         assert client.submit(np.sum, future, pure=False).result(timeout=30) == a.sum()
         del future
+
+
+def test_an_array_shared_survives_the_loss_of_the_worker_holding_it():
+    """Once the memory manager leaves one copy of a shared array, the loss of the worker that
+    holds it costs a recomputation of the array, not the tasks that need it."""
+    from distributed import Client
+
+    a = np.arange(1000.0)
+    with local_cluster() as cluster, Client(cluster) as client:
+        (future,) = shared(a)
+        future.result(timeout=30)
+        holders = client.who_has([future])[future.key]
+        deadline = time.monotonic() + 20
+        while len(holders) > 1 and time.monotonic() < deadline:  # the manager runs every 2 s
+            time.sleep(0.2)
+            holders = client.who_has([future])[future.key]
+        assert len(holders) == 1, holders
+        pids = client.run(os.getpid, workers=list(holders))
+        os.kill(next(iter(pids.values())), signal.SIGKILL)
+        assert client.submit(np.sum, future, pure=False).result(timeout=60) == a.sum()
