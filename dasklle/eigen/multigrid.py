@@ -256,10 +256,19 @@ def _levels(A, graph, rng) -> tuple[list, list]:
 
 
 def aggregation(graph) -> sp.csr_array:
-    """The 0/1 map of the graph's nodes to pyamg's standard aggregates of it."""
+    """The 0/1 map of the graph's nodes to pyamg's standard aggregates of it, each isolated
+    node (which pyamg leaves out) an aggregate of its own: every node in one, the map keeps
+    the constant vector, the null vector of B and of M."""
     from pyamg.aggregation import standard_aggregation
 
-    return sp.csr_array(standard_aggregation(sp.csr_matrix(graph))[0], dtype=np.float64)
+    P = sp.csr_array(standard_aggregation(sp.csr_matrix(graph))[0], dtype=np.float64)
+    alone = np.flatnonzero(np.diff(P.indptr) == 0)
+    if len(alone) == 0:
+        return P
+    own = sp.csr_array(
+        (np.ones(len(alone)), (alone, np.arange(len(alone)))), shape=(P.shape[0], len(alone))
+    )
+    return sp.hstack([P, own], format="csr")
 
 
 def coarse_graph(graph, P) -> sp.csr_array:

@@ -1,7 +1,9 @@
 """The inverse preconditioner with its vectors on the workers: products with B and B^T, the
 left null vector, and the solve that GMRES with the cycle for B preconditions against dense
-mode. One problem is built for all (its setup's solve for u takes most of the time)."""
+mode. One problem is built for all (its setup's solve for u takes most of the time), in four
+ranges of 100 rows: some rows have no neighbor within their range."""
 
+import dask
 import numpy as np
 
 from dasklle.eigen import null_space, workers
@@ -20,9 +22,11 @@ def test_the_inverse_on_the_workers_solves_and_agrees_with_dense(client):
     B = M.B.toarray()[order][:, order]
     resident = ResidentOperator.scattered(client, M)
     rng = np.random.default_rng(0)
-    problem = workers.WorkerProblem(client, resident, order, rng, inverse=True)
+    with dask.config.set({"dasklle.eigen.worker-range-rows": 100}):
+        problem = workers.WorkerProblem(client, resident, order, rng, inverse=True)
     inverse = problem.inverse
-    assert inverse is not None and len(set(problem.ranges.workers)) == 2
+    assert inverse is not None and len(problem.bounds) == 5
+    assert len(set(problem.ranges.workers)) == 2
     R = np.random.default_rng(1).standard_normal((M.shape[0], 3))
     blocks = problem.scattered(R)
     np.testing.assert_allclose(inverse.cycle.times(blocks).gather(), B @ R, atol=1e-12)
@@ -31,6 +35,13 @@ def test_the_inverse_on_the_workers_solves_and_agrees_with_dense(client):
     u = inverse.left_null.gather().ravel()
     assert inverse.null_residual <= 1e-8
     np.testing.assert_allclose(np.linalg.norm(B.T @ u), inverse.null_residual, rtol=1e-6)
+    # each solve reaches its tolerance (consistent right sides: orthogonal to 1, then to u)
+    r = R - R.mean(axis=0)
+    y = inverse._solve(problem.scattered(r), True, inverse.rtol).gather()
+    assert np.all(np.linalg.norm(B.T @ y - r, axis=0) <= inverse.rtol * np.linalg.norm(r, axis=0))
+    y -= np.outer(u, u @ y)
+    z = inverse._solve(problem.scattered(y), False, inverse.rtol).gather()
+    assert np.all(np.linalg.norm(B @ z - y, axis=0) <= inverse.rtol * np.linalg.norm(y, axis=0))
     # the solve it preconditions: a few iterations where the cycle for M takes 67
     start = problem.scattered(np.random.default_rng(2).standard_normal((M.shape[0], 4)))
     theta, vectors, n_iter, bound = workers.lobpcg_on_workers(

@@ -77,3 +77,17 @@ def test_the_k_cycle_stays_finite_on_nearly_solved_columns():
     np.testing.assert_array_equal(out[:, 3], 0.0)
     # the correction of a scaled column is the scaled correction (the cycle is linear in b)
     np.testing.assert_allclose(out[:, 1] * 1e18, cycle(block[:, 1:2] * 1e18)[:, 0], rtol=1e-3)
+
+
+def test_every_node_is_in_an_aggregate():
+    """Nodes without an edge (a row whose neighbors all lie outside its range) get aggregates
+    of their own: the map keeps the constant vector, B's null vector."""
+    import scipy.sparse as sp
+
+    from dasklle.eigen.multigrid import aggregation
+
+    path = sp.diags_array([np.ones(5), np.ones(5)], offsets=[-1, 1], shape=(6, 6))
+    graph = sp.block_diag([path, sp.csr_array((2, 2))], format="csr")  # nodes 6, 7 alone
+    P = aggregation(graph)
+    np.testing.assert_array_equal(P @ np.ones(P.shape[1]), np.ones(8))
+    assert P[[6], :].nnz == 1 and P[[7], :].nnz == 1 and P[6, :].argmax() != P[7, :].argmax()
