@@ -18,8 +18,8 @@ from ..conftest import local_cluster, manifold
 # Same seed, same arithmetic: the embeddings agree to round-off (held to 1e-10).
 DETERMINISM_ATOL = 1e-10
 # The solve on the workers, stopped after 5 iterations: its round-off differs between runs by
-# about 1e-13 (sums over data that arrive at different places in memory), and the unconverged
-# iterate amplifies it (3e-9 measured). Another seed or split into ranges moves it by 2e-2.
+# about 1e-13, and the unconverged iterate amplifies it (3e-9 measured). Another seed or split
+# into ranges moves it by 2e-2.
 UNCONVERGED_ATOL = 1e-7
 
 
