@@ -143,9 +143,12 @@ def refuse_dasklle_store(path: str, node: Any = None) -> None:
 
 
 def _scatter_rows(X: np.ndarray, rows: int) -> da.Array | None:
-    """With a distributed client, X's row blocks as data on the workers; else None."""
+    """With a distributed client, X's row blocks as data on the workers (``to_workers``: up to
+    ``tasks.held-max-bytes``, a lost worker costs their recomputation, not the fit); else
+    None."""
     import dask
 
+    from ..tasks.blocks import to_workers
     from ..tasks.progress import distributed_client
 
     client = distributed_client()
@@ -153,7 +156,7 @@ def _scatter_rows(X: np.ndarray, rows: int) -> da.Array | None:
         return None
 
     starts = range(0, X.shape[0], rows)
-    futures = client.scatter([X[s : s + rows] for s in starts])
+    futures = to_workers(client, [X[s : s + rows] for s in starts])
     parts = [
         da.from_delayed(dask.delayed(f), shape=(len(X[s : s + rows]), X.shape[1]), dtype=X.dtype)
         for f, s in zip(futures, starts, strict=True)

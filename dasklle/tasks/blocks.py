@@ -61,20 +61,17 @@ def row_block_tasks(
     ]
 
 
-# With a distributed client, per-block numpy arguments above this total go to the workers by
-# scatter rather than inside the graph (dask warns of graphs above 10 MB).
-
-
 def _on_workers(per_block: Sequence[Sequence[Any]]) -> list[list[Any]]:
-    """per_block with its numpy arrays scattered to the workers (futures), when a distributed
-    client runs and they are large; unchanged otherwise."""
+    """per_block with its numpy arrays sent to the workers once (futures, ``to_workers``),
+    when a distributed client runs and they total ``tasks.scatter-min-bytes`` or more (dask
+    warns of graphs above 10 MB); unchanged otherwise."""
     arrays = [a for args in per_block for a in args if isinstance(a, np.ndarray)]
     if sum(a.nbytes for a in arrays) < config.get_bytes("tasks.scatter-min-bytes"):
         return [list(args) for args in per_block]
     client = distributed_client()
     if client is None:  # the local schedulers share this process's memory
         return [list(args) for args in per_block]
-    futures = iter(client.scatter(arrays, hash=False))  # keys of their own: see ``shared``
+    futures = iter(to_workers(client, arrays))
     return [[next(futures) if isinstance(a, np.ndarray) else a for a in args] for args in per_block]
 
 
@@ -83,30 +80,40 @@ def shared(*arrays: np.ndarray) -> list:
 
     A numpy argument is pickled into each task that uses it, and a worker holds the specs of
     every task queued on it, outside dask's memory accounting. As a key, an array travels to
-    each worker once and counts as managed memory. On a distributed cluster each array is the
-    result of a task of its own that holds it: the graphs the client sends then name the key
-    rather than carry the array, and the scheduler can run the task again when the worker
-    holding the result is lost. (Scattered data cannot be recomputed, and copies scattered to
-    every worker do not stay: the active memory manager drops the replicas no task waits for.)
+    each worker once and counts as managed memory. On a distributed cluster the arrays go
+    there by ``to_workers``.
     """
     client = distributed_client()
     if client is None:
         return [dask.delayed(a, pure=True) for a in arrays]
+    return to_workers(client, list(arrays))
+
+
+def to_workers(client, arrays: list[np.ndarray]) -> list:
+    """Futures of the arrays on the client's workers, each under a key of its own.
+
+    Up to ``tasks.held-max-bytes`` in all, each is the result of a task that holds it: the
+    graphs sent later name the key rather than carry the array, and the scheduler, which keeps
+    the task (a serialised copy), runs it again when the worker holding the result is lost.
+    Beyond, they are scattered: one copy each, which the scheduler cannot recompute. (Copies
+    scattered to every worker do not stay: the active memory manager drops the replicas no
+    task waits for. Keys hashed from the content are no option either: an array scattered
+    again just after an earlier copy was released reuses the key, and the workers drop the
+    new copy on the old release.)
+    """
     size = sum(a.nbytes for a in arrays)
-    threshold = dask.config.get("distributed.admin.large-graph-warning-threshold")
-    # the arrays are sent once, on purpose: dask's warning of large graphs is about repetition
-    with dask.config.set(
-        {
-            "distributed.admin.large-graph-warning-threshold": max(
-                dask.utils.parse_bytes(threshold), 2 * size
-            )
-        }
-    ):
+    if size > config.get_bytes("tasks.held-max-bytes"):
+        return client.scatter(arrays, hash=False)
+    threshold = dask.utils.parse_bytes(
+        dask.config.get("distributed.admin.large-graph-warning-threshold")
+    )
+    # sent once, on purpose: dask's warning of large graphs is about repetition
+    with dask.config.set({"distributed.admin.large-graph-warning-threshold": threshold + size}):
         return [client.submit(_held, a, pure=False) for a in arrays]
 
 
 def _held(array: np.ndarray) -> np.ndarray:
-    """The array a task holds (``shared``)."""
+    """The array a task holds (``to_workers``)."""
     return array
 
 
