@@ -85,7 +85,7 @@ class ResidentOperator:
 
     def times_few(self, X: np.ndarray) -> np.ndarray:
         """M @ X for a few columns: each chunk's B_c^T (B_c X), summed by a tree of tasks."""
-        (shared,) = blocks.shared(X)
+        (shared,) = blocks.to_workers(self.client, [X])
         return reduce_sum(self.client, self.client.map(_chunk_gram_times, self.chunks, X=shared))
 
     def locality_order(self, n_ranges: int, seed: int) -> np.ndarray:
@@ -358,7 +358,7 @@ class RangeSetup:
         client = ranges.client
         position = np.empty_like(order)
         position[order] = np.arange(len(order))
-        (shared,) = blocks.shared(position)
+        (shared,) = blocks.to_workers(client, [position])
         split = client.map(
             _split_for_ranges, M.chunks, M.bounds[:-1], position=shared, bounds=self.bounds
         )
@@ -396,7 +396,7 @@ class RangeSetup:
         """P^T B P over the aggregates of ``aggregations`` (``ids``) and the graph between
         aggregates, summed over the ranges."""
         client = self.ranges.client
-        (shared,) = blocks.shared(ids)
+        (shared,) = blocks.to_workers(client, [ids])
         shares = self._map(_coarse_share_of_B, ids=shared, n_coarse=int(ids.max()) + 1)
         coarse, directed = reduce_sum(client, shares, combine=_summed)
         return sp.csr_array(coarse).tocsr(), _undirected(directed)
@@ -420,7 +420,7 @@ class RangeSetup:
         """P^T (M + shift I) P and the graph between aggregates, summed over the ranges."""
         client = self.ranges.client
         n_coarse = int(ids.max()) + 1
-        (shared,) = blocks.shared(ids)
+        (shared,) = blocks.to_workers(client, [ids])
         shares = self._map(_coarse_share, ids=shared, n_coarse=n_coarse)
         gram, directed = reduce_sum(client, shares, combine=_summed)
         sizes = np.bincount(ids[ids >= 0], minlength=n_coarse).astype(np.float64)

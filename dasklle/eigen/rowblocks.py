@@ -76,7 +76,7 @@ class Ranges:
             futures = self.client.scatter(
                 [values[i] for i in items],
                 workers=[address] if address in present else None,
-                hash=False,  # keys of its own: see ``tasks.blocks.shared``
+                hash=False,  # keys of its own: see ``tasks.blocks.to_workers``
             )
             for i, future in zip(items, futures, strict=True):
                 out[i] = future

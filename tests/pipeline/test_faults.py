@@ -84,8 +84,8 @@ def test_worker_killed_while_the_worker_solve_orders_its_rows_changes_nothing():
 
 @pytest.mark.filterwarnings("ignore::dasklle.exceptions.EigenConvergenceWarning")
 def test_worker_killed_while_partitions_are_merged_changes_nothing():
-    # the merge's tasks read arrays scattered from the client (a partition holding each row):
-    # a copy on each worker survives the loss of one
+    # the merge's tasks read an array sent from the client (a partition holding each row): the
+    # scheduler runs the task that holds it again after the loss
     X = datasets.digits_784(2000, random_state=2)[0]
     params = dict(n_neighbors=10, neighbors_algorithm="projected", max_iter=5, random_state=0)
     partitions = {
