@@ -23,6 +23,7 @@ from . import multigrid
 
 SHIFT = 1e-9  # makes the coarsest level (singular, as B) factorisable
 CONVERGED_NULL = 1e-4  # |B^T u| of a unit u from a solve that converged, far below inverse-tol
+NULL_RTOL = 1e-10  # the solve for u: relative residual
 
 
 class CycleForB:
@@ -214,7 +215,7 @@ class InverseOfM:
         consistent solve, B^T d = -B^T start (GMRES on a system without a solution, as in
         inverse iteration, does not find u reliably)."""
         start = rng.standard_normal((self.B.shape[0], 1))
-        u = start + self._solve(-(self.BT @ start), True, 1e-10, restarts=10)
+        u = start + self._solve(-(self.BT @ start), True, NULL_RTOL, restarts=10)
         return u / np.linalg.norm(u)
 
     def __call__(self, R: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse.linalg as sla
 
 from .. import config
-from . import rowblocks
+from . import inverse, rowblocks
 from .inverse import CONVERGED_NULL, CycleForB, basis_coefficients, rotate, warn_fallback
 from .rowblocks import RowBlocks
 
@@ -243,7 +243,8 @@ class WorkerInverse:
 
         start = self.problem.start(RandomStart(1, int(rng.integers(2**31 - 1))))
         product = self.cycle.times(start, transpose=True)
-        d = self._solve(rowblocks.map_blocks(np.negative, product), True, 1e-10, restarts=10)
+        negated = rowblocks.map_blocks(np.negative, product)
+        d = self._solve(negated, True, inverse.NULL_RTOL, restarts=10)
         u = rowblocks.map_blocks(np.add, start, d)
         norm = rowblocks.column_norms(u)[0]
         return rowblocks.map_blocks(_scaled, u, factor=1.0 / norm)
