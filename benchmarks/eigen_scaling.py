@@ -24,7 +24,8 @@ from ``eigen.inverse-workers-min-rows`` rows) and its block has ``eigen.inverse-
 extra vectors; the figures are then also given per GMRES step (one preconditioned product for
 all the columns solved together), against the model's terms for a step: 10 tasks a range plus
 5 a halo plus 2 for the two reductions (the cycle's 4 products with B and the product after
-it read halos), and 5 products' halos of 8-byte entries for each column solved together.
+it read halos), and, for each column solved together, 5 products' halos and the restriction to
+the coarse level (sent to the client) in 8-byte entries.
 """
 
 from __future__ import annotations
@@ -190,7 +191,10 @@ def _step_terms(row: dict, problem, ranges: int, pairs: int, steps: float, colum
         + STEP_TASKS_PER_HALO * pairs
         + STEP_REDUCTIONS,
         "MB a step": row["MB sent"] / steps,
-        "model MB a step": STEP_PRODUCTS * problem.M.sent_rows * 8 * columns / 1e6,
+        "model MB a step": (STEP_PRODUCTS * problem.M.sent_rows + sum(problem.coarse_sizes))
+        * 8
+        * columns
+        / 1e6,
     }
 
 

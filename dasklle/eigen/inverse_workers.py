@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse.linalg as sla
 
 from .. import config
+from ..tasks import memory
 from . import inverse, rowblocks
 from .inverse import CONVERGED_NULL, CycleForB, basis_coefficients, rotate, warn_fallback
 from .rowblocks import RowBlocks
@@ -202,9 +203,24 @@ def _side_by_side(*blocks: np.ndarray) -> np.ndarray:
     return np.hstack(blocks)
 
 
+def columns_together(ranges, basis_vectors: int) -> int:
+    """How many columns of a solve the workers take at once: as many Krylov bases as fit
+    ``eigen.inverse-basis-bytes`` on a worker, or, if more, as fit what each range's task
+    budget leaves beyond its rows (ranges are sized by ``workers.RANGE_BYTES_PER_ROW``, and
+    large workers hold them with room to spare). Fewer groups mean fewer round trips."""
+    from .workers import RANGE_BYTES_PER_ROW
+
+    rows = np.diff(ranges.bounds)
+    on_a_worker = max(sum(rows[p] for p in held) for _, held in ranges.by_worker())
+    fixed = config.get_bytes("eigen.inverse-basis-bytes") // (basis_vectors * 8 * on_a_worker)
+    spare = memory.task_bytes() - rows.max() * RANGE_BYTES_PER_ROW
+    budgeted = spare // (basis_vectors * 8 * rows.max())
+    return max(1, int(fixed), int(budgeted))
+
+
 class WorkerInverse:
     """Z ~ M^+ R for row blocks R, as ``inverse.InverseOfM``; the columns are solved in
-    groups whose Krylov bases fit ``eigen.inverse-basis-bytes`` on each worker."""
+    groups whose Krylov bases fit on each worker (``columns_together``)."""
 
     RESTART = 40
 
@@ -212,9 +228,7 @@ class WorkerInverse:
         self.problem = problem
         self.cycle = WorkerCycleForB(problem, setup, ids, rng)
         self.rtol = config.get("eigen.inverse-tol")
-        workers = max(1, len(set(problem.ranges.workers)))
-        per_column = (self.RESTART + 1) * (problem.n / workers) * 8
-        self.group = max(1, int(config.get_bytes("eigen.inverse-basis-bytes") // per_column))
+        self.group = columns_together(problem.ranges, self.RESTART + 1)
         self.left_null = self._left_null(rng)
         residual = self.cycle.times(self.left_null, transpose=True)
         self.null_residual = float(rowblocks.column_norms(residual)[0])

@@ -38,14 +38,15 @@ class Ranges:
         owners = [slots[p * len(slots) // n_ranges] for p in range(n_ranges)]
         return cls(client, bounds, owners)
 
-    def _by_worker(self):
+    def by_worker(self):
+        """(worker, the ranges it holds) for each worker."""
         for address in dict.fromkeys(self.workers):
             yield address, [p for p, owner in enumerate(self.workers) if owner == address]
 
     def _placed(self, submit) -> list:
         """submit(address, ranges) for each worker, its futures put back in range order."""
         out = [None] * len(self.workers)
-        for address, ranges in self._by_worker():
+        for address, ranges in self.by_worker():
             for p, future in zip(ranges, submit(address, ranges), strict=True):
                 out[p] = future
         return out

@@ -6,7 +6,7 @@ ranges of 100 rows: some rows have no neighbor within their range."""
 import dask
 import numpy as np
 
-from dasklle.eigen import null_space, workers
+from dasklle.eigen import inverse_workers, null_space, workers
 from dasklle.eigen.amg import _order
 from dasklle.eigen.multigrid import knn_graph
 from dasklle.eigen.resident import ResidentOperator
@@ -53,3 +53,30 @@ def test_the_inverse_on_the_workers_solves_and_agrees_with_dense(client):
     assert n_iter <= 8 and bound <= 1e-6
     assert max_sine(found, dense.vectors) <= 1e-6
     np.testing.assert_allclose(theta[:2], dense.values, rtol=1e-6, atol=1e-14)
+
+
+class _Ranges:
+    """Row ranges on two workers, for the arithmetic of ``columns_together``."""
+
+    def __init__(self, rows_each: int):
+        self.bounds = np.array([0, rows_each, 2 * rows_each])
+
+    def by_worker(self):
+        return iter([("a", [0]), ("b", [1])])
+
+
+def test_columns_solved_together_follow_the_workers_memory():
+    basis = 41 * 8  # bytes a row and column of a Krylov basis of 41 vectors
+    small = {"dasklle.tasks.min-task-bytes": "32 MiB", "dasklle.tasks.memory-fraction": 0.0}
+    with dask.config.set(small | {"dasklle.eigen.inverse-basis-bytes": 3 * basis * 500_000}):
+        # large ranges on small workers: the configured bytes decide
+        assert inverse_workers.columns_together(_Ranges(500_000), 41) == 3
+    with dask.config.set(small | {"dasklle.eigen.inverse-basis-bytes": 1}):
+        assert inverse_workers.columns_together(_Ranges(500_000), 41) == 1  # at least one
+        # small ranges: what the task budget leaves beyond the range's own rows
+        leaves = 32 * 2**20 - 1_000 * workers.RANGE_BYTES_PER_ROW
+        assert inverse_workers.columns_together(_Ranges(1_000), 41) == leaves // (basis * 1_000)
+    large = {"dasklle.tasks.min-task-bytes": "4 GiB", "dasklle.eigen.inverse-basis-bytes": 1}
+    with dask.config.set(small | large):
+        leaves = 4 * 2**30 - 500_000 * workers.RANGE_BYTES_PER_ROW
+        assert inverse_workers.columns_together(_Ranges(500_000), 41) == leaves // (basis * 500_000)
