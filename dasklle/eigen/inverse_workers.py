@@ -4,8 +4,8 @@ by GMRES preconditioned by a V-cycle for B, with every n-row vector on the worke
 The cycle's finest level runs there (damped Jacobi sweeps through each range's rows of B or of
 B^T, aggregates within the ranges); its coarse levels, P^T B P over those aggregates and below,
 run in the client as ``inverse.CycleForB``. GMRES keeps its Krylov bases on the workers and
-brings only the (columns x basis) inner products to the client: three round trips a step
-(the coarse level and two Gram-Schmidt passes).
+brings only the (columns x basis) inner products to the client: four waits a step (the
+restriction gathered, the coarse correction scattered, two Gram-Schmidt passes).
 """
 
 from __future__ import annotations
