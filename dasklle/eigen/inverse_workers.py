@@ -15,8 +15,15 @@ import scipy.sparse.linalg as sla
 
 from .. import config
 from ..tasks import memory
-from . import inverse, rowblocks
-from .inverse import CONVERGED_NULL, CycleForB, basis_coefficients, rotate, warn_fallback
+from . import rowblocks
+from .inverse import (
+    CONVERGED_NULL,
+    NULL_RTOL,
+    CycleForB,
+    basis_coefficients,
+    rotate,
+    warn_fallback,
+)
 from .rowblocks import RowBlocks
 
 SWEEPS = 2  # Jacobi sweeps before and after the coarse correction, as in this process
@@ -257,8 +264,7 @@ class WorkerInverse:
 
         start = self.problem.start(RandomStart(1, int(rng.integers(2**31 - 1))))
         product = self.cycle.times(start, transpose=True)
-        negated = rowblocks.map_blocks(np.negative, product)
-        d = self._solve(negated, True, inverse.NULL_RTOL, restarts=10)
+        d = self._solve(rowblocks.map_blocks(np.negative, product), True, NULL_RTOL, restarts=10)
         u = rowblocks.map_blocks(np.add, start, d)
         norm = rowblocks.column_norms(u)[0]
         return rowblocks.map_blocks(_scaled, u, factor=1.0 / norm)
