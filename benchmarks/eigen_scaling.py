@@ -56,13 +56,13 @@ class StepCounter:
         self.steps = self.column_steps = 0
 
     def __enter__(self):
-        def counted_arnoldi(A, precondition, r, beta, targets, restart):
+        def counted_arnoldi(A, precondition, r, beta, targets, restart, passes):
             def counted(X):
                 self.steps += 1
                 self.column_steps += X.columns if hasattr(X, "columns") else X.shape[1]
                 return precondition(X)
 
-            return self.original(A, counted, r, beta, targets, restart)
+            return self.original(A, counted, r, beta, targets, restart, passes)
 
         self.module._arnoldi = counted_arnoldi
         return self

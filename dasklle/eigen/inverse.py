@@ -24,6 +24,7 @@ from . import multigrid
 SHIFT = 1e-9  # makes the coarsest level (singular, as B) factorisable
 CONVERGED_NULL = 1e-4  # |B^T u| of a unit u from a solve that converged, far below inverse-tol
 NULL_RTOL = 1e-10  # the solve for u: relative residual
+ONE_PASS_RTOL = 1e-4  # from here up, one Gram-Schmidt pass keeps the basis orthogonal enough
 
 
 class CycleForB:
@@ -89,15 +90,23 @@ def gmres(A, precondition, b: np.ndarray, rtol: float, restart: int, max_restart
     """
     x = np.zeros_like(b)
     norms = np.linalg.norm(b, axis=0)
+    passes = gram_schmidt_passes(rtol)
     for _ in range(max_restarts):
         r = b - A(x) if x.any() else b.copy()
         beta = np.linalg.norm(r, axis=0)
         if np.all(beta <= rtol * norms):
             break
-        V, H, g = _arnoldi(A, precondition, r, beta, rtol * norms, restart)
+        V, H, g = _arnoldi(A, precondition, r, beta, rtol * norms, restart, passes)
         y = basis_coefficients(H, g).astype(b.dtype, copy=False)
         x += precondition(np.einsum("cjn,jc->nc", V[:, : len(y)], y))
     return x
+
+
+def gram_schmidt_passes(rtol: float) -> int:
+    """Classical Gram-Schmidt passes a GMRES step takes: one pass loses orthogonality of about
+    eps / rtol^2, harmless to a solve stopped at ``ONE_PASS_RTOL`` or above; tighter solves
+    (u's) take the second pass that keeps the basis orthogonal to working precision."""
+    return 1 if rtol >= ONE_PASS_RTOL else 2
 
 
 def basis_coefficients(H: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -112,9 +121,10 @@ def basis_coefficients(H: np.ndarray, g: np.ndarray) -> np.ndarray:
     return y
 
 
-def _arnoldi(A, precondition, r, beta, targets, restart: int):
-    """The Krylov basis of the preconditioned operator from r, column by column, with the Givens
-    rotations applied to the Hessenberg matrices (triangular) and to beta e_1 (g)."""
+def _arnoldi(A, precondition, r, beta, targets, restart: int, passes: int):
+    """The Krylov basis of the preconditioned operator from r, column by column (``passes`` of
+    classical Gram-Schmidt), with the Givens rotations applied to the Hessenberg matrices
+    (triangular) and to beta e_1 (g)."""
     n, c = r.shape
     V = np.zeros((c, restart + 1, n), r.dtype)  # each column's basis contiguous, for BLAS
     V[:, 0] = (r / np.where(beta > 0, beta, 1.0)).T
@@ -126,7 +136,7 @@ def _arnoldi(A, precondition, r, beta, targets, restart: int):
         w = np.ascontiguousarray(A(precondition(np.ascontiguousarray(V[:, j].T))).T)
         for k in range(c):
             basis = V[k, : j + 1]
-            for _ in range(2):  # classical Gram-Schmidt, twice
+            for _ in range(passes):
                 h = basis @ w[k]
                 w[k] -= h @ basis
                 H[k, : j + 1, j] += h

@@ -4,8 +4,9 @@ by GMRES preconditioned by a V-cycle for B, with every n-row vector on the worke
 The cycle's finest level runs there (damped Jacobi sweeps through each range's rows of B or of
 B^T, aggregates within the ranges); its coarse levels, P^T B P over those aggregates and below,
 run in the client as ``inverse.CycleForB``. GMRES keeps its Krylov bases on the workers and
-brings only the (columns x basis) inner products to the client: four waits a step (the
-restriction gathered, the coarse correction scattered, two Gram-Schmidt passes).
+brings only the (columns x basis) inner products to the client: three waits a step (the
+restriction gathered, the coarse correction scattered, one Gram-Schmidt pass), four for the
+solve for u, whose tolerance needs the second pass.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from .inverse import (
     NULL_RTOL,
     CycleForB,
     basis_coefficients,
+    gram_schmidt_passes,
     rotate,
     warn_fallback,
 )
 from .rowblocks import RowBlocks
 
 SWEEPS = 2  # Jacobi sweeps before and after the coarse correction, as in this process
+CANCELLED = 1e-6  # |w - V h|^2 / |w|^2 below which |w|^2 - |h|^2 has lost too many digits
 
 
 class WorkerCycleForB:
@@ -157,13 +160,14 @@ def gmres(A, precondition, b: RowBlocks, rtol: float, restart: int, max_restarts
     """``inverse.gmres`` on row blocks: x with |b - A x| <= rtol |b| in each column, or the
     restarts spent (right-preconditioned, each column its own Krylov basis)."""
     norms = rowblocks.column_norms(b)
+    passes = gram_schmidt_passes(rtol)
     x = None
     for _ in range(max_restarts):
         r = b if x is None else rowblocks.map_blocks(_minus, b, A(x))
         beta = rowblocks.column_norms(r)
         if np.all(beta <= rtol * norms):
             break
-        V, H, g = _arnoldi(A, precondition, r, beta, rtol * norms, restart)
+        V, H, g = _arnoldi(A, precondition, r, beta, rtol * norms, restart, passes)
         y = basis_coefficients(H, g)
         combined = V[0].like(V[0].ranges.map(_combination, rowblocks.per_range(V[: len(y)]), y=y))
         step = precondition(combined)
@@ -173,9 +177,11 @@ def gmres(A, precondition, b: RowBlocks, rtol: float, restart: int, max_restarts
     return x
 
 
-def _arnoldi(A, precondition, r: RowBlocks, beta, targets, restart: int):
-    """The Krylov bases (classical Gram-Schmidt twice; the second pass brings w's norm too)
-    and the Hessenberg matrices, rotated to triangular as in ``inverse._arnoldi``."""
+def _arnoldi(A, precondition, r: RowBlocks, beta, targets, restart: int, passes: int):
+    """The Krylov bases and the Hessenberg matrices, rotated to triangular as in
+    ``inverse._arnoldi``: classical Gram-Schmidt, each pass bringing |w|^2 with the inner
+    products so that |w - V h|^2 = |w|^2 - |h|^2 needs no further round trip; a second pass
+    where ``passes`` asks for it or where the first cancelled nearly all of w."""
     c = r.columns
     V = [rowblocks.map_blocks(_scaled, r, factor=1.0 / np.where(beta > 0, beta, 1.0))]
     H = np.zeros((c, restart + 1, restart))
@@ -184,19 +190,27 @@ def _arnoldi(A, precondition, r: RowBlocks, beta, targets, restart: int):
     rotations = np.zeros((c, restart, 2))
     for j in range(restart):
         w = A(precondition(V[j]))
-        first, _ = _pass(V, w)
-        w = _minus_basis(V, w, first, np.ones(c))
-        second, squared = _pass(V, w)
-        # V is orthonormal, so |w - V second|^2 = |w|^2 - |second|^2 (second is small)
-        size = np.sqrt(np.maximum(squared - np.sum(second**2, axis=0), 0.0))
-        H[:, : j + 1, j] = (first + second).T
+        h, squared = _pass(V, w)
+        size = _remaining(squared, h)
+        if passes > 1 or np.any(size**2 < CANCELLED * squared):
+            w = _minus_basis(V, w, h, np.ones(c))
+            second, squared = _pass(V, w)
+            size = _remaining(squared, second)
+            H[:, : j + 1, j] = h.T
+            h = second
+        H[:, : j + 1, j] += h.T
         H[:, j + 1, j] = size
-        V.append(_minus_basis(V, w, second, 1.0 / np.where(size > 0, size, 1.0)))
+        V.append(_minus_basis(V, w, h, 1.0 / np.where(size > 0, size, 1.0)))
         for k in range(c):
             rotate(H[k], g[k], rotations[k], j)
         if np.all(np.abs(g[:, j + 1]) <= targets):
             return V, H[:, : j + 2, : j + 1], g
     return V, H, g
+
+
+def _remaining(squared: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """|w - V h| from |w|^2 and V's orthonormality, columnwise."""
+    return np.sqrt(np.maximum(squared - np.sum(h**2, axis=0), 0.0))
 
 
 # ---- M^+ through B^+ (B^T)^+ ------------------------------------------------------------------
