@@ -56,7 +56,8 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         (auto: 1e-6); for ``amg``, the largest bound on the sine between the embedding's
         subspace and the exact one (auto: ``dasklle.eigen.amg-tol``, 1e-3).
     max_iter : int or "auto", default="auto"
-        Iteration cap (auto: 100; ``amg``: 1000). A solve that stops short warns.
+        Iteration cap (auto: 100; ``amg``: 1000). A solve that stops short warns; ``amg``
+        also stops short once its bound has stopped falling (a tol below rounding's floor).
     method : {"standard", "hessian", "modified", "ltsa"}, default="standard"
         LLE variant.
     hessian_tol : float, default=1e-4
@@ -77,8 +78,7 @@ class LocallyLinearEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     random_state : int, RandomState instance or None, default=None
         Seeds the eigen solvers' starting vectors and pynndescent.
     n_jobs : int or None, default=None
-        Threads for pynndescent inside its task (-1: all). Parallelism across row blocks comes
-        from the dask scheduler.
+        Threads for pynndescent inside its task (-1: all); the dask scheduler runs the blocks.
     chunk_rows : int or None, default=None
         Rows per block; by default about ``dasklle.tasks.block-bytes`` of input per block,
         fewer when the workers' memory limit asks for it, aligned with a zarr or HDF5 input's

@@ -14,7 +14,8 @@ class DisconnectedGraphWarning(UserWarning):
 
 
 class EigenConvergenceWarning(ConvergenceWarning):
-    """The eigen solver stopped before its residual reached ``tol``.
+    """The eigen solver stopped before its residual (``amg``: its error bound) reached ``tol``,
+    at ``max_iter`` or, for ``amg``, where the bound stopped falling.
 
     A scikit-learn ``ConvergenceWarning``, so existing filters for it apply.
     """

@@ -42,6 +42,26 @@ class LobpcgResult:
     bound: float = float("inf")
 
 
+STALL_ITERATIONS = 10  # the fewest iterations without progress that make a stall
+
+
+class Stall:
+    """Tells when the subspace bound has stopped falling: its lowest value is older than
+    STALL_ITERATIONS iterations, or than an eighth of all so far if more. A falling bound,
+    however slowly, sets a new lowest value every few iterations; one on the floor that
+    rounding in the residuals sets, below which no tol can be met, only ever more rarely."""
+
+    def __init__(self):
+        self.bounds: list[float] = []
+
+    def __call__(self, bound: float) -> bool:
+        self.bounds.append(bound)
+        lowest_at = int(np.argmin(self.bounds))  # the first of equal lowest values
+        age = len(self.bounds) - 1 - lowest_at
+        patience = max(STALL_ITERATIONS, len(self.bounds) // 8)
+        return bool(np.isfinite(self.bounds[lowest_at])) and age >= patience
+
+
 def subspace_bound(values: np.ndarray, residuals: np.ndarray, n_wanted: int) -> float:
     """A bound on the sine of the angle between the span of the n_wanted lowest Ritz vectors
     and the exact eigenvectors': |R|_F / gap (the Davis-Kahan sin-theta theorem).
@@ -63,7 +83,8 @@ def lobpcg(
 ):
     """The smallest eigenpairs of symmetric A on the orthogonal complement of ``constraint``:
     all ``block`` Ritz pairs, ascending, when the span of the n_wanted lowest is within a sine
-    of tol of the exact one (``subspace_bound``) or at max_iter.
+    of tol of the exact one (``subspace_bound``), at max_iter, or when the bound has stopped
+    falling (``Stall``; tol = 0 runs max_iter iterations).
 
     The wanted eigenvalues are 1e-7..1e-5 of M's norm, so rounding that is harmless elsewhere
     is not here: A times the new directions is computed afresh every iteration (carrying it
@@ -102,14 +123,14 @@ def lobpcg(
     basis = np.empty((n, 3 * block))
     R = basis[:, block : 2 * block]
     n_P = 0  # columns of P in use (none before the first step and after a restart)
-    n_iter = first_iteration
+    n_iter, stalled = first_iteration, Stall()
     while True:
         np.multiply(X, theta, out=R)
         np.subtract(AX, R, out=R)
         bound = subspace_bound(theta, np.linalg.norm(R, axis=0), n_wanted)
         if on_iteration is not None:
             on_iteration(n_iter, bound, X, theta)
-        if bound <= tol or n_iter >= max_iter:
+        if bound <= tol or n_iter >= max_iter or (tol > 0 and stalled(bound)):
             break
         n_iter += 1
         width = block + n_P

@@ -21,10 +21,12 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from .. import config
+from ..exceptions import EigenConvergenceWarning, FallbackWarning
 from ..tasks import progress
 from . import amg, factored
 from .cost import CostOperator
 from .kept import WorkerVectors
+from .lobpcg import subspace_bound
 from .placement import choose_placement, min_rows
 from .resident import ResidentOperator
 
@@ -319,8 +321,6 @@ def _after_arpack_failed(
 ) -> NullSpace:
     """ "auto" chooses again when the factorisation about 0 fails (M singular to working
     precision, as with LTSA on some data), and records what ran instead."""
-    from ..exceptions import FallbackWarning
-
     solver = "dense" if M.shape[0] <= config.get("eigen.fallback-dense-max-rows") else "amg"
     warnings.warn(
         f"eigen_solver='auto': ARPACK failed ({exc.__cause__}); using {solver!r}.",
@@ -364,8 +364,6 @@ def _factored(M, n_components, tol, max_iter, rng, n_graph_components) -> NullSp
         if result.residual > _accepted(tol):
             raise RuntimeError(f"residual {result.residual:.1e}")
     except RuntimeError as exc:  # also ArpackError and SuperLU's singular factor
-        from ..exceptions import FallbackWarning
-
         warnings.warn(
             f"ARPACK through the LU of I - W failed ({exc}); factorising M instead.",
             FallbackWarning,
@@ -386,8 +384,6 @@ def _checked(
     """The NullSpace of the n_components lowest pairs, with fixed signs, their measured residual
     and the bound on their subspace's error from the next pair; refuses non-finite vectors and
     warns when an iterative solver stopped short (``_stopped_short``)."""
-    from .lobpcg import subspace_bound
-
     if isinstance(vectors, WorkerVectors):  # reduced where they lie; a dask array comes back
         residuals = vectors.residual_norms(values)  # NaN for a vector that is not finite
         _refuse_non_finite(residuals, solver)
@@ -402,12 +398,15 @@ def _checked(
     values, residual = values[:n_components], float(residuals[:n_components].max())
     short = _stopped_short(solver, tol, residual, bound)
     if warn and short:
-        from ..exceptions import EigenConvergenceWarning
-
         other = "'dense'" if solver in ("arpack", "factored") else "'factored'"
+        if solver == "amg" and n_iter < max_iter:  # lobpcg.Stall ended it
+            how = f"in {n_iter} iterations, its bound no longer falling"
+            remedy = "Ask for a larger tol"
+        else:
+            how, remedy = f"in max_iter={max_iter} iterations", "Increase max_iter"
         warnings.warn(
-            f"eigen_solver={solver!r} did not converge in max_iter={max_iter} iterations: {short}. "
-            f"Increase max_iter, or use eigen_solver={other}.",
+            f"eigen_solver={solver!r} did not converge {how}: {short}. "
+            f"{remedy}, or use eigen_solver={other}.",
             EigenConvergenceWarning,
             stacklevel=2,
         )

@@ -25,7 +25,7 @@ from ..exceptions import FallbackWarning
 from ..tasks import memory
 from . import inverse_workers, multigrid, rowblocks
 from .kept import WorkerVectors
-from .lobpcg import LobpcgResult, basis_from_gram, subspace_bound
+from .lobpcg import LobpcgResult, Stall, basis_from_gram, subspace_bound
 from .resident import RangeSetup, ResidentOperator
 from .rowblocks import RowBlocks
 
@@ -266,13 +266,13 @@ def lobpcg_on_workers(
     AX = problem.times(X)
     theta, U = np.linalg.eigh(_symmetric(rowblocks.gram(X, AX)))
     X, AX = rowblocks.combine([X], U), rowblocks.combine([AX], U)
-    P, n_iter = None, first_iteration
+    P, n_iter, stalled = None, first_iteration, Stall()
     while True:
         R = rowblocks.minus_times(AX, X, np.diag(theta))
         bound = subspace_bound(theta, rowblocks.column_norms(R), n_wanted)
         if on_iteration is not None:
             on_iteration(n_iter, bound, X, theta)
-        if bound <= tol or n_iter >= max_iter:
+        if bound <= tol or n_iter >= max_iter or (tol > 0 and stalled(bound)):
             return theta, X, n_iter, bound
         n_iter += 1
         S = problem.precondition(R)

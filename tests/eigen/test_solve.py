@@ -7,6 +7,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from dasklle.eigen import choose_solver, null_space
 from dasklle.eigen.cost import CostOperator, cost_matrix
+from dasklle.eigen.lobpcg import STALL_ITERATIONS, Stall
 
 from ..conftest import max_sine
 from .conftest import ITERATIVE_MAX_SINE, lle_cost_matrix, random_weight_matrix
@@ -106,3 +107,23 @@ def test_solvers_other_than_amg_take_the_operator(solver):
         CostOperator.from_weights(W), 2, solver=solver, random_state=0, tol=1e-8, max_iter=500
     )
     np.testing.assert_allclose(np.abs(a.vectors.T @ b.vectors), np.eye(2), atol=1e-5)
+
+
+def test_amg_stops_with_a_warning_when_its_bound_stops_falling():
+    """A tol below the floor that rounding sets on the bound: the solve stops once the bound
+    has stopped falling, far short of max_iter, and says so; its vectors are converged."""
+    M = lle_cost_matrix("digits")
+    with pytest.warns(ConvergenceWarning, match="no longer falling.*larger tol"):
+        result = null_space(M, 2, solver="amg", tol=1e-17, max_iter=1000, random_state=0)
+    assert result.n_iter < 200 and result.error_bound > 1e-17
+    assert max_sine(result.vectors, null_space(M, 2, solver="dense").vectors) <= 1e-6
+
+
+def test_a_bound_that_keeps_falling_is_not_a_stall():
+    stall = Stall()
+    slow = 0.999 ** np.arange(3000)  # geometric, as LOBPCG's bound falls, however slowly
+    assert not any(stall(bound) for bound in np.r_[[np.inf] * 50, slow])
+    stall = Stall()
+    floor = 1e-11 * (1 + 0.3 * np.random.default_rng(0).random(300))
+    stops = [k for k, bound in enumerate(np.r_[0.1, 1e-5, floor]) if stall(bound)]
+    assert stops and STALL_ITERATIONS < stops[0] < 60

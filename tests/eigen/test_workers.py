@@ -130,6 +130,26 @@ def test_unconverged_worker_solve_warns(client, problem):
     assert result.placement == "workers" and np.isfinite(result.vectors).all()
 
 
+def test_worker_solve_stops_when_its_bound_stops_falling(client, problem, monkeypatch):
+    """The worker loop asks ``lobpcg.Stall`` as the client's does (whose arithmetic and real
+    floor are tested with the client's solve); here it says "stalled" at the third bound."""
+    M, indices = problem
+
+    class StallsAtTheThirdBound:
+        def __init__(self):
+            self.seen = 0
+
+        def __call__(self, bound):
+            self.seen += 1
+            return self.seen == 3
+
+    monkeypatch.setattr(workers, "Stall", StallsAtTheThirdBound)
+    with dask.config.set({"dasklle.eigen.placement": "workers"}):
+        with pytest.warns(ConvergenceWarning, match="in 2 iterations, its bound no longer falling"):
+            result = null_space(M, 2, solver="amg", tol=1e-17, max_iter=1000, neighbors=indices)
+    assert result.placement == "workers" and result.n_iter == 2
+
+
 def _solve_hit_at_iteration_6(problem, monkeypatch, hit, partial=None):
     """The worker solve of ``problem`` on a 2-worker cluster of its own, calling hit(X) once
     at iteration 6 (after that iteration's block is kept); the result and dense mode's.
