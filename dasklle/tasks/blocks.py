@@ -92,9 +92,11 @@ def shared(*arrays: np.ndarray) -> list:
 def to_workers(client, arrays: list[np.ndarray]) -> list:
     """Futures of the arrays on the client's workers, each under a key of its own.
 
-    Up to ``tasks.held-max-bytes`` in all, each is the result of a task that holds it: the
-    graphs sent later name the key rather than carry the array, and the scheduler, which keeps
-    the task (a serialised copy), runs it again when the worker holding the result is lost.
+    Where the arrays of one call come to at most ``tasks.held-max-bytes`` (the limit is per
+    call: an in-memory input's blocks together, or one of the eigen stage's n-row vectors),
+    each is the result of a task that holds it: the graphs sent later name the key rather than
+    carry the array, and the scheduler, which keeps the task (a serialised copy), runs it
+    again when the worker holding the result is lost.
     Beyond, they are scattered: one copy each, which the scheduler cannot recompute. (Copies
     scattered to every worker do not stay: the active memory manager drops the replicas no
     task waits for. Keys hashed from the content are no option either: an array scattered
