@@ -22,9 +22,9 @@ LocalCluster of single-threaded worker processes and prints, per iteration after
 With ``--inverse`` the iteration is preconditioned by the solves with B and B^T (the default
 from ``eigen.inverse-workers-min-rows`` rows) and its block has ``eigen.inverse-extra-vectors``
 extra vectors; the figures are then also given per GMRES step (one preconditioned product for
-all the columns solved together), against the model's terms for a step: 10 tasks a range plus
-5 a halo plus 2 for the two reductions (the cycle's 4 products with B and the product after
-it read halos), and, for each column solved together, 5 products' halos and the restriction to
+all the columns solved together), against the model's terms for a step: 8 tasks a range plus
+5 a halo plus 1 for the Gram-Schmidt reduction (the cycle's 4 products with B and the product
+after it read halos), and, for each column solved together, 5 products' halos and the restriction to
 the coarse level (sent to the client) in 8-byte entries.
 """
 
@@ -42,7 +42,7 @@ from eigen_stage import weights
 TASKS_PER_RANGE = 31  # map calls of one iteration, reductions included
 PRODUCTS = 9  # 2 x 3 Chebyshev steps + 2 residuals in the preconditioner, and A S
 BYTES_PER_SENT_ROW = 8 * 10 * 4 + 20 * 8
-STEP_TASKS_PER_RANGE, STEP_TASKS_PER_HALO, STEP_REDUCTIONS = 10, 5, 2  # a GMRES step's
+STEP_TASKS_PER_RANGE, STEP_TASKS_PER_HALO, STEP_REDUCTIONS = 8, 5, 1  # a GMRES step's
 STEP_PRODUCTS = 5  # the cycle's two sweeps after the coarse level, one before, the
 # restriction's residual, and the product with B or B^T after the cycle
 
