@@ -22,6 +22,7 @@ from .. import config
 from . import multigrid
 
 SHIFT = 1e-9  # makes the coarsest level (singular, as B) factorisable
+LU_BYTES_AN_ENTRY = 12  # a float64 value and its int32 index
 CONVERGED_NULL = 1e-4  # |B^T u| of a unit u from a solve that converged, far below inverse-tol
 NULL_RTOL = 1e-10  # the solve for u: relative residual
 ONE_PASS_RTOL = 1e-4  # from here up, one Gram-Schmidt pass keeps the basis orthogonal enough
@@ -29,19 +30,18 @@ ONE_PASS_RTOL = 1e-4  # from here up, one Gram-Schmidt pass keeps the basis orth
 
 class CycleForB:
     """A V-cycle for B (``transpose``: for B^T) over aggregates of the kNN graph: damped Jacobi
-    smoothing, Galerkin coarse levels P^T A P, the first with at most ``eigen.inverse-coarse-rows``
-    rows solved by a sparse LU (an exact coarse solve keeps the cycle strong). ``BT``: B^T where
-    the caller holds it already (a CostOperator's), else built here. Without ``coarsen``, B
-    itself is factored if it has no more rows than that (B the first coarse level of a cycle
-    whose finest level runs on the workers)."""
+    smoothing, Galerkin coarse levels P^T A P, the first that ``factorable`` allows solved by a
+    sparse LU (an exact coarse solve keeps the cycle strong). ``BT``: B^T where the caller
+    holds it already (a CostOperator's), else built here. Without ``coarsen``, B itself is
+    factored if it can be (B the first coarse level of a cycle whose finest level runs on the
+    workers)."""
 
     def __init__(self, B, graph, rng, sweeps: int = 2, BT=None, coarsen: bool = True):
         self.sweeps = sweeps
         self.B = sp.csr_array(B).tocsr()
         self.BT = sp.csr_array(self.B.T if BT is None else BT).tocsr()
         self.operators, self.prolongators = [self.B], []
-        coarsest_rows = config.get("eigen.inverse-coarse-rows")
-        while (coarsen and len(self.operators) == 1) or self.operators[-1].shape[0] > coarsest_rows:
+        while (coarsen and len(self.operators) == 1) or not factorable(self.operators[-1]):
             P = multigrid.aggregation(graph)
             if P.shape[1] >= 0.8 * P.shape[0]:  # the graph no longer coarsens
                 break
@@ -49,9 +49,7 @@ class CycleForB:
             self.operators.append(sp.csr_array(P.T @ self.operators[-1] @ P).tocsr())
             graph = multigrid.coarse_graph(graph, P)
         self.damping = [_damping(A, rng) for A in self.operators[:-1]]
-        coarsest = self.operators.pop()
-        shift = SHIFT * np.abs(coarsest.diagonal()).mean()
-        self.coarsest = sla.splu(sp.csc_matrix(coarsest + shift * sp.eye_array(coarsest.shape[0])))
+        self.coarsest = _lu(self.operators.pop())
         self.transposed = [self.BT] + [sp.csr_array(A.T).tocsr() for A in self.operators[1:]]
 
     def __call__(self, b: np.ndarray, transpose: bool = False) -> np.ndarray:
@@ -70,6 +68,37 @@ class CycleForB:
         for _ in range(self.sweeps):
             x += weights * (b - A @ x)
         return x
+
+
+def _lu(A):
+    """SuperLU's factors of A, shifted by SHIFT times its mean diagonal (A is singular)."""
+    shift = SHIFT * np.abs(A.diagonal()).mean()
+    return sla.splu(sp.csc_matrix(A + shift * sp.eye_array(A.shape[0])))
+
+
+def factorable(A) -> bool:
+    """Whether a level is solved by a sparse LU: it has at most ``eigen.inverse-coarse-rows``
+    rows, or the LU of its leading block of that many rows and of half of them predict a
+    fill whose bytes fit ``eigen.inverse-coarse-bytes``. The fill a row grows with the rows
+    as a power that depends on the data: slowly where the points have few intrinsic
+    dimensions, fast on digits-784 (docs/design/eigen.md)."""
+    rows, n = int(config.get("eigen.inverse-coarse-rows")), A.shape[0]
+    if n <= rows:
+        return True
+    allowed = config.get_bytes("eigen.inverse-coarse-bytes") / (n * LU_BYTES_AN_ENTRY)  # a row
+    half = _fill_a_row(A, rows // 2) if allowed > 0 else np.inf
+    if half > allowed:  # the fill a row only grows with the rows
+        return False
+    whole = _fill_a_row(A, rows)
+    growth = max(0.0, np.log2(whole / half))  # the power, from one doubling
+    return whole * (n / rows) ** growth <= allowed
+
+
+def _fill_a_row(A, size: int) -> float:
+    """Entries of L and U a row for the LU of A's leading (size x size) block (the leading
+    rows of a level in the locality order: a compact part of the graph)."""
+    factors = _lu(sp.csr_array(A)[:size][:, :size])
+    return (factors.L.nnz + factors.U.nnz) / size
 
 
 def _damping(A, rng) -> np.ndarray:

@@ -50,15 +50,18 @@ def _steps_to(rtol, solve):
 
 
 def test_the_cycle_for_b_makes_gmres_converge_in_few_steps():
-    """The cycle for B (two levels, or three with the coarse level configured down) as GMRES'
-    preconditioner: B's systems solved to 1e-6 in under 80 steps, where GMRES without it has not
-    converged after 400; u spans B^T's null space."""
+    """The cycle for B (two levels, or three where the coarse level's LU would not fit) as
+    GMRES' preconditioner: B's systems solved to 1e-6 in under 80 steps, where GMRES without it
+    has not converged after 400; u spans B^T's null space."""
     M, graph = _ordered("digits", 1500)
     b = M.B @ np.random.default_rng(1).standard_normal((1500, 2))  # in B's range
-    for coarse_rows in (1000, 30):
-        with dask.config.set({"dasklle.eigen.inverse-coarse-rows": coarse_rows}):
+    # the coarse level (about 60 rows) factored: it is small, or its LU fits the bytes; or not
+    cases = ((1000, "1 KiB", 2), (30, "1 MiB", 2), (30, "1 KiB", 3))
+    for coarse_rows, coarse_bytes, levels in cases:
+        settings = {"inverse-coarse-rows": coarse_rows, "inverse-coarse-bytes": coarse_bytes}
+        with dask.config.set({f"dasklle.eigen.{key}": value for key, value in settings.items()}):
             T = inverse.InverseOfM(M.B, graph, np.random.default_rng(0))
-        assert len(T.cycle.prolongators) == (1 if coarse_rows == 1000 else 2)
+        assert len(T.cycle.prolongators) + 1 == levels
         assert np.linalg.norm(T.BT @ T.left_null) <= 1e-6
         steps, x = _steps_to(1e-6, lambda T=T: T._solve(b, False, 1e-6))
         assert np.linalg.norm(b - M.B @ x) <= 1e-6 * np.linalg.norm(b) and steps <= 80, steps
@@ -82,7 +85,8 @@ def test_amg_with_the_inverse_matches_dense_in_a_few_iterations(name):
     W, indices = lle_weight_matrix(manifold(name, 2000), 10)
     M = CostOperator.from_weights(W)
     dense = null_space(M.tocsr(), 2, solver="dense")
-    with dask.config.set({"dasklle.eigen.inverse-coarse-rows": 50}):  # three levels
+    three_levels = {"inverse-coarse-rows": 50, "inverse-coarse-bytes": 0}
+    with dask.config.set({f"dasklle.eigen.{key}": value for key, value in three_levels.items()}):
         found = null_space(M, 2, solver="amg", tol=1e-6, random_state=0, neighbors=indices)
     assert found.n_iter <= 20 and found.error_bound <= 1e-6
     assert max_sine(found.vectors, dense.vectors) <= ITERATIVE_MAX_SINE
