@@ -192,13 +192,12 @@ def _arnoldi(A, precondition, r: RowBlocks, beta, targets, restart: int, passes:
         w = A(precondition(V[j]))
         h, squared = _pass(V, w)
         size = _remaining(squared, h)
+        H[:, : j + 1, j] = h.T
         if passes > 1 or np.any(size**2 < CANCELLED * squared):
             w = _minus_basis(V, w, h, np.ones(c))
-            second, squared = _pass(V, w)
-            size = _remaining(squared, second)
-            H[:, : j + 1, j] = h.T
-            h = second
-        H[:, : j + 1, j] += h.T
+            h, squared = _pass(V, w)
+            size = _remaining(squared, h)
+            H[:, : j + 1, j] += h.T
         H[:, j + 1, j] = size
         V.append(_minus_basis(V, w, h, 1.0 / np.where(size > 0, size, 1.0)))
         for k in range(c):
