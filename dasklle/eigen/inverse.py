@@ -3,7 +3,7 @@
 
 M = B^T B with B = I - W, so M^+ r = B^+ (B^T)^+ r for r orthogonal to the constant vector:
 two linear solves, each by GMRES on all the block's columns at once, preconditioned by an
-aggregation V-cycle for B itself (or B^T) over the kNN graph's aggregates. A cycle for M cannot
+aggregation cycle for B itself (or B^T) over the kNN graph's aggregates. A cycle for M cannot
 resolve M's bottom modes (M acts like a fourth-order operator), so LOBPCG with it needs more
 iterations the more points there are; solved to a relative residual of ``eigen.inverse-tol``,
 these solves keep that count nearly flat (measurements: docs/design/eigen.md).
@@ -29,42 +29,57 @@ ONE_PASS_RTOL = 1e-4  # from here up, one Gram-Schmidt pass keeps the basis orth
 
 
 class CycleForB:
-    """A V-cycle for B (``transpose``: for B^T) over aggregates of the kNN graph: damped Jacobi
+    """A cycle for B (``transpose``: for B^T) over aggregates of the kNN graph: damped Jacobi
     smoothing, Galerkin coarse levels P^T A P, the first that ``factorable`` allows solved by a
-    sparse LU (an exact coarse solve keeps the cycle strong). ``BT``: B^T where the caller
-    holds it already (a CostOperator's), else built here. Without ``coarsen``, B itself is
-    factored if it can be (B the first coarse level of a cycle whose finest level runs on the
-    workers)."""
+    sparse LU (an exact coarse solve keeps the cycle strong), each coarse level above it by
+    ``eigen.inverse-coarse-cycles`` cycles of its own (2: a W-cycle).
+    Coarse levels are aggregated over their graph's ``eigen.inverse-coarse-edges`` heaviest
+    edges a node. ``BT``: B^T where the caller holds it already (a CostOperator's), else
+    built here. Without ``coarsen``, B is a coarse level: the first of a cycle whose finest
+    level runs on the workers, factored if it can be."""
 
     def __init__(self, B, graph, rng, sweeps: int = 2, BT=None, coarsen: bool = True):
-        self.sweeps = sweeps
+        self.sweeps, self.finest = sweeps, coarsen
+        self.cycles = int(config.get("eigen.inverse-coarse-cycles"))
+        edges = int(config.get("eigen.inverse-coarse-edges"))
         self.B = sp.csr_array(B).tocsr()
         self.BT = sp.csr_array(self.B.T if BT is None else BT).tocsr()
         self.operators, self.prolongators = [self.B], []
+        graph = graph if coarsen else multigrid.strongest_edges(graph, edges)
         while (coarsen and len(self.operators) == 1) or not factorable(self.operators[-1]):
             P = multigrid.aggregation(graph)
             if P.shape[1] >= 0.8 * P.shape[0]:  # the graph no longer coarsens
                 break
             self.prolongators.append(P)
             self.operators.append(sp.csr_array(P.T @ self.operators[-1] @ P).tocsr())
-            graph = multigrid.coarse_graph(graph, P)
+            graph = multigrid.strongest_edges(multigrid.coarse_graph(graph, P), edges)
         self.damping = [_damping(A, rng) for A in self.operators[:-1]]
         self.coarsest = _lu(self.operators.pop())
         self.transposed = [self.BT] + [sp.csr_array(A.T).tocsr() for A in self.operators[1:]]
 
     def __call__(self, b: np.ndarray, transpose: bool = False) -> np.ndarray:
-        return self._cycle(0, b, transpose)
+        if self.finest and self.prolongators:
+            return self._cycle(0, b, transpose)
+        return self._solved(0, b, transpose)
 
-    def _cycle(self, level: int, b: np.ndarray, transpose: bool) -> np.ndarray:
+    def _solved(self, level: int, b: np.ndarray, transpose: bool) -> np.ndarray:
+        """A coarse level's correction: its LU's solve, or ``cycles`` cycles from it."""
         if level == len(self.prolongators):
             return self.coarsest.solve(np.asarray(b, order="F"), "T" if transpose else "N")
+        A = self.transposed[level] if transpose else self.operators[level]
+        x = self._cycle(level, b, transpose)
+        for _ in range(self.cycles - 1):
+            x += self._cycle(level, b - A @ x, transpose)
+        return x
+
+    def _cycle(self, level: int, b: np.ndarray, transpose: bool) -> np.ndarray:
         A = self.transposed[level] if transpose else self.operators[level]
         weights = self.damping[level]
         x = weights * b
         for _ in range(self.sweeps - 1):
             x += weights * (b - A @ x)
         P = self.prolongators[level]
-        x += P @ self._cycle(level + 1, P.T @ (b - A @ x), transpose)
+        x += P @ self._solved(level + 1, P.T @ (b - A @ x), transpose)
         for _ in range(self.sweeps):
             x += weights * (b - A @ x)
         return x

@@ -1,5 +1,5 @@
 """``inverse.InverseOfM`` for the solve on the workers: the same two solves, with B and B^T,
-by GMRES preconditioned by a V-cycle for B, with every n-row vector on the workers.
+by GMRES preconditioned by a cycle for B, with every n-row vector on the workers.
 
 The cycle's finest level runs there (damped Jacobi sweeps through each range's rows of B or of
 B^T, aggregates within the ranges); its coarse levels, P^T B P over those aggregates and below,
@@ -33,7 +33,7 @@ CANCELLED = 1e-6  # |w - V h|^2 / |w|^2 below which |w|^2 - |h|^2 has lost too m
 
 
 class WorkerCycleForB:
-    """One V-cycle for B (or B^T) on blocks on the workers (``problem``: a
+    """One cycle for B (or B^T) on blocks on the workers (``problem``: a
     ``workers.WorkerProblem``, whose ranges, halos and aggregates it shares)."""
 
     def __init__(self, problem, setup, ids: np.ndarray, rng):

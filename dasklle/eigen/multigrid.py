@@ -279,6 +279,21 @@ def coarse_graph(graph, P) -> sp.csr_array:
     return coarse
 
 
+def strongest_edges(graph, k: int) -> sp.csr_array:
+    """The graph with each node's k heaviest edges (ties broken by position), kept where
+    either end keeps them: a graph between aggregates links each to dozens of others, and
+    aggregating over all of those links merges a hundred nodes at once."""
+    graph = sp.csr_array(graph).tocsr()
+    rows = np.repeat(np.arange(graph.shape[0]), np.diff(graph.indptr))
+    order = np.lexsort((-graph.data, rows))  # by row, heaviest first
+    rank = np.arange(graph.nnz) - graph.indptr[rows[order]]
+    kept = order[rank < k]
+    heaviest = sp.csr_array(
+        (graph.data[kept], (rows[kept], graph.indices[kept])), shape=graph.shape
+    )
+    return heaviest.maximum(heaviest.T).tocsr()
+
+
 def galerkin(B, P, shift: float, chunks: int = 8) -> sp.csr_array:
     """P^T (B^T B + shift I) P, summed over row chunks of B P: never all of B P (n rows) beside
     the result, and never B^T B."""

@@ -320,11 +320,11 @@ def _coarse_share_of_B(held, p: int, bounds: np.ndarray, ids: np.ndarray, n_coar
 
 
 def _undirected(directed: sp.csr_array) -> sp.csr_array:
-    """The 0/1 graph of the directed edges both ways, without loops."""
+    """The graph of the directed edges both ways, without loops, each weighted by its count of
+    kNN edges (as ``multigrid.coarse_graph``'s)."""
     graph = (directed + directed.T).tocsr()
     graph.setdiag(0)
     graph.eliminate_zeros()
-    graph.data[:] = 1.0
     return graph
 
 

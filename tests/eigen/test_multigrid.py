@@ -91,3 +91,23 @@ def test_every_node_is_in_an_aggregate():
     P = aggregation(graph)
     np.testing.assert_array_equal(P @ np.ones(P.shape[1]), np.ones(8))
     assert P[[6], :].nnz == 1 and P[[7], :].nnz == 1 and P[6, :].argmax() != P[7, :].argmax()
+
+
+def test_strongest_edges_keeps_each_nodes_heaviest_edges_both_ways():
+    """Each node keeps its k heaviest edges, and an edge kept by either end stays: the result
+    is symmetric, no heavier edge of a node is dropped for a lighter one, and nothing is
+    added."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    graph = sp.random_array((300, 300), density=0.1, random_state=1, data_sampler=rng.random)
+    graph = sp.csr_array(graph + graph.T)
+    graph.setdiag(0)
+    graph.eliminate_zeros()
+    kept = multigrid.strongest_edges(graph, 4)
+    assert (kept != kept.T).nnz == 0 and (kept != kept.multiply(graph > 0)).nnz == 0
+    for node in range(300):
+        row, mine = graph[[node], :].toarray().ravel(), kept[[node], :].toarray().ravel()
+        heaviest = np.sort(row[row > 0])[::-1][:4]
+        assert np.all(np.isin(heaviest, mine[mine > 0]))  # its own k
+    assert kept.nnz < graph.nnz / 2
