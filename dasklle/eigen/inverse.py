@@ -45,14 +45,15 @@ class CycleForB:
         self.B = sp.csr_array(B).tocsr()
         self.BT = sp.csr_array(self.B.T if BT is None else BT).tocsr()
         self.operators, self.prolongators = [self.B], []
-        graph = graph if coarsen else multigrid.strongest_edges(graph, edges)
         while (coarsen and len(self.operators) == 1) or not factorable(self.operators[-1]):
+            if self.prolongators or not coarsen:  # a graph between aggregates
+                graph = multigrid.strongest_edges(graph, edges)
             P = multigrid.aggregation(graph)
             if P.shape[1] >= 0.8 * P.shape[0]:  # the graph no longer coarsens
                 break
             self.prolongators.append(P)
             self.operators.append(sp.csr_array(P.T @ self.operators[-1] @ P).tocsr())
-            graph = multigrid.strongest_edges(multigrid.coarse_graph(graph, P), edges)
+            graph = multigrid.coarse_graph(graph, P)
         self.damping = [_damping(A, rng) for A in self.operators[:-1]]
         self.coarsest = _lu(self.operators.pop())
         self.transposed = [self.BT] + [sp.csr_array(A.T).tocsr() for A in self.operators[1:]]
@@ -66,14 +67,17 @@ class CycleForB:
         """A coarse level's correction: its LU's solve, or ``cycles`` cycles from it."""
         if level == len(self.prolongators):
             return self.coarsest.solve(np.asarray(b, order="F"), "T" if transpose else "N")
-        A = self.transposed[level] if transpose else self.operators[level]
+        A = self._operator(level, transpose)
         x = self._cycle(level, b, transpose)
         for _ in range(self.cycles - 1):
             x += self._cycle(level, b - A @ x, transpose)
         return x
 
+    def _operator(self, level: int, transpose: bool):
+        return self.transposed[level] if transpose else self.operators[level]
+
     def _cycle(self, level: int, b: np.ndarray, transpose: bool) -> np.ndarray:
-        A = self.transposed[level] if transpose else self.operators[level]
+        A = self._operator(level, transpose)
         weights = self.damping[level]
         x = weights * b
         for _ in range(self.sweeps - 1):
